@@ -1,0 +1,194 @@
+//! Start-up and the run loop: open the store, load or create the admin
+//! token, start the service, bind both listeners ([`App::build`]); then serve
+//! until the shutdown future resolves, drain, and close the store
+//! ([`App::run`]).
+
+use std::fs;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::http::{self, AppState, Listener};
+use crate::service::{InternalError, Service, Settings};
+use crate::store::{Store, StoreError};
+use crate::throttle::{self, Throttle};
+use crate::time::Clock;
+
+/// How often expired revocations and retired keys are swept.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why the server could not start. Each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The service could not load its state.
+    #[error("could not load keys and revocations: {0}")]
+    Service(#[from] InternalError),
+    /// A listener could not bind.
+    #[error(
+        "could not listen on {addr}: {source}; pick a free address with --listen/--admin-listen"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The admin token file could not be read or written.
+    #[error("admin token file {path}: {reason}")]
+    AdminToken {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong and what to do.
+        reason: String,
+    },
+}
+
+/// Reads the admin token from `path`, or creates one (mode 0600) if the file
+/// does not exist. Logs the path, never the token.
+pub fn load_or_create_admin_token(path: &Path) -> Result<String, StartError> {
+    let err = |reason: String| StartError::AdminToken {
+        path: path.to_owned(),
+        reason,
+    };
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let token = text.trim();
+            if token.is_empty() {
+                return Err(err(
+                    "the file is empty; put a token in it or delete it to have one generated"
+                        .into(),
+                ));
+            }
+            Ok(token.to_owned())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| err(format!("no OS randomness: {e}")))?;
+            let token = B64.encode(bytes);
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(format!("could not create it: {e}")))?;
+            file.write_all(token.as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| err(format!("could not write it: {e}")))?;
+            tracing::info!(path = %path.display(), "created admin token file");
+            Ok(token)
+        }
+        Err(e) => Err(err(format!("could not read it: {e}"))),
+    }
+}
+
+/// A built server, listeners bound, not yet serving.
+pub struct App {
+    state: Arc<AppState>,
+    partner: TcpListener,
+    admin: TcpListener,
+    /// The partner listener's bound address.
+    pub partner_addr: SocketAddr,
+    /// The admin listener's bound address.
+    pub admin_addr: SocketAddr,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok((listener, bound))
+}
+
+impl App {
+    /// Opens the store (failing at once if another process has it), loads or
+    /// creates keys and the admin token, and binds both listeners.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let store = Store::open(&config.data_dir)?;
+        tracing::info!(path = %store.path().display(), "opened database");
+        let admin_token = load_or_create_admin_token(&config.admin_token_file)?;
+        let service = Service::start(
+            store,
+            Settings {
+                issuer: config.issuer.clone(),
+                default_ttl_secs: config.token_ttl_secs,
+            },
+            Clock::system(),
+        )?;
+        tokio::task::spawn_blocking(crate::password::warm_up);
+        let state = Arc::new(AppState {
+            service: Arc::new(service),
+            throttle: Throttle::new(config.throttle, throttle::DEFAULT_CAPACITY),
+            trusted_proxies: config.trusted_proxies.clone(),
+            admin_token_digest: http::admin::token_digest(&admin_token),
+        });
+        let (partner, partner_addr) = bind(config.listen).await?;
+        let (admin, admin_addr) = bind(config.admin_listen).await?;
+        tracing::info!("listening partner={partner_addr}");
+        tracing::info!("listening admin={admin_addr}");
+        Ok(Self {
+            state,
+            partner,
+            admin,
+            partner_addr,
+            admin_addr,
+        })
+    }
+
+    /// Serves both listeners until `shutdown` resolves, then stops accepting,
+    /// lets in-flight requests finish (up to 10 s) and closes the store.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let partner = tokio::spawn(http::serve(
+            self.partner,
+            http::routes(self.state.clone(), Listener::Partner),
+            stopped(),
+        ));
+        let admin = tokio::spawn(http::serve(
+            self.admin,
+            http::routes(self.state.clone(), Listener::Admin),
+            stopped(),
+        ));
+        let service = self.state.service.clone();
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+            loop {
+                tick.tick().await;
+                match service.prune().await {
+                    Ok((0, 0)) => {}
+                    Ok((revocations, keys)) => {
+                        tracing::info!(revocations, keys, "pruned expired revocations and keys");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
+                }
+            }
+        });
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        let _ = tokio::join!(partner, admin);
+        pruner.abort();
+        let _ = pruner.await;
+        tracing::info!("stopped");
+    }
+}

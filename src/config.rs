@@ -1,0 +1,162 @@
+//! `tessera serve` flags and environment variables (SPEC §1), validated into
+//! a [`Config`]: durations parsed with humantime, addresses and proxy lists
+//! checked, paths resolved.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use ipnet::IpNet;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The flags of `tessera serve`; each has an env var.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Directory for tessera.redb and admin.token (created 0700 if missing).
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Partner API address (port 0 picks a free port).
+    #[arg(long, env = "TESSERA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Admin API address; keep it on a private interface.
+    #[arg(long, env = "TESSERA_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
+    /// The `iss` claim of issued tokens.
+    #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
+    pub issuer: String,
+    /// Token lifetime when a user has no token_ttl_secs (e.g. 90s, 15m, 1h, 7d).
+    #[arg(long, env = "TESSERA_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub token_ttl: Duration,
+    /// Admin bearer token file [default: <data-dir>/admin.token].
+    #[arg(long, env = "TESSERA_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+    /// Comma-separated IPs/CIDRs whose X-Forwarded-For is believed.
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Log line format.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Failed logins from one address within --throttle-window that trigger throttling.
+    #[arg(long, env = "TESSERA_THROTTLE_FAILURES", default_value_t = 10)]
+    pub throttle_failures: u32,
+    /// Window in which failures are counted.
+    #[arg(long, env = "TESSERA_THROTTLE_WINDOW", default_value = "5m", value_parser = parse_duration)]
+    pub throttle_window: Duration,
+    /// First lockout; doubles for repeat offenders up to --throttle-max-lockout.
+    #[arg(long, env = "TESSERA_THROTTLE_LOCKOUT", default_value = "1m", value_parser = parse_duration)]
+    pub throttle_lockout: Duration,
+    /// Longest lockout.
+    #[arg(long, env = "TESSERA_THROTTLE_MAX_LOCKOUT", default_value = "1h", value_parser = parse_duration)]
+    pub throttle_max_lockout: Duration,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; use a duration like 90s, 15m, 1h or 7d"))?;
+    if d.as_secs() == 0 {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
+}
+
+fn parse_proxy(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR (e.g. 10.0.0.1 or 10.0.0.0/8)"))
+}
+
+/// Brute-force throttling settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Failures within `window` that trigger a lockout.
+    pub failures: u32,
+    /// Counting window.
+    pub window: Duration,
+    /// First lockout.
+    pub lockout: Duration,
+    /// Longest lockout.
+    pub max_lockout: Duration,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Partner listener.
+    pub listen: SocketAddr,
+    /// Admin listener.
+    pub admin_listen: SocketAddr,
+    /// `iss` claim.
+    pub issuer: String,
+    /// Default token TTL in whole seconds.
+    pub token_ttl_secs: u64,
+    /// Where the admin token lives.
+    pub admin_token_file: PathBuf,
+    /// Proxies whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Throttling.
+    pub throttle: ThrottleConfig,
+}
+
+impl Config {
+    /// Validates the flags.
+    pub fn from_args(args: ServeArgs) -> Result<Self, String> {
+        if args.issuer.is_empty() || args.issuer.len() > 256 {
+            return Err("--issuer must be 1-256 characters".into());
+        }
+        if args.throttle_failures == 0 {
+            return Err("--throttle-failures must be at least 1".into());
+        }
+        let admin_token_file = args
+            .admin_token_file
+            .unwrap_or_else(|| args.data_dir.join("admin.token"));
+        Ok(Self {
+            data_dir: args.data_dir,
+            listen: args.listen,
+            admin_listen: args.admin_listen,
+            issuer: args.issuer,
+            token_ttl_secs: args.token_ttl.as_secs(),
+            admin_token_file,
+            trusted_proxies: args.trusted_proxies,
+            log_format: args.log_format,
+            throttle: ThrottleConfig {
+                failures: args.throttle_failures,
+                window: args.throttle_window,
+                lockout: args.throttle_lockout,
+                max_lockout: args.throttle_max_lockout.max(args.throttle_lockout),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_proxies() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 7 * 86400);
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("like 90s"));
+        assert_eq!(parse_proxy("10.0.0.1").unwrap().to_string(), "10.0.0.1/32");
+        assert_eq!(
+            parse_proxy(" 10.0.0.0/8").unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert!(parse_proxy("example.com").is_err());
+    }
+}

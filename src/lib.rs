@@ -1,0 +1,35 @@
+//! Tessera: one self-contained binary that provisions partner users, issues
+//! compact Ed25519-signed JWTs for them, verifies those tokens for any
+//! service (or a forward-auth proxy), and keeps everything in one embedded
+//! redb file.
+//!
+//! # Layout
+//! - [`cli`], [`config`]: flags and env vars into a validated config.
+//! - [`app`]: start-up (store, keys, admin token, listeners) and the run loop.
+//! - [`http`]: the HTTP edge; `partner` and `admin` route requests to the
+//!   service, `reply` maps results to responses, `form` decodes credentials.
+//! - [`service`]: the use cases; knows no HTTP and no redb.
+//! - [`token`]: the pure JWT codec and token-level verification rules.
+//! - [`keys`]: the Ed25519 keyring, `kid` thumbprints, JWKS, rotation plan.
+//! - [`password`]: hash schemes, constant-time verify, dummy verify.
+//! - [`user`]: usernames, user records and account-state rules.
+//! - [`store`]: the only module that imports redb.
+//! - [`throttle`]: bounded per-address brute-force throttling.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`time`]: unix seconds, RFC 3339, and an injectable clock.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod keys;
+pub mod metrics;
+pub mod password;
+pub mod service;
+pub mod store;
+pub mod throttle;
+pub mod time;
+pub mod token;
+pub mod user;

@@ -1,0 +1,85 @@
+//! The `tessera` binary: parse the command line, set up logging, run, and
+//! turn failures into a message with its cause chain and a non-zero exit.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tessera::app::App;
+use tessera::cli::{Cli, Command};
+use tessera::config::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn report(err: &(dyn std::error::Error + 'static)) -> ExitCode {
+    let mut message = format!("error: {err}");
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(&format!("\n  caused by: {s}"));
+        source = s.source();
+    }
+    eprintln!("{message}");
+    ExitCode::FAILURE
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            // Without signal handlers, Ctrl-C is the only way out.
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match Config::from_args(args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(config.log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => return report(&e),
+            };
+            runtime.block_on(async {
+                match App::build(config).await {
+                    Ok(app) => {
+                        app.run(shutdown_signal()).await;
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => report(&e),
+                }
+            })
+        }
+    }
+}

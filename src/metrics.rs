@@ -1,0 +1,138 @@
+//! Prometheus metrics, kept with `prometheus-client` and rendered in its text
+//! format: token and verify outcomes, per-route latency, user and revocation
+//! gauges (read at scrape time) and build info.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+type Outcome = [(&'static str, &'static str); 1];
+type Route = [(&'static str, &'static str); 2];
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … ~1.6 s, doubling.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// Every metric Tessera exports.
+pub struct Metrics {
+    registry: Registry,
+    token_requests: Family<Outcome, Counter>,
+    verify_requests: Family<Outcome, Counter>,
+    request_seconds: Family<Route, Histogram, fn() -> Histogram>,
+    users: Gauge,
+    revocations: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `tessera_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tessera");
+        let token_requests = Family::<Outcome, Counter>::default();
+        let verify_requests = Family::<Outcome, Counter>::default();
+        let request_seconds =
+            Family::<Route, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let users = Gauge::default();
+        let revocations = Gauge::default();
+        registry.register(
+            "token_requests",
+            "POST /generateToken requests by outcome",
+            token_requests.clone(),
+        );
+        registry.register(
+            "verify_requests",
+            "GET /verify requests by outcome",
+            verify_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request to response, by listener and route",
+            request_seconds.clone(),
+        );
+        registry.register("users", "Users in the store", users.clone());
+        registry.register(
+            "revocations",
+            "Revoked token ids not yet expired",
+            revocations.clone(),
+        );
+        registry.register(
+            "build",
+            "Build information",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Self {
+            registry,
+            token_requests,
+            verify_requests,
+            request_seconds,
+            users,
+            revocations,
+        }
+    }
+
+    /// Counts one `/generateToken` outcome (`issued`, `invalid_credentials`, …).
+    pub fn token_request(&self, outcome: &'static str) {
+        self.token_requests
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
+    }
+
+    /// Counts one `/verify` outcome (`valid`, `expired`, …).
+    pub fn verify_request(&self, outcome: &'static str) {
+        self.verify_requests
+            .get_or_create(&[("outcome", outcome)])
+            .inc();
+    }
+
+    /// Records one request's latency.
+    pub fn observe(&self, listener: &'static str, route: &'static str, seconds: f64) {
+        self.request_seconds
+            .get_or_create(&[("listener", listener), ("route", route)])
+            .observe(seconds);
+    }
+
+    /// Renders the text exposition format with the given gauge readings.
+    pub fn render(&self, users: u64, revocations: u64) -> String {
+        self.users.set(i64::try_from(users).unwrap_or(i64::MAX));
+        self.revocations
+            .set(i64::try_from(revocations).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_gauges() {
+        let m = Metrics::new();
+        m.token_request("issued");
+        m.verify_request("expired");
+        m.observe("partner", "generate_token", 0.001);
+        let text = m.render(3, 1);
+        assert!(
+            text.contains("tessera_token_requests_total{outcome=\"issued\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("tessera_verify_requests_total{outcome=\"expired\"} 1"));
+        assert!(text.contains("tessera_users 3"));
+        assert!(text.contains("tessera_revocations 1"));
+        assert!(text.contains("tessera_build_info{version="));
+        assert!(text.contains("tessera_http_request_duration_seconds_bucket"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,963 @@
+//! The use cases: issue a token for credentials, verify a bearer, and every
+//! operator action. Knows nothing of HTTP; talks to redb only through
+//! `store`. Hot-path state (keyring, revoked jtis, verified signatures) lives
+//! in memory and is replaced whenever a mutation commits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::keys::{self, KeyStatus, Keyring, RotateError};
+use crate::metrics::Metrics;
+use crate::password::{self, PasswordHash};
+use crate::store::{Audit, AuditEvent, ImportCounts, Page, Store, StoreError};
+use crate::time::{self, Clock};
+use crate::token::{self, Claims, TokenError};
+use crate::user::{
+    AccountError, AccountStatus, CredentialRuleError, User, Username, check_password_rule,
+};
+
+/// How long verifiers may cache the JWKS (its `Cache-Control: max-age`), and
+/// so the shortest time between two key rotations.
+pub const JWKS_MAX_AGE_SECS: u64 = 300;
+/// How many verified token signatures are remembered.
+const VERIFIED_CACHE_CAPACITY: usize = 8192;
+
+/// Settings the use cases need from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `iss` claim.
+    pub issuer: String,
+    /// Token lifetime for users without their own `token_ttl_secs`.
+    pub default_ttl_secs: u64,
+}
+
+/// An issued token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The compact JWS.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// Why no token was issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// Unknown user or wrong password (indistinguishable on purpose).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The password matched but the account may not get tokens.
+    #[error("account may not get tokens: {0}")]
+    AccountState(AccountError),
+    /// Something broke inside; logged, shown as a plain 500.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A token-level rule failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token's `jti` was revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// The account refuses the token.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// Something broke inside; logged, shown as a plain 500.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl VerifyError {
+    /// A stable label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Token(TokenError::Malformed) => "malformed",
+            Self::Token(TokenError::UnsupportedAlgorithm | TokenError::CriticalHeader) => {
+                "bad_header"
+            }
+            Self::Token(TokenError::UnknownKey) => "unknown_key",
+            Self::Token(TokenError::BadSignature) => "bad_signature",
+            Self::Token(TokenError::WrongIssuer) => "wrong_issuer",
+            Self::Token(TokenError::NotYetValid) => "not_yet_valid",
+            Self::Token(TokenError::Expired) => "expired",
+            Self::Revoked | Self::Account(AccountError::Revoked) => "revoked",
+            Self::Account(_) => "account",
+            Self::Internal(_) => "error",
+        }
+    }
+}
+
+/// A failure that is not the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The OS random source or a hash failed.
+    #[error("{0}")]
+    Crypto(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The stored keys do not form a keyring.
+    #[error(transparent)]
+    Keyring(#[from] keys::KeyringError),
+}
+
+/// Why an operator action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Input that breaks a rule (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such user, key or revocation (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The action conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Something broke inside (500).
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BadSnapshot { .. } => AdminError::Invalid(e.to_string()),
+            other => AdminError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<CredentialRuleError> for AdminError {
+    fn from(e: CredentialRuleError) -> Self {
+        AdminError::Invalid(e.to_string())
+    }
+}
+
+/// A new user, as the operator asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Login name (validated here).
+    pub username: String,
+    /// The password, or None to generate one.
+    pub password: Option<String>,
+    /// Unix seconds, or None.
+    pub expires_at: Option<u64>,
+    /// Seconds (> 0), or None for the server default.
+    pub token_ttl_secs: Option<u64>,
+    /// Free text.
+    pub note: Option<String>,
+}
+
+/// A change to a user: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// New status.
+    pub status: Option<AccountStatus>,
+    /// New expiry or clear.
+    pub expires_at: Option<Option<u64>>,
+    /// New TTL or clear.
+    pub token_ttl_secs: Option<Option<u64>>,
+    /// New note or clear.
+    pub note: Option<Option<String>>,
+}
+
+/// A key as the admin API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyView {
+    /// RFC 7638 thumbprint.
+    pub kid: String,
+    /// next, active or retired.
+    pub status: KeyStatus,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339 or null.
+    pub retired_at: Option<String>,
+}
+
+/// What to revoke.
+#[derive(Debug, Clone)]
+pub enum RevokeTarget {
+    /// A whole token (its signature must verify).
+    Token(String),
+    /// A jti with the expiry after which it can be forgotten.
+    Jti {
+        /// The token id.
+        jti: String,
+        /// Unix seconds.
+        exp: u64,
+    },
+}
+
+/// Remembers token strings whose signature and claim types verified, so the
+/// hot path (a partner sending one token all hour) skips the signature check.
+/// Time, revocation and account rules are still checked on every call.
+#[derive(Default)]
+struct VerifiedCache(RwLock<HashMap<Box<str>, Claims>>);
+
+impl VerifiedCache {
+    fn get(&self, token: &str) -> Option<Claims> {
+        self.0.read().ok()?.get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, claims: &Claims) {
+        if let Ok(mut map) = self.0.write() {
+            if map.len() >= VERIFIED_CACHE_CAPACITY {
+                map.clear();
+            }
+            map.insert(token.into(), claims.clone());
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut map) = self.0.write() {
+            map.clear();
+        }
+    }
+}
+
+/// The running service: every use case, shared by both listeners.
+pub struct Service {
+    store: Arc<Store>,
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics,
+    keyring: RwLock<Arc<Keyring>>,
+    revoked: RwLock<HashMap<String, u64>>,
+    verified: VerifiedCache,
+    slow_hashes: Semaphore,
+    key_changes: Mutex<()>,
+}
+
+fn crypto(e: impl std::fmt::Display) -> InternalError {
+    InternalError::Crypto(e.to_string())
+}
+
+impl Service {
+    /// Loads (or on first start creates) the keyring and revocation set.
+    pub fn start(store: Store, settings: Settings, clock: Clock) -> Result<Self, InternalError> {
+        let now = clock.now();
+        let mut records = store.keys()?;
+        if records.is_empty() {
+            records = keys::initial_records(now).map_err(crypto)?;
+            store.replace_keys(&records, None)?;
+            tracing::info!(
+                count = records.len(),
+                "created signing keys (active and next)"
+            );
+        }
+        store.raise_ttl_high_water(settings.default_ttl_secs)?;
+        let keyring = Keyring::load(&records)?;
+        let revoked = store.all_revocations()?.into_iter().collect();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            store: Arc::new(store),
+            settings,
+            clock,
+            metrics: Metrics::new(),
+            keyring: RwLock::new(Arc::new(keyring)),
+            revoked: RwLock::new(revoked),
+            verified: VerifiedCache::default(),
+            slow_hashes: Semaphore::new(cores),
+            key_changes: Mutex::new(()),
+        })
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Now, by the service's clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    fn keyring(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_keyring(&self, ring: Keyring) {
+        match self.keyring.write() {
+            Ok(mut k) => *k = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
+        self.verified.clear();
+    }
+
+    fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.read().is_ok_and(|r| r.contains_key(jti))
+    }
+
+    /// Runs a store call on the blocking pool (writes fsync).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, AdminError> {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(InternalError::from)??)
+    }
+
+    /// Checks `password` against `hash`; slow schemes run on the bounded pool
+    /// (one hash per core in flight) so they never starve the executor.
+    async fn check_password(
+        &self,
+        hash: PasswordHash,
+        password: &str,
+    ) -> Result<bool, InternalError> {
+        if !hash.is_slow() {
+            return Ok(hash.verify(password.as_bytes()));
+        }
+        let _permit = self
+            .slow_hashes
+            .acquire()
+            .await
+            .map_err(|e| InternalError::Crypto(e.to_string()))?;
+        let password = password.to_owned();
+        Ok(tokio::task::spawn_blocking(move || hash.verify(password.as_bytes())).await?)
+    }
+
+    /// Hashes a new password: fast scheme when generated, Argon2id when chosen.
+    async fn hash_new_password(
+        &self,
+        chosen: Option<String>,
+    ) -> Result<(PasswordHash, Option<String>), AdminError> {
+        match chosen {
+            None => {
+                let generated = password::generate().map_err(crypto)?;
+                let hash = password::hash_generated(&generated).map_err(crypto)?;
+                Ok((hash, Some(generated)))
+            }
+            Some(pw) => {
+                check_password_rule(&pw)?;
+                let _permit = self
+                    .slow_hashes
+                    .acquire()
+                    .await
+                    .map_err(|e| InternalError::Crypto(e.to_string()))?;
+                let hash = tokio::task::spawn_blocking(move || password::hash_chosen(&pw))
+                    .await
+                    .map_err(InternalError::from)?
+                    .map_err(crypto)?;
+                Ok((hash, None))
+            }
+        }
+    }
+
+    /// `POST /generateToken`: checks credentials (same work for an unknown
+    /// user as for a wrong password), then the account state, then signs.
+    pub async fn issue_token(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<IssuedToken, IssueError> {
+        let user = match Username::parse(username) {
+            Ok(name) => self
+                .store
+                .user(name.as_str())
+                .map_err(InternalError::from)?,
+            Err(_) => None,
+        };
+        let Some(user) = user else {
+            let dummy = password::dummy_for(password).clone();
+            self.check_password(dummy, password).await?;
+            return Err(IssueError::InvalidCredentials);
+        };
+        if !self.check_password(user.password.clone(), password).await? {
+            return Err(IssueError::InvalidCredentials);
+        }
+        let now = self.clock.now();
+        user.may_get_tokens(now).map_err(IssueError::AccountState)?;
+        let exp = user.token_exp(now, self.settings.default_ttl_secs);
+        let claims = Claims {
+            iss: self.settings.issuer.clone(),
+            sub: user.username,
+            iat: now,
+            exp,
+            jti: token::new_jti().map_err(crypto)?,
+        };
+        let ring = self.keyring();
+        let active = ring.active();
+        Ok(IssuedToken {
+            token: token::encode(&claims, &active.header_b64, &active.signing),
+            expires_in: exp.saturating_sub(now),
+        })
+    }
+
+    /// `GET /verify`: every rule of SPEC §2, the signature step cached per
+    /// token string.
+    pub fn verify_bearer(&self, bearer: &str) -> Result<Claims, VerifyError> {
+        let claims = match self.verified.get(bearer) {
+            Some(c) => c,
+            None => {
+                let ring = self.keyring();
+                let c = token::verify_signature(bearer, |kid| ring.verifying_key(kid))?;
+                self.verified.insert(bearer, &c);
+                c
+            }
+        };
+        let now = self.clock.now();
+        token::check_claims(&claims, &self.settings.issuer, now)?;
+        if self.is_revoked(&claims.jti) {
+            return Err(VerifyError::Revoked);
+        }
+        let user = self
+            .store
+            .user(&claims.sub)
+            .map_err(InternalError::from)?
+            .ok_or(AccountError::Deleted)?;
+        user.accepts(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> String {
+        self.keyring().jwks().to_owned()
+    }
+
+    /// Readiness: the store answers and a signing key is loaded.
+    pub fn ready(&self) -> bool {
+        self.store.user_count().is_ok()
+    }
+
+    fn audit(&self, action: &'static str, target: &str, detail: String) -> Audit {
+        Audit {
+            at: self.clock.now(),
+            action,
+            target: target.to_owned(),
+            detail,
+        }
+    }
+
+    fn require_user(&self, username: &str) -> Result<Username, AdminError> {
+        Username::parse(username)
+            .map_err(|_| AdminError::NotFound(format!("no user named {username:?}")))
+    }
+
+    async fn note_ttl(&self, ttl: Option<u64>) -> Result<(), AdminError> {
+        if let Some(t) = ttl {
+            self.blocking(move |s| s.raise_ttl_high_water(t)).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a user; returns it and the generated password, if any.
+    pub async fn create_user(&self, new: NewUser) -> Result<(User, Option<String>), AdminError> {
+        let name = Username::parse(&new.username)?;
+        validate_ttl(new.token_ttl_secs)?;
+        let (hash, generated) = self.hash_new_password(new.password).await?;
+        let now = self.clock.now();
+        let user = User {
+            username: name.to_string(),
+            status: AccountStatus::Active,
+            created_at: now,
+            updated_at: now,
+            expires_at: new.expires_at,
+            token_ttl_secs: new.token_ttl_secs,
+            tokens_valid_after: None,
+            note: new.note,
+            password: hash,
+        };
+        let detail = format!("password {}", user.password.scheme());
+        let audit = self.audit("user.create", name.as_str(), detail);
+        self.note_ttl(user.token_ttl_secs).await?;
+        let stored = user.clone();
+        if !self
+            .blocking(move |s| s.create_user(&stored, audit))
+            .await?
+        {
+            return Err(AdminError::Conflict(format!("user {name} already exists")));
+        }
+        Ok((user, generated))
+    }
+
+    /// One user.
+    pub fn user(&self, username: &str) -> Result<User, AdminError> {
+        let name = self.require_user(username)?;
+        self.store
+            .user(name.as_str())
+            .map_err(InternalError::from)?
+            .ok_or_else(|| AdminError::NotFound(format!("no user named {username:?}")))
+    }
+
+    /// A page of users sorted by name.
+    pub fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, AdminError> {
+        Ok(self
+            .store
+            .list_users(after, limit)
+            .map_err(InternalError::from)?)
+    }
+
+    async fn update_user(
+        &self,
+        username: &str,
+        action: &'static str,
+        detail: String,
+        change: impl FnOnce(&mut User) + Send + 'static,
+    ) -> Result<User, AdminError> {
+        let name = self.require_user(username)?;
+        let audit = self.audit(action, name.as_str(), detail);
+        let now = self.clock.now();
+        let target = name.to_string();
+        self.blocking(move |s| {
+            s.update_user(
+                &target,
+                |u| {
+                    change(u);
+                    u.updated_at = now;
+                },
+                audit,
+            )
+        })
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no user named {username:?}")))
+    }
+
+    /// Applies a patch; `Some(None)` clears a field.
+    pub async fn patch_user(&self, username: &str, patch: UserPatch) -> Result<User, AdminError> {
+        if let Some(ttl) = patch.token_ttl_secs {
+            validate_ttl(ttl)?;
+            self.note_ttl(ttl).await?;
+        }
+        let mut changed = Vec::new();
+        if patch.status.is_some() {
+            changed.push("status");
+        }
+        if patch.expires_at.is_some() {
+            changed.push("expires_at");
+        }
+        if patch.token_ttl_secs.is_some() {
+            changed.push("token_ttl_secs");
+        }
+        if patch.note.is_some() {
+            changed.push("note");
+        }
+        let detail = format!("changed {}", changed.join(", "));
+        self.update_user(username, "user.update", detail, move |u| {
+            if let Some(s) = patch.status {
+                u.status = s;
+            }
+            if let Some(e) = patch.expires_at {
+                u.expires_at = e;
+            }
+            if let Some(t) = patch.token_ttl_secs {
+                u.token_ttl_secs = t;
+            }
+            if let Some(n) = patch.note {
+                u.note = n;
+            }
+        })
+        .await
+    }
+
+    /// Sets (or generates) a new password; returns the generated one.
+    pub async fn set_password(
+        &self,
+        username: &str,
+        chosen: Option<String>,
+    ) -> Result<Option<String>, AdminError> {
+        self.require_user(username)?;
+        // Fail fast on a missing user before paying for a hash.
+        self.user(username)?;
+        let (hash, generated) = self.hash_new_password(chosen).await?;
+        let detail = format!("password {}", hash.scheme());
+        self.update_user(username, "user.password", detail, move |u| {
+            u.password = hash
+        })
+        .await?;
+        Ok(generated)
+    }
+
+    /// Invalidates every token issued to the user so far, including those of
+    /// the current second.
+    pub async fn revoke_user_tokens(&self, username: &str) -> Result<(), AdminError> {
+        let valid_after = self.clock.now() + 1;
+        let detail = format!("tokens_valid_after {}", time::rfc3339(valid_after));
+        self.update_user(username, "user.revoke_tokens", detail, move |u| {
+            u.tokens_valid_after = Some(valid_after);
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a user; their tokens fail from then on.
+    pub async fn delete_user(&self, username: &str) -> Result<(), AdminError> {
+        let name = self.require_user(username)?;
+        let audit = self.audit("user.delete", name.as_str(), String::new());
+        let target = name.to_string();
+        if self
+            .blocking(move |s| s.delete_user(&target, audit))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AdminError::NotFound(format!("no user named {username:?}")))
+        }
+    }
+
+    /// Revokes one token, by its string (signature must verify) or by jti.
+    pub async fn revoke_token(&self, target: RevokeTarget) -> Result<(String, u64), AdminError> {
+        let (jti, exp) = match target {
+            RevokeTarget::Token(t) => {
+                let ring = self.keyring();
+                let c = token::verify_signature(&t, |kid| ring.verifying_key(kid))
+                    .map_err(|e| AdminError::Invalid(format!("not a token of this server: {e}")))?;
+                (c.jti, c.exp)
+            }
+            RevokeTarget::Jti { jti, exp } => {
+                if jti.is_empty() || jti.len() > 256 {
+                    return Err(AdminError::Invalid("jti must be 1-256 characters".into()));
+                }
+                (jti, exp)
+            }
+        };
+        let audit = self.audit("token.revoke", &jti, format!("exp {}", time::rfc3339(exp)));
+        let (j, e) = (jti.clone(), exp);
+        self.blocking(move |s| s.revoke(&j, e, audit)).await?;
+        if let Ok(mut set) = self.revoked.write() {
+            set.insert(jti.clone(), exp);
+        }
+        Ok((jti, exp))
+    }
+
+    /// A page of revocations sorted by jti.
+    pub fn list_revocations(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, u64)>, AdminError> {
+        Ok(self
+            .store
+            .list_revocations(after, limit)
+            .map_err(InternalError::from)?)
+    }
+
+    /// The keyring as the admin API shows it.
+    pub fn keys(&self) -> Result<Vec<KeyView>, AdminError> {
+        Ok(self
+            .store
+            .keys()
+            .map_err(InternalError::from)?
+            .into_iter()
+            .map(|r| KeyView {
+                kid: r.kid,
+                status: r.status,
+                created_at: time::rfc3339(r.created_at),
+                retired_at: r.retired_at.map(time::rfc3339),
+            })
+            .collect())
+    }
+
+    /// Promotes the next key, makes a new next key, retires the old active
+    /// key until its last token can have expired.
+    pub async fn rotate_keys(&self, force: bool) -> Result<Vec<KeyView>, AdminError> {
+        let _guard = self.key_changes.lock().await;
+        let now = self.clock.now();
+        let records = self.blocking(|s| s.keys()).await?;
+        let max_ttl = self.blocking(|s| s.ttl_high_water()).await?;
+        let rotated = keys::rotate(&records, now, max_ttl, JWKS_MAX_AGE_SECS, force).map_err(
+            |e| match e {
+                RotateError::TooSoon { .. } => AdminError::Conflict(e.to_string()),
+                other => AdminError::Internal(crypto(other)),
+            },
+        )?;
+        let ring = Keyring::load(&rotated).map_err(InternalError::from)?;
+        let new_active = ring.active().kid.clone();
+        let audit = self.audit(
+            "key.rotate",
+            &new_active,
+            "next key promoted to active".into(),
+        );
+        let to_store = rotated.clone();
+        self.blocking(move |s| s.replace_keys(&to_store, Some(audit)))
+            .await?;
+        self.set_keyring(ring);
+        self.keys()
+    }
+
+    /// Audit events newest first.
+    pub fn audit_events(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, AdminError> {
+        Ok(self
+            .store
+            .audit_events(before, limit)
+            .map_err(InternalError::from)?)
+    }
+
+    /// A JSON Lines snapshot of users, keys and revocations.
+    pub async fn export(&self) -> Result<Vec<u8>, AdminError> {
+        let now = self.clock.now();
+        self.blocking(move |s| {
+            let mut out = Vec::new();
+            s.export(&mut out, now)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Replaces users, keys and revocations with a snapshot, atomically.
+    pub async fn import(&self, snapshot: bytes::Bytes) -> Result<ImportCounts, AdminError> {
+        let _guard = self.key_changes.lock().await;
+        let at = self.clock.now();
+        let counts = self
+            .blocking(move |s| {
+                s.import(
+                    &snapshot,
+                    |keys| Keyring::load(keys).map(|_| ()).map_err(|e| e.to_string()),
+                    |c| Audit {
+                        at,
+                        action: "store.import",
+                        target: "-".into(),
+                        detail: format!(
+                            "{} users, {} keys, {} revocations",
+                            c.users, c.keys, c.revocations
+                        ),
+                    },
+                )
+            })
+            .await?;
+        self.reload().await?;
+        Ok(counts)
+    }
+
+    /// Re-reads the keyring and revocation set from the store.
+    async fn reload(&self) -> Result<(), AdminError> {
+        let records = self.blocking(|s| s.keys()).await?;
+        let ring = Keyring::load(&records).map_err(InternalError::from)?;
+        let revoked: HashMap<String, u64> = self
+            .blocking(|s| s.all_revocations())
+            .await?
+            .into_iter()
+            .collect();
+        self.set_keyring(ring);
+        if let Ok(mut set) = self.revoked.write() {
+            *set = revoked;
+        }
+        Ok(())
+    }
+
+    /// Forgets revocations whose tokens have expired and retired keys past
+    /// their retention. Returns (revocations, keys) removed.
+    pub async fn prune(&self) -> Result<(u64, usize), AdminError> {
+        let now = self.clock.now();
+        let pruned = self.blocking(move |s| s.prune_revocations(now)).await?;
+        if pruned > 0 {
+            if let Ok(mut set) = self.revoked.write() {
+                set.retain(|_, exp| *exp > now);
+            }
+        }
+        let _guard = self.key_changes.lock().await;
+        let records = self.blocking(|s| s.keys()).await?;
+        let kept = keys::without_expired(&records, now);
+        let dropped = records.len() - kept.len();
+        if dropped > 0 {
+            let ring = Keyring::load(&kept).map_err(InternalError::from)?;
+            let audit = self.audit(
+                "key.drop",
+                "-",
+                format!("{dropped} retired keys past retention"),
+            );
+            self.blocking(move |s| s.replace_keys(&kept, Some(audit)))
+                .await?;
+            self.set_keyring(ring);
+        }
+        Ok((pruned, dropped))
+    }
+
+    /// The Prometheus text exposition.
+    pub fn metrics_text(&self) -> String {
+        let users = self.store.user_count().unwrap_or(0);
+        let revocations = self.revoked.read().map_or(0, |r| r.len() as u64);
+        self.metrics.render(users, revocations)
+    }
+}
+
+fn validate_ttl(ttl: Option<u64>) -> Result<(), AdminError> {
+    match ttl {
+        Some(0) => Err(AdminError::Invalid("token_ttl_secs must be > 0".into())),
+        Some(t) if t > 10 * 365 * 86400 => Err(AdminError::Invalid(
+            "token_ttl_secs must be at most 10 years".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_900_000_000;
+
+    fn service(dir: &std::path::Path, clock: Clock) -> Service {
+        let store = Store::open(dir).unwrap();
+        Service::start(
+            store,
+            Settings {
+                issuer: "tessera".into(),
+                default_ttl_secs: 3600,
+            },
+            clock,
+        )
+        .unwrap()
+    }
+
+    async fn user_with_token(s: &Service, name: &str) -> String {
+        let (_, pw) = s
+            .create_user(NewUser {
+                username: name.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        s.issue_token(name, &pw.unwrap()).await.unwrap().token
+    }
+
+    #[tokio::test]
+    async fn issue_then_verify_and_account_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::fixed(T0);
+        let s = service(dir.path(), clock.clone());
+        let t = user_with_token(&s, "alice").await;
+        let c = s.verify_bearer(&t).unwrap();
+        assert_eq!((c.sub.as_str(), c.iat, c.exp), ("alice", T0, T0 + 3600));
+
+        s.patch_user(
+            "alice",
+            UserPatch {
+                status: Some(AccountStatus::Disabled),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            s.verify_bearer(&t),
+            Err(VerifyError::Account(AccountError::Disabled))
+        ));
+        s.patch_user(
+            "alice",
+            UserPatch {
+                status: Some(AccountStatus::Active),
+                expires_at: Some(Some(T0 + 10)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(s.verify_bearer(&t).is_ok());
+        clock.set(T0 + 10);
+        assert!(matches!(
+            s.verify_bearer(&t),
+            Err(VerifyError::Account(AccountError::Expired))
+        ));
+        s.patch_user(
+            "alice",
+            UserPatch {
+                expires_at: Some(None),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        clock.set(T0 + 3600);
+        assert!(matches!(
+            s.verify_bearer(&t),
+            Err(VerifyError::Token(TokenError::Expired))
+        ));
+    }
+
+    #[tokio::test]
+    async fn recreated_user_does_not_revive_old_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::fixed(T0);
+        let s = service(dir.path(), clock.clone());
+        let t = user_with_token(&s, "bob").await;
+        s.delete_user("bob").await.unwrap();
+        assert!(matches!(
+            s.verify_bearer(&t),
+            Err(VerifyError::Account(AccountError::Deleted))
+        ));
+        clock.set(T0 + 1);
+        user_with_token(&s, "bob").await;
+        assert!(matches!(
+            s.verify_bearer(&t),
+            Err(VerifyError::Account(AccountError::Revoked))
+        ));
+    }
+
+    #[tokio::test]
+    async fn revoke_all_kills_tokens_of_the_same_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::fixed(T0);
+        let s = service(dir.path(), clock.clone());
+        let t = user_with_token(&s, "carol").await;
+        s.revoke_user_tokens("carol").await.unwrap();
+        assert!(matches!(
+            s.verify_bearer(&t),
+            Err(VerifyError::Account(AccountError::Revoked))
+        ));
+        clock.set(T0 + 1);
+        let pw = s.set_password("carol", None).await.unwrap().unwrap();
+        let t2 = s.issue_token("carol", &pw).await.unwrap().token;
+        assert!(s.verify_bearer(&t2).is_ok());
+    }
+
+    #[tokio::test]
+    async fn revoked_jti_is_refused_and_pruned_after_exp() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::fixed(T0);
+        let s = service(dir.path(), clock.clone());
+        let t = user_with_token(&s, "dave").await;
+        s.revoke_token(RevokeTarget::Token(t.clone()))
+            .await
+            .unwrap();
+        assert!(matches!(s.verify_bearer(&t), Err(VerifyError::Revoked)));
+        assert!(
+            s.revoke_token(RevokeTarget::Token("junk".into()))
+                .await
+                .is_err()
+        );
+        assert_eq!(s.prune().await.unwrap().0, 0);
+        clock.set(T0 + 3600);
+        assert_eq!(s.prune().await.unwrap().0, 1);
+        assert!(s.list_revocations(None, 10).unwrap().items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn rotation_keeps_old_tokens_until_retention_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::fixed(T0);
+        let s = service(dir.path(), clock.clone());
+        let old = user_with_token(&s, "erin").await;
+        assert!(matches!(
+            s.rotate_keys(false).await,
+            Err(AdminError::Conflict(_))
+        ));
+        clock.set(T0 + JWKS_MAX_AGE_SECS);
+        let keys = s.rotate_keys(false).await.unwrap();
+        assert_eq!(keys.len(), 3);
+        assert!(s.verify_bearer(&old).is_ok());
+        let pw = s.set_password("erin", None).await.unwrap().unwrap();
+        let new = s.issue_token("erin", &pw).await.unwrap().token;
+        assert_ne!(new.split('.').next(), old.split('.').next(), "new kid");
+        clock.set(T0 + JWKS_MAX_AGE_SECS + 3600);
+        assert_eq!(s.prune().await.unwrap().1, 1);
+        assert_eq!(s.keys().unwrap().len(), 2);
+    }
+}

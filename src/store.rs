@@ -1,0 +1,809 @@
+//! The embedded database: the only module that imports `redb`. It owns the
+//! table definitions, the schema version and typed methods, each one
+//! transaction. Every write commits with `Durability::Immediate` (fsync)
+//! before it returns, and every admin mutation appends its audit event in the
+//! same transaction as the change.
+//!
+//! Records are JSON values in `&str`-keyed tables, so an export is a plain
+//! copy and a future field is a serde default away.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::KeyRecord;
+use crate::time;
+use crate::user::User;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const USERNAME_TO_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const KID_TO_KEY: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
+const JTI_TO_EXP: TableDefinition<&str, u64> = TableDefinition::new("revocations");
+const SEQ_TO_AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// The schema this build reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_KEY: &str = "schema_version";
+/// The longest token TTL ever configured, so retired keys are kept long enough.
+const TTL_HIGH_WATER_KEY: &str = "ttl_high_water";
+/// The first line of an export names this format.
+pub const EXPORT_FORMAT: &str = "tessera-export";
+/// The export format version this build writes and reads.
+pub const EXPORT_VERSION: u64 = 1;
+/// The database file name inside the data dir.
+pub const DB_FILE: &str = "tessera.redb";
+
+/// A store failure. Messages name the path and what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the database lock.
+    #[error(
+        "data dir {0} is in use by another tessera process; stop it or pass another --data-dir"
+    )]
+    InUse(PathBuf),
+    /// The file was written by an incompatible build.
+    #[error(
+        "database {path} has schema version {found}, this build reads version {SCHEMA_VERSION}; run a matching tessera build or restore an export"
+    )]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// The version found.
+        found: u64,
+    },
+    /// Creating or securing the data dir failed.
+    #[error("could not prepare data dir {path}: {source}")]
+    Io {
+        /// The file or dir.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A stored record does not parse.
+    #[error("corrupt record in table {table} (key {key}): {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The record's key.
+        key: String,
+        /// The parse error.
+        reason: String,
+    },
+    /// A snapshot for import is not valid; nothing was changed.
+    #[error("import line {line}: {reason}")]
+    BadSnapshot {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// redb itself failed.
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// One admin mutation, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Position in the log, increasing from 1.
+    pub seq: u64,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// What was done, e.g. `user.create`.
+    pub action: String,
+    /// What it was done to (a username, a jti, a kid).
+    pub target: String,
+    /// A short description; never a secret.
+    pub detail: String,
+}
+
+/// What an admin mutation asks the store to record alongside it.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    /// Unix seconds.
+    pub at: u64,
+    /// e.g. `user.create`.
+    pub action: &'static str,
+    /// A username, jti or kid.
+    pub target: String,
+    /// Short, secret-free.
+    pub detail: String,
+}
+
+/// A page of results and the key to continue after, if there is more.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items, in key order.
+    pub items: Vec<T>,
+    /// Pass back as `after` to get the next page.
+    pub next: Option<String>,
+}
+
+/// One line of an export.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum SnapshotLine {
+    Header {
+        format: String,
+        version: u64,
+        exported_at: String,
+    },
+    User {
+        user: User,
+    },
+    Key {
+        key: KeyRecord,
+    },
+    Revocation {
+        jti: String,
+        exp: u64,
+    },
+}
+
+/// Counts of what an import loaded.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ImportCounts {
+    /// Users loaded.
+    pub users: u64,
+    /// Keys loaded.
+    pub keys: u64,
+    /// Revocations loaded.
+    pub revocations: u64,
+}
+
+/// The open database.
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+fn corrupt(table: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Our records are plain structs of strings and numbers: cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn append_audit(tx: &WriteTransaction, audit: Audit) -> Result<(), StoreError> {
+    let mut table = tx.open_table(SEQ_TO_AUDIT)?;
+    let seq = table.last()?.map_or(0, |(k, _)| k.value()) + 1;
+    let event = AuditEvent {
+        seq,
+        at: time::rfc3339(audit.at),
+        action: audit.action.to_owned(),
+        target: audit.target,
+        detail: audit.detail,
+    };
+    table.insert(seq, to_json(&event).as_slice())?;
+    Ok(())
+}
+
+/// Creates the data dir (0700) if missing.
+pub fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (or creates) `<data_dir>/tessera.redb` with mode 0600, checks
+    /// the schema version, and makes sure every table exists. Fails at once
+    /// when another process has it open.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        prepare_data_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        if !path.exists() {
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+        let db = Database::builder()
+            .set_cache_size(32 * 1024 * 1024)
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(data_dir.to_owned()),
+                other => other.into(),
+            })?;
+        let store = Self { db, path };
+        store.init_schema()?;
+        Ok(store)
+    }
+
+    fn init_schema(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+                }
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(found) => {
+                    return Err(StoreError::Schema {
+                        path: self.path.clone(),
+                        found,
+                    });
+                }
+            }
+            tx.open_table(USERNAME_TO_USER)?;
+            tx.open_table(KID_TO_KEY)?;
+            tx.open_table(JTI_TO_EXP)?;
+            tx.open_table(SEQ_TO_AUDIT)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// One user by name (a single point read).
+    pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(USERNAME_TO_USER)?;
+        match table.get(username)? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(v.value())
+                .map(Some)
+                .map_err(|e| corrupt("users", username, e)),
+        }
+    }
+
+    /// Inserts a new user; false (and nothing written) when the name exists.
+    pub fn create_user(&self, user: &User, audit: Audit) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(USERNAME_TO_USER)?;
+            if table.get(user.username.as_str())?.is_some() {
+                return Ok(false);
+            }
+            table.insert(user.username.as_str(), to_json(user).as_slice())?;
+        }
+        append_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Read-modify-write of one user in one transaction; None when absent.
+    pub fn update_user(
+        &self,
+        username: &str,
+        change: impl FnOnce(&mut User),
+        audit: Audit,
+    ) -> Result<Option<User>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let updated = {
+            let mut table = tx.open_table(USERNAME_TO_USER)?;
+            let current = match table.get(username)? {
+                None => return Ok(None),
+                Some(v) => serde_json::from_slice::<User>(v.value())
+                    .map_err(|e| corrupt("users", username, e))?,
+            };
+            let mut user = current;
+            change(&mut user);
+            table.insert(username, to_json(&user).as_slice())?;
+            user
+        };
+        append_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(Some(updated))
+    }
+
+    /// Deletes a user; false when absent.
+    pub fn delete_user(&self, username: &str, audit: Audit) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write()?;
+        let existed = tx.open_table(USERNAME_TO_USER)?.remove(username)?.is_some();
+        if !existed {
+            return Ok(false);
+        }
+        append_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Users sorted by name, strictly after `after`, at most `limit`.
+    pub fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(USERNAME_TO_USER)?;
+        let range = match after {
+            Some(a) => {
+                table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
+            None => table.iter()?,
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in range {
+            let (k, v) = entry?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(
+                serde_json::from_slice::<User>(v.value())
+                    .map_err(|e| corrupt("users", k.value(), e))?,
+            );
+        }
+        let next = if more {
+            items.last().map(|u: &User| u.username.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// How many users exist.
+    pub fn user_count(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx.open_table(USERNAME_TO_USER)?.len()?)
+    }
+
+    /// Every key record.
+    pub fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(KID_TO_KEY)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(serde_json::from_slice(v.value()).map_err(|e| corrupt("keys", k.value(), e))?);
+        }
+        out.sort_by_key(|r: &KeyRecord| r.created_at);
+        Ok(out)
+    }
+
+    /// Replaces the whole keyring with `records`, auditing when asked.
+    pub fn replace_keys(
+        &self,
+        records: &[KeyRecord],
+        audit: Option<Audit>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(KID_TO_KEY)?;
+            table.retain(|_, _| false)?;
+            for r in records {
+                table.insert(r.kid.as_str(), to_json(r).as_slice())?;
+            }
+        }
+        if let Some(a) = audit {
+            append_audit(&tx, a)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a revoked `jti` that can be forgotten after `exp`.
+    pub fn revoke(&self, jti: &str, exp: u64, audit: Audit) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(JTI_TO_EXP)?.insert(jti, exp)?;
+        append_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Revocations sorted by jti, strictly after `after`, at most `limit`.
+    pub fn list_revocations(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, u64)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(JTI_TO_EXP)?;
+        let range = match after {
+            Some(a) => {
+                table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+            }
+            None => table.iter()?,
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in range {
+            let (k, v) = entry?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push((k.value().to_owned(), v.value()));
+        }
+        let next = if more {
+            items.last().map(|(j, _)| j.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    /// Every revocation, for the in-memory set.
+    pub fn all_revocations(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        Ok(self.list_revocations(None, usize::MAX)?.items)
+    }
+
+    /// Drops revocations whose `exp` has passed; returns how many.
+    pub fn prune_revocations(&self, now: u64) -> Result<u64, StoreError> {
+        let tx = self.db.begin_write()?;
+        let mut removed = 0;
+        tx.open_table(JTI_TO_EXP)?.retain(|_, exp| {
+            let keep = exp > now;
+            if !keep {
+                removed += 1;
+            }
+            keep
+        })?;
+        if removed > 0 {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(removed)
+    }
+
+    /// Audit events newest first, with `seq < before`, at most `limit`.
+    pub fn audit_events(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(SEQ_TO_AUDIT)?;
+        let mut out = Vec::new();
+        for entry in table.range(..before.unwrap_or(u64::MAX))?.rev().take(limit) {
+            let (k, v) = entry?;
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| corrupt("audit", &k.value().to_string(), e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The longest token TTL ever in force (0 when never recorded).
+    pub fn ttl_high_water(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        Ok(tx
+            .open_table(META)?
+            .get(TTL_HIGH_WATER_KEY)?
+            .map_or(0, |v| v.value()))
+    }
+
+    /// Raises the TTL high-water mark to `ttl` if it is higher.
+    pub fn raise_ttl_high_water(&self, ttl: u64) -> Result<(), StoreError> {
+        if ttl <= self.ttl_high_water()? {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
+            meta.insert(TTL_HIGH_WATER_KEY, current.max(ttl))?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Writes a JSON Lines snapshot (header, users, keys, revocations) taken
+    /// in one read transaction.
+    pub fn export(&self, out: &mut impl Write, now: u64) -> Result<(), StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut line = |l: &SnapshotLine| -> Result<(), StoreError> {
+            let mut bytes = to_json(l);
+            bytes.push(b'\n');
+            out.write_all(&bytes).map_err(|source| StoreError::Io {
+                path: PathBuf::from("<export>"),
+                source,
+            })
+        };
+        line(&SnapshotLine::Header {
+            format: EXPORT_FORMAT.to_owned(),
+            version: EXPORT_VERSION,
+            exported_at: time::rfc3339(now),
+        })?;
+        for entry in tx.open_table(USERNAME_TO_USER)?.iter()? {
+            let (k, v) = entry?;
+            let user =
+                serde_json::from_slice(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
+            line(&SnapshotLine::User { user })?;
+        }
+        for entry in tx.open_table(KID_TO_KEY)?.iter()? {
+            let (k, v) = entry?;
+            let key =
+                serde_json::from_slice(v.value()).map_err(|e| corrupt("keys", k.value(), e))?;
+            line(&SnapshotLine::Key { key })?;
+        }
+        for entry in tx.open_table(JTI_TO_EXP)?.iter()? {
+            let (k, v) = entry?;
+            line(&SnapshotLine::Revocation {
+                jti: k.value().to_owned(),
+                exp: v.value(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Replaces users, keys and revocations with the snapshot's, all or
+    /// nothing, in one write transaction. `validate_keys` sees the key records
+    /// before anything is committed and may refuse them.
+    pub fn import(
+        &self,
+        snapshot: &[u8],
+        validate_keys: impl FnOnce(&[KeyRecord]) -> Result<(), String>,
+        audit: impl FnOnce(ImportCounts) -> Audit,
+    ) -> Result<ImportCounts, StoreError> {
+        let bad = |line: usize, reason: String| StoreError::BadSnapshot { line, reason };
+        let text = std::str::from_utf8(snapshot).map_err(|e| bad(0, format!("not UTF-8: {e}")))?;
+        let mut users = Vec::new();
+        let mut keys = Vec::new();
+        let mut revocations = Vec::new();
+        let mut saw_header = false;
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            if raw.trim().is_empty() {
+                continue;
+            }
+            let parsed: SnapshotLine =
+                serde_json::from_str(raw).map_err(|e| bad(n, e.to_string()))?;
+            match parsed {
+                SnapshotLine::Header {
+                    format, version, ..
+                } => {
+                    if saw_header || n != 1 {
+                        return Err(bad(n, "the header must be the first line, once".into()));
+                    }
+                    if format != EXPORT_FORMAT || version != EXPORT_VERSION {
+                        return Err(bad(
+                            n,
+                            format!(
+                                "format {format:?} version {version}; this build reads {EXPORT_FORMAT:?} version {EXPORT_VERSION}"
+                            ),
+                        ));
+                    }
+                    saw_header = true;
+                }
+                _ if !saw_header => {
+                    return Err(bad(n, "the first line must be the export header".into()));
+                }
+                SnapshotLine::User { user } => {
+                    crate::user::Username::parse(&user.username)
+                        .map_err(|e| bad(n, e.to_string()))?;
+                    users.push(user);
+                }
+                SnapshotLine::Key { key } => keys.push(key),
+                SnapshotLine::Revocation { jti, exp } => revocations.push((jti, exp)),
+            }
+        }
+        if !saw_header {
+            return Err(bad(1, "empty snapshot: no export header".into()));
+        }
+        validate_keys(&keys).map_err(|reason| bad(0, reason))?;
+        let counts = ImportCounts {
+            users: users.len() as u64,
+            keys: keys.len() as u64,
+            revocations: revocations.len() as u64,
+        };
+        let max_ttl = users
+            .iter()
+            .filter_map(|u| u.token_ttl_secs)
+            .max()
+            .unwrap_or(0);
+        let tx = self.db.begin_write()?;
+        {
+            let mut table = tx.open_table(USERNAME_TO_USER)?;
+            table.retain(|_, _| false)?;
+            for u in &users {
+                if table
+                    .insert(u.username.as_str(), to_json(u).as_slice())?
+                    .is_some()
+                {
+                    return Err(bad(0, format!("user {} appears twice", u.username)));
+                }
+            }
+            let mut table = tx.open_table(KID_TO_KEY)?;
+            table.retain(|_, _| false)?;
+            for k in &keys {
+                table.insert(k.kid.as_str(), to_json(k).as_slice())?;
+            }
+            let mut table = tx.open_table(JTI_TO_EXP)?;
+            table.retain(|_, _| false)?;
+            for (jti, exp) in &revocations {
+                table.insert(jti.as_str(), *exp)?;
+            }
+            let mut meta = tx.open_table(META)?;
+            let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
+            meta.insert(TTL_HIGH_WATER_KEY, current.max(max_ttl))?;
+        }
+        append_audit(&tx, audit(counts))?;
+        tx.commit()?;
+        Ok(counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::password::PasswordHash;
+    use crate::user::AccountStatus;
+
+    fn user(name: &str) -> User {
+        User {
+            username: name.into(),
+            status: AccountStatus::Active,
+            created_at: 1,
+            updated_at: 1,
+            expires_at: None,
+            token_ttl_secs: None,
+            tokens_valid_after: None,
+            note: None,
+            password: PasswordHash::Argon2id { phc: "x".into() },
+        }
+    }
+
+    fn audit(action: &'static str, target: &str) -> Audit {
+        Audit {
+            at: 1,
+            action,
+            target: target.into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn second_open_of_same_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("is in use by another tessera process"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn users_crud_and_pagination() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        for n in ["c", "a", "b", "d"] {
+            assert!(s.create_user(&user(n), audit("user.create", n)).unwrap());
+        }
+        assert!(
+            !s.create_user(&user("a"), audit("user.create", "a"))
+                .unwrap()
+        );
+        let p = s.list_users(None, 3).unwrap();
+        assert_eq!(
+            p.items
+                .iter()
+                .map(|u| u.username.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(p.next.as_deref(), Some("c"));
+        let p = s.list_users(Some("c"), 3).unwrap();
+        assert_eq!(p.items.len(), 1);
+        assert_eq!(p.next, None);
+        let u = s
+            .update_user(
+                "b",
+                |u| u.note = Some("hi".into()),
+                audit("user.update", "b"),
+            )
+            .unwrap();
+        assert_eq!(u.unwrap().note.as_deref(), Some("hi"));
+        assert!(
+            s.update_user("zz", |_| {}, audit("user.update", "zz"))
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.delete_user("b", audit("user.delete", "b")).unwrap());
+        assert!(!s.delete_user("b", audit("user.delete", "b")).unwrap());
+        assert_eq!(s.user_count().unwrap(), 3);
+        let events = s.audit_events(None, 100).unwrap();
+        assert_eq!(events.len(), 6, "failed mutations are not audited");
+        assert_eq!(events[0].action, "user.delete");
+        assert_eq!(
+            s.audit_events(Some(events[0].seq), 2).unwrap()[0].seq,
+            events[1].seq
+        );
+    }
+
+    #[test]
+    fn revocations_are_pruned_after_exp() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
+        s.revoke("j2", 200, audit("token.revoke", "j2")).unwrap();
+        assert_eq!(s.prune_revocations(99).unwrap(), 0);
+        assert_eq!(s.prune_revocations(100).unwrap(), 1);
+        assert_eq!(s.all_revocations().unwrap(), vec![("j2".to_string(), 200)]);
+    }
+
+    #[test]
+    fn data_survives_reopen_and_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.create_user(&user("a"), audit("user.create", "a"))
+                .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.user("a").unwrap().is_some());
+        let mode = fs::metadata(s.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn import_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.create_user(&user("keep"), audit("user.create", "keep"))
+            .unwrap();
+        let mut snap = Vec::new();
+        s.export(&mut snap, 5).unwrap();
+        let broken = [snap.as_slice(), b"{\"type\":\"user\",\"user\":{}}\n"].concat();
+        assert!(matches!(
+            s.import(&broken, |_| Ok(()), |_| audit("import", "-")),
+            Err(StoreError::BadSnapshot { line: 3, .. })
+        ));
+        assert!(s.user("keep").unwrap().is_some());
+        let dir2 = tempfile::tempdir().unwrap();
+        let s2 = Store::open(dir2.path()).unwrap();
+        s2.create_user(&user("gone"), audit("user.create", "gone"))
+            .unwrap();
+        let counts = s2
+            .import(&snap, |_| Ok(()), |_| audit("import", "-"))
+            .unwrap();
+        assert_eq!(counts.users, 1);
+        assert!(s2.user("keep").unwrap().is_some());
+        assert!(s2.user("gone").unwrap().is_none());
+    }
+}

@@ -1,0 +1,80 @@
+//! Time as Tessera uses it: unix seconds, RFC 3339 UTC text, and a
+//! [`Clock`] that tests can hold still.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The source of "now" for the service. The system clock in production; a
+/// settable value in tests so nothing has to sleep.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<Arc<AtomicU64>>);
+
+impl Clock {
+    /// The real wall clock.
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A clock that reads `unix_secs` until [`Clock::set`] moves it.
+    pub fn fixed(unix_secs: u64) -> Self {
+        Self(Some(Arc::new(AtomicU64::new(unix_secs))))
+    }
+
+    /// Moves a fixed clock; no effect on the system clock.
+    pub fn set(&self, unix_secs: u64) {
+        if let Some(t) = &self.0 {
+            t.store(unix_secs, Ordering::Relaxed);
+        }
+    }
+
+    /// Now, in whole unix seconds (rounded down).
+    pub fn now(&self) -> u64 {
+        match &self.0 {
+            Some(t) => t.load(Ordering::Relaxed),
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+}
+
+/// `unix_secs` as RFC 3339 UTC, e.g. `2026-11-27T19:43:57Z`.
+pub fn rfc3339(unix_secs: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_secs)).to_string()
+}
+
+/// An RFC 3339 UTC time (`Z` suffix, optional fraction) as unix seconds,
+/// rounded down. Times before 1970 are refused.
+pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
+    let t = humantime::parse_rfc3339(text).map_err(|e| {
+        format!("{text:?} is not an RFC 3339 UTC time like 2027-01-31T00:00:00Z ({e})")
+    })?;
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| format!("{text:?} is before 1970"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip_rounds_down() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        let t = parse_rfc3339("2027-01-31T12:00:00.999Z").unwrap();
+        assert_eq!(rfc3339(t), "2027-01-31T12:00:00Z");
+        assert!(parse_rfc3339("2027-01-31").is_err());
+        assert!(parse_rfc3339("2027-01-31T12:00:00+02:00").is_err());
+        assert!(parse_rfc3339("tomorrow").is_err());
+    }
+
+    #[test]
+    fn fixed_clock_moves_only_when_set() {
+        let c = Clock::fixed(10);
+        assert_eq!(c.now(), 10);
+        c.set(20);
+        assert_eq!(c.now(), 20);
+        assert!(Clock::system().now() > 1_700_000_000);
+    }
+}

@@ -1,0 +1,383 @@
+//! The JWT codec: claims in, compact EdDSA JWS out, and the reverse with every
+//! token-level verification rule of SPEC §2. Pure: no I/O, and the clock is
+//! passed in so tests never sleep. Account-level rules (revocation, user
+//! state) need the store and live in `service`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+
+/// The longest bearer token accepted; anything longer is malformed.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// The registered claims Tessera puts in every token, in wire order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer, the server's `--issuer`.
+    pub iss: String,
+    /// Subject, the partner's username.
+    pub sub: String,
+    /// Issued-at, unix seconds.
+    pub iat: u64,
+    /// Expiry, unix seconds; the token is valid while `now < exp`.
+    pub exp: u64,
+    /// 128 random bits, base64url without padding.
+    pub jti: String,
+}
+
+/// Why a token was refused. `Display` is the short reason that goes into
+/// `WWW-Authenticate: error_description`; it never echoes the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not three canonical base64url parts of JSON, too long, or bad claim types.
+    #[error("malformed token")]
+    Malformed,
+    /// The header's `alg` is not exactly `EdDSA`.
+    #[error("unsupported algorithm")]
+    UnsupportedAlgorithm,
+    /// The header carries `crit`, which Tessera never understands.
+    #[error("unsupported critical header")]
+    CriticalHeader,
+    /// The header's `kid` names no key in the keyring.
+    #[error("unknown key")]
+    UnknownKey,
+    /// The signature does not verify (strictly) under the named key.
+    #[error("bad signature")]
+    BadSignature,
+    /// `iss` is not this server's issuer.
+    #[error("wrong issuer")]
+    WrongIssuer,
+    /// `iat` lies in the future.
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// `now >= exp`.
+    #[error("token expired")]
+    Expired,
+}
+
+/// The JOSE header as Tessera reads it. Unknown members (`jwk`, `jku`, `x5u`,
+/// …) are ignored and never used to find a key; duplicate members are a
+/// parse error.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: String,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+}
+
+/// The fixed header of every token signed with the key `kid`, base64url
+/// encoded once per key so minting never re-serialises it.
+pub fn encoded_header(kid: &str) -> String {
+    #[derive(Serialize)]
+    struct Fixed<'a> {
+        alg: &'a str,
+        typ: &'a str,
+        kid: &'a str,
+    }
+    let header = Fixed {
+        alg: "EdDSA",
+        typ: "JWT",
+        kid,
+    };
+    // A struct of three strings always serialises.
+    B64.encode(serde_json::to_vec(&header).unwrap_or_default())
+}
+
+/// Signs `claims` as a compact JWS. `header_b64` must come from
+/// [`encoded_header`] for the same key.
+pub fn encode(claims: &Claims, header_b64: &str, key: &SigningKey) -> String {
+    let mut out = String::with_capacity(360);
+    out.push_str(header_b64);
+    out.push('.');
+    // Serialising a struct of strings and integers cannot fail.
+    let payload = serde_json::to_vec(claims).unwrap_or_default();
+    B64.encode_string(payload, &mut out);
+    let signature = key.sign(out.as_bytes());
+    out.push('.');
+    B64.encode_string(signature.to_bytes(), &mut out);
+    out
+}
+
+/// Checks the parts of a token that can never change for a given token
+/// string: shape, header, key and signature, and the claim types. Returns the
+/// claims and the `kid` that verified them. Time and issuer are checked by
+/// [`check_claims`], so a caller may cache this step's result per token.
+pub fn verify_signature<'k>(
+    token: &str,
+    find_key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+) -> Result<Claims, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let header_json = B64.decode(header_b64).map_err(|_| TokenError::Malformed)?;
+    let header: Header = serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
+    if header.alg != "EdDSA" {
+        return Err(TokenError::UnsupportedAlgorithm);
+    }
+    if header.crit.is_some() {
+        return Err(TokenError::CriticalHeader);
+    }
+    let key = find_key(&header.kid).ok_or(TokenError::UnknownKey)?;
+    let signature_bytes = B64
+        .decode(signature_b64)
+        .map_err(|_| TokenError::Malformed)?;
+    let signature = Signature::from_slice(&signature_bytes).map_err(|_| TokenError::Malformed)?;
+    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+    key.verify_strict(signing_input.as_bytes(), &signature)
+        .map_err(|_| TokenError::BadSignature)?;
+    let payload = B64.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
+}
+
+/// Checks the time- and issuer-dependent rules: `iss` matches, `iat` is not
+/// in the future, and `now < exp`.
+pub fn check_claims(claims: &Claims, issuer: &str, now: u64) -> Result<(), TokenError> {
+    if claims.iss != issuer {
+        return Err(TokenError::WrongIssuer);
+    }
+    if claims.iat > now {
+        return Err(TokenError::NotYetValid);
+    }
+    if now >= claims.exp {
+        return Err(TokenError::Expired);
+    }
+    Ok(())
+}
+
+/// Every token-level rule in one call: [`verify_signature`] then
+/// [`check_claims`].
+pub fn verify<'k>(
+    token: &str,
+    find_key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+    issuer: &str,
+    now: u64,
+) -> Result<Claims, TokenError> {
+    let claims = verify_signature(token, find_key)?;
+    check_claims(&claims, issuer, now)?;
+    Ok(claims)
+}
+
+/// A fresh `jti`: 128 random bits, base64url without padding.
+pub fn new_jti() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(B64.encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            iss: "tessera".into(),
+            sub: "channel_user".into(),
+            iat: NOW,
+            exp: NOW + 3600,
+            jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        }
+    }
+
+    fn sign(c: &Claims, k: &SigningKey) -> String {
+        encode(c, &encoded_header("k1"), k)
+    }
+
+    fn check(token: &str, k: &SigningKey, now: u64) -> Result<Claims, TokenError> {
+        let vk = k.verifying_key();
+        verify(token, |kid| (kid == "k1").then_some(&vk), "tessera", now)
+    }
+
+    /// Builds a token from raw JSON parts, signed by `k`.
+    fn forge(header: &str, payload: &str, k: &SigningKey) -> String {
+        let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
+        let sig = k.sign(input.as_bytes());
+        format!("{input}.{}", B64.encode(sig.to_bytes()))
+    }
+
+    #[test]
+    fn round_trip() {
+        let k = key(1);
+        let t = sign(&claims(), &k);
+        assert_eq!(check(&t, &k, NOW), Ok(claims()));
+    }
+
+    #[test]
+    fn wire_format_has_no_whitespace_and_fixed_member_order() {
+        let t = sign(&claims(), &key(1));
+        let parts: Vec<&str> = t.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header = String::from_utf8(B64.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header, r#"{"alg":"EdDSA","typ":"JWT","kid":"k1"}"#);
+        let payload = String::from_utf8(B64.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(
+            payload,
+            r#"{"iss":"tessera","sub":"channel_user","iat":1800000000,"exp":1800003600,"jti":"AAAAAAAAAAAAAAAAAAAAAA"}"#
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_part_count() {
+        let k = key(1);
+        let t = sign(&claims(), &k);
+        assert_eq!(
+            check(&format!("{t}.x"), &k, NOW),
+            Err(TokenError::Malformed)
+        );
+        let two = t.rsplit_once('.').unwrap().0;
+        assert_eq!(check(two, &k, NOW), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn rejects_alg_none_and_hmac() {
+        let k = key(1);
+        let p = serde_json::to_string(&claims()).unwrap();
+        for alg in ["none", "None", "HS256", "RS256", "eddsa", "Ed25519"] {
+            let t = forge(&format!(r#"{{"alg":"{alg}","kid":"k1"}}"#), &p, &k);
+            assert_eq!(
+                check(&t, &k, NOW),
+                Err(TokenError::UnsupportedAlgorithm),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_crit() {
+        let k = key(1);
+        let p = serde_json::to_string(&claims()).unwrap();
+        let t = forge(r#"{"alg":"EdDSA","kid":"k1","crit":["exp"]}"#, &p, &k);
+        assert_eq!(check(&t, &k, NOW), Err(TokenError::CriticalHeader));
+    }
+
+    #[test]
+    fn ignores_embedded_keys() {
+        // Signed by an attacker key that the header offers as a JWK: the kid
+        // still decides, so the signature fails.
+        let attacker = key(9);
+        let p = serde_json::to_string(&claims()).unwrap();
+        let x = B64.encode(attacker.verifying_key().as_bytes());
+        let h = format!(
+            r#"{{"alg":"EdDSA","kid":"k1","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}},"jku":"http://evil/jwks"}}"#
+        );
+        let t = forge(&h, &p, &attacker);
+        assert_eq!(check(&t, &key(1), NOW), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn rejects_unknown_kid() {
+        let k = key(1);
+        let t = encode(&claims(), &encoded_header("other"), &k);
+        assert_eq!(check(&t, &k, NOW), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn rejects_foreign_signature_and_tampering() {
+        let t = sign(&claims(), &key(2));
+        assert_eq!(check(&t, &key(1), NOW), Err(TokenError::BadSignature));
+
+        let k = key(1);
+        let t = sign(&claims(), &k);
+        let mut other = claims();
+        other.sub = "someone_else".into();
+        let forged_payload = B64.encode(serde_json::to_vec(&other).unwrap());
+        let parts: Vec<&str> = t.split('.').collect();
+        let tampered = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+        assert_eq!(check(&tampered, &k, NOW), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn rejects_non_canonical_base64() {
+        let k = key(1);
+        let t = sign(&claims(), &k);
+        assert_eq!(check(&format!("{t}="), &k, NOW), Err(TokenError::Malformed));
+        assert_eq!(
+            check(&format!("{t}=="), &k, NOW),
+            Err(TokenError::Malformed)
+        );
+        // The last character of an 86-char signature carries 2 unused bits;
+        // setting them gives another decoding of the same bytes.
+        let (head, last) = t.split_at(t.len() - 1);
+        let c = last.as_bytes()[0];
+        let idx = B64_ALPHABET.iter().position(|&a| a == c).unwrap();
+        let bumped = B64_ALPHABET[idx ^ 1] as char;
+        let t2 = format!("{head}{bumped}");
+        assert_eq!(check(&t2, &k, NOW), Err(TokenError::Malformed));
+        let standard = t.replace('-', "+").replace('_', "/");
+        if standard != t {
+            assert_eq!(check(&standard, &k, NOW), Err(TokenError::Malformed));
+        }
+    }
+
+    const B64_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+    #[test]
+    fn rejects_time_and_issuer_violations() {
+        let k = key(1);
+        let t = sign(&claims(), &k);
+        assert_eq!(check(&t, &k, NOW + 3600), Err(TokenError::Expired));
+        assert!(check(&t, &k, NOW + 3599).is_ok());
+        assert_eq!(check(&t, &k, NOW - 1), Err(TokenError::NotYetValid));
+        let mut c = claims();
+        c.iss = "someone".into();
+        let t = sign(&c, &k);
+        assert_eq!(check(&t, &k, NOW), Err(TokenError::WrongIssuer));
+    }
+
+    #[test]
+    fn rejects_bad_claim_types_even_when_signed() {
+        let k = key(1);
+        let h = r#"{"alg":"EdDSA","kid":"k1"}"#;
+        for p in [
+            r#"{"iss":"tessera","sub":"a","iat":-1,"exp":1800003600,"jti":"x"}"#,
+            r#"{"iss":"tessera","sub":"a","iat":1800000000,"exp":1.5e9,"jti":"x"}"#,
+            r#"{"iss":"tessera","sub":"a","iat":1800000000,"exp":99999999999999999999999,"jti":"x"}"#,
+            r#"{"iss":"tessera","sub":"a","iat":1800000000,"exp":"1800003600","jti":"x"}"#,
+            r#"{"iss":"tessera","sub":"a","sub":"b","iat":1800000000,"exp":1800003600,"jti":"x"}"#,
+            r#"{"iss":"tessera","iat":1800000000,"exp":1800003600,"jti":"x"}"#,
+            "not json",
+        ] {
+            assert_eq!(
+                check(&forge(h, p, &k), &k, NOW),
+                Err(TokenError::Malformed),
+                "{p}"
+            );
+        }
+        let dup = forge(r#"{"alg":"EdDSA","alg":"none","kid":"k1"}"#, r#"{}"#, &k);
+        assert_eq!(check(&dup, &k, NOW), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn rejects_oversize() {
+        let k = key(1);
+        let mut c = claims();
+        c.sub = "a".repeat(MAX_TOKEN_LEN);
+        let t = sign(&c, &k);
+        assert_eq!(check(&t, &k, NOW), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn size_for_32_char_username_is_within_budget() {
+        let mut c = claims();
+        c.sub = "u".repeat(32);
+        c.iat = 4_000_000_000;
+        c.exp = 4_000_003_600;
+        let kid = "x".repeat(43); // an RFC 7638 SHA-256 thumbprint
+        let t = encode(&c, &encoded_header(&kid), &key(1));
+        assert!(t.len() <= 360, "{} bytes", t.len());
+    }
+}

@@ -1,0 +1,252 @@
+//! Partner users: the validated [`Username`], the stored [`User`] record, its
+//! public JSON view, and the account-state rules that decide whether a user
+//! may get tokens and whether a token of theirs is still good.
+
+use serde::{Deserialize, Serialize};
+
+use crate::password::PasswordHash;
+use crate::time;
+use crate::token::Claims;
+
+/// The longest username accepted.
+pub const MAX_USERNAME_LEN: usize = 128;
+/// The longest password accepted, in bytes.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+/// A username: 1–128 characters of `A-Z a-z 0-9 . _ @ -`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Username(String);
+
+/// Why a username or password was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialRuleError {
+    /// Empty, too long, or a character outside the allowed set.
+    #[error("username must be 1-128 characters of A-Z a-z 0-9 . _ @ -")]
+    BadUsername,
+    /// Empty or over 1024 bytes.
+    #[error("password must be 1-1024 bytes")]
+    BadPassword,
+}
+
+impl Username {
+    /// Validates `raw`.
+    pub fn parse(raw: &str) -> Result<Self, CredentialRuleError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= MAX_USERNAME_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(CredentialRuleError::BadUsername)
+        }
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks a password's length rule (1–1024 bytes).
+pub fn check_password_rule(password: &str) -> Result<(), CredentialRuleError> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
+        Err(CredentialRuleError::BadPassword)
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether an account is switched on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    /// May get tokens.
+    Active,
+    /// May not get tokens; its tokens stop verifying.
+    Disabled,
+}
+
+/// A user as stored. Times are unix seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The login name (validated).
+    pub username: String,
+    /// Active or disabled.
+    pub status: AccountStatus,
+    /// When the account was created.
+    pub created_at: u64,
+    /// When the account last changed.
+    pub updated_at: u64,
+    /// After this moment the account gets no tokens and its tokens fail.
+    pub expires_at: Option<u64>,
+    /// Overrides the server's token TTL for this user.
+    pub token_ttl_secs: Option<u64>,
+    /// Tokens issued before this second are invalid (set by revoke-all).
+    pub tokens_valid_after: Option<u64>,
+    /// Free text for operators.
+    pub note: Option<String>,
+    /// The password hash and its scheme.
+    pub password: PasswordHash,
+}
+
+/// Why an account may not hold a token right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    /// Status is disabled.
+    #[error("account disabled")]
+    Disabled,
+    /// Past `expires_at`.
+    #[error("account expired")]
+    Expired,
+    /// No such user (deleted, or never existed).
+    #[error("account deleted")]
+    Deleted,
+    /// Issued before the user's revoke-all, or before the user was (re)created.
+    #[error("token revoked")]
+    Revoked,
+}
+
+impl User {
+    /// Whether the account may get a token at `now`.
+    pub fn may_get_tokens(&self, now: u64) -> Result<(), AccountError> {
+        if self.status == AccountStatus::Disabled {
+            return Err(AccountError::Disabled);
+        }
+        if self.expires_at.is_some_and(|e| now >= e) {
+            return Err(AccountError::Expired);
+        }
+        Ok(())
+    }
+
+    /// Whether a token with these claims is still good for this account.
+    pub fn accepts(&self, claims: &Claims, now: u64) -> Result<(), AccountError> {
+        self.may_get_tokens(now)?;
+        if claims.iat < self.created_at || self.tokens_valid_after.is_some_and(|t| claims.iat < t) {
+            return Err(AccountError::Revoked);
+        }
+        Ok(())
+    }
+
+    /// The expiry of a token issued at `now`: `min(now + ttl, expires_at)`.
+    pub fn token_exp(&self, now: u64, default_ttl: u64) -> u64 {
+        let ttl = self.token_ttl_secs.unwrap_or(default_ttl);
+        let exp = now.saturating_add(ttl);
+        self.expires_at.map_or(exp, |e| exp.min(e))
+    }
+
+    /// The JSON view the admin API returns (no password hash).
+    pub fn view(&self) -> UserView {
+        UserView {
+            username: self.username.clone(),
+            status: self.status,
+            created_at: time::rfc3339(self.created_at),
+            updated_at: time::rfc3339(self.updated_at),
+            expires_at: self.expires_at.map(time::rfc3339),
+            token_ttl_secs: self.token_ttl_secs,
+            tokens_valid_after: self.tokens_valid_after.map(time::rfc3339),
+            note: self.note.clone(),
+        }
+    }
+}
+
+/// The user object of SPEC §3.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    /// Login name.
+    pub username: String,
+    /// `active` or `disabled`.
+    pub status: AccountStatus,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC.
+    pub updated_at: String,
+    /// RFC 3339 UTC or null.
+    pub expires_at: Option<String>,
+    /// Seconds or null.
+    pub token_ttl_secs: Option<u64>,
+    /// RFC 3339 UTC or null.
+    pub tokens_valid_after: Option<String>,
+    /// Free text or null.
+    pub note: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user() -> User {
+        User {
+            username: "u".into(),
+            status: AccountStatus::Active,
+            created_at: 1000,
+            updated_at: 1000,
+            expires_at: None,
+            token_ttl_secs: None,
+            tokens_valid_after: None,
+            note: None,
+            password: PasswordHash::Argon2id { phc: String::new() },
+        }
+    }
+
+    fn claims(iat: u64) -> Claims {
+        Claims {
+            iss: "tessera".into(),
+            sub: "u".into(),
+            iat,
+            exp: iat + 60,
+            jti: "j".into(),
+        }
+    }
+
+    #[test]
+    fn username_rules() {
+        assert!(Username::parse("channel_user").is_ok());
+        assert!(Username::parse("a.b-c@d_E9").is_ok());
+        assert!(Username::parse(&"a".repeat(128)).is_ok());
+        for bad in ["", "a b", "ü", "a/b", "a\0", "a%20"] {
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Username::parse(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn account_state_rules() {
+        let mut u = user();
+        assert_eq!(u.may_get_tokens(5000), Ok(()));
+        u.expires_at = Some(5000);
+        assert_eq!(u.may_get_tokens(4999), Ok(()));
+        assert_eq!(u.may_get_tokens(5000), Err(AccountError::Expired));
+        u.expires_at = None;
+        u.status = AccountStatus::Disabled;
+        assert_eq!(u.may_get_tokens(5000), Err(AccountError::Disabled));
+    }
+
+    #[test]
+    fn tokens_before_creation_or_revoke_all_are_refused() {
+        let mut u = user();
+        assert_eq!(u.accepts(&claims(999), 1001), Err(AccountError::Revoked));
+        assert_eq!(u.accepts(&claims(1000), 1001), Ok(()));
+        u.tokens_valid_after = Some(1500);
+        assert_eq!(u.accepts(&claims(1499), 1600), Err(AccountError::Revoked));
+        assert_eq!(u.accepts(&claims(1500), 1600), Ok(()));
+    }
+
+    #[test]
+    fn token_never_outlives_account() {
+        let mut u = user();
+        assert_eq!(u.token_exp(2000, 3600), 5600);
+        u.token_ttl_secs = Some(60);
+        assert_eq!(u.token_exp(2000, 3600), 2060);
+        u.expires_at = Some(2030);
+        assert_eq!(u.token_exp(2000, 3600), 2030);
+    }
+}
