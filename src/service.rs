@@ -757,10 +757,10 @@ impl Service {
     pub async fn prune(&self) -> Result<(u64, usize), AdminError> {
         let now = self.clock.now();
         let pruned = self.blocking(move |s| s.prune_revocations(now)).await?;
-        if pruned > 0 {
-            if let Ok(mut set) = self.revoked.write() {
-                set.retain(|_, exp| *exp > now);
-            }
+        if pruned > 0
+            && let Ok(mut set) = self.revoked.write()
+        {
+            set.retain(|_, exp| *exp > now);
         }
         let _guard = self.key_changes.lock().await;
         let records = self.blocking(|s| s.keys()).await?;

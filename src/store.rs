@@ -18,7 +18,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::keys::KeyRecord;
+use crate::keys::{KeyRecord, KeyStatus};
 use crate::time;
 use crate::user::User;
 
@@ -398,7 +398,14 @@ impl Store {
             let (k, v) = entry?;
             out.push(serde_json::from_slice(v.value()).map_err(|e| corrupt("keys", k.value(), e))?);
         }
-        out.sort_by_key(|r: &KeyRecord| r.created_at);
+        out.sort_by_key(|r: &KeyRecord| {
+            let stage = match r.status {
+                KeyStatus::Retired => 0,
+                KeyStatus::Active => 1,
+                KeyStatus::Next => 2,
+            };
+            (stage, r.created_at)
+        });
         Ok(out)
     }
 

@@ -5,6 +5,10 @@
 //! connection builder with a header-read timeout (slow-loris), TCP_NODELAY
 //! and a graceful drain capped at 10 s.
 
+// Handlers return `Result<Response, Response>`: the error is a finished 4xx
+// on a cold path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod admin;
 pub mod form;
 pub mod partner;
@@ -150,10 +154,12 @@ async fn read_body<B: Buf>(
 
 fn too_large(listener: Listener, limit: usize) -> Response {
     let message = format!("request body too large (limit {limit} bytes)");
-    match listener {
+    let response = match listener {
         Listener::Partner => reply::text(StatusCode::PAYLOAD_TOO_LARGE, message),
         Listener::Admin => reply::admin_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
-    }
+    };
+    // The rest of the body is never read, so the connection can not be reused.
+    reply::with_header(response, warp::http::header::CONNECTION, "close")
 }
 
 /// The warp filter for one listener: gather, then route.

@@ -1,0 +1,146 @@
+//! The process: first start, files and modes, the data-dir lock, signals,
+//! durability across SIGKILL, and what reaches the log.
+
+use std::os::unix::fs::PermissionsExt;
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with, spawn_on};
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn first_start_creates_private_files() {
+    let app = spawn_app().await;
+    assert_eq!(mode(&app.data_dir), 0o700);
+    assert_eq!(mode(&app.data_dir.join("tessera.redb")), 0o600);
+    assert_eq!(mode(&app.data_dir.join("admin.token")), 0o600);
+    assert!(!app.admin_token.is_empty());
+    let log = app.log();
+    assert!(log.contains("admin.token"), "the path is logged");
+    assert!(!log.contains(&app.admin_token), "the token is not");
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_data_dir_fails_at_once() {
+    let app = spawn_app().await;
+    let started = std::time::Instant::now();
+    let Err((status, log)) = spawn_on(&app.data_dir, &[]) else {
+        panic!("second server started on the same data dir");
+    };
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(!status.expect("it exited").success());
+    assert!(
+        log.contains("is in use by another tessera process"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn an_existing_admin_token_file_is_used_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("my.token");
+    std::fs::write(&token_file, "  operator-chosen-admin-token\n").unwrap();
+    let app = spawn_app_with(&["--admin-token-file", token_file.to_str().unwrap()]).await;
+    let r = app
+        .client
+        .get(format!("{}/admin/keys", app.admin))
+        .bearer_auth("operator-chosen-admin-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn sigterm_and_sigint_drain_and_exit_zero() {
+    for signal in ["-TERM", "-INT"] {
+        let mut app = spawn_app().await;
+        let status = app.signal_and_wait(signal);
+        assert!(status.success(), "{signal}: {status:?}");
+        assert!(app.log().contains("shutting down"));
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_creates_survive_sigkill() {
+    let mut app = spawn_app().await;
+    let dir = app.keep_dir();
+    let mut passwords = Vec::new();
+    for i in 0..20 {
+        passwords.push(app.create_user(&format!("durable{i}")).await);
+    }
+    let status = app.signal_and_wait("-KILL");
+    assert!(!status.success());
+    let data_dir = app.data_dir.clone();
+    drop(app);
+    let app = spawn_on(&data_dir, &[]).unwrap_or_else(|(_, log)| panic!("restart failed:\n{log}"));
+    for (i, pw) in passwords.iter().enumerate() {
+        assert_eq!(
+            app.generate_token(&format!("durable{i}"), pw)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    drop(dir);
+}
+
+#[tokio::test]
+async fn flags_and_env_are_validated() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--token-ttl", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("like 90s"));
+    let app = spawn_app_with(&["--issuer", "acme", "--token-ttl", "15m"]).await;
+    let pw = app.create_user("f").await;
+    let c = crate::helpers::claims_of(&app.token_for("f", &pw).await);
+    assert_eq!(c["iss"], "acme");
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 900);
+}
+
+#[tokio::test]
+async fn logs_never_contain_secrets() {
+    let app = spawn_app().await;
+    let generated = app.create_user("logged").await;
+    let chosen = "operator-secret-password";
+    app.create_user_with(json!({"username": "chosen", "password": chosen}))
+        .await;
+    let token = app.token_for("logged", &generated).await;
+    app.verify(&token).await;
+    app.generate_token("logged", "wrong-guess-password").await;
+    app.generate_token("nobody", "another-guess").await;
+    app.admin_post("/admin/revocations", json!({"token": token}))
+        .await;
+    app.verify(&token).await;
+    let reset: serde_json::Value = app
+        .admin_post("/admin/users/logged/password", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.admin_get("/admin/export").await;
+    let log = app.log();
+    assert!(log.contains("failed login"), "the log is captured:\n{log}");
+    for secret in [
+        generated.as_str(),
+        chosen,
+        token.as_str(),
+        token.split('.').nth(2).unwrap(),
+        app.admin_token.as_str(),
+        "wrong-guess-password",
+        "another-guess",
+        reset["password"].as_str().unwrap(),
+        "password=",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "secret {secret:?} leaked into the log:\n{log}"
+        );
+    }
+}
