@@ -53,6 +53,7 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
             runtime.block_on(async {
                 match App::build(config).await {
                     Ok(app) => {
+                        tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "ready");
                         app.run(shutdown_signal()).await;
                         ExitCode::SUCCESS
                     }

@@ -1,0 +1,110 @@
+//! Micro-benchmarks of the hot-path pieces: minting a token, verifying one,
+//! checking each password scheme, and a store lookup among 100k users.
+//! Run: `cargo bench --bench micro` (add `-- mint` to filter).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tessera::keys::{self, Keyring};
+use tessera::password;
+use tessera::store::{Audit, Store};
+use tessera::token::{self, Claims};
+use tessera::user::{AccountStatus, User};
+
+fn claims() -> Claims {
+    Claims {
+        iss: "tessera".into(),
+        sub: "channel_user_00000000000000000000".into(),
+        iat: 1_800_000_000,
+        exp: 1_800_003_600,
+        jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+    }
+}
+
+fn tokens(c: &mut Criterion) {
+    let ring = Keyring::load(&keys::initial_records(1_800_000_000).unwrap()).unwrap();
+    let active = ring.active();
+    c.bench_function("mint (claims + jti + sign)", |b| {
+        b.iter(|| {
+            let mut cl = claims();
+            cl.jti = token::new_jti().unwrap();
+            black_box(token::encode(&cl, &active.header_b64, &active.signing))
+        })
+    });
+    let t = token::encode(&claims(), &active.header_b64, &active.signing);
+    c.bench_function("verify (parse + verify_strict + claims)", |b| {
+        b.iter(|| {
+            black_box(token::verify(
+                black_box(&t),
+                |kid| ring.verifying_key(kid),
+                "tessera",
+                1_800_000_001,
+            ))
+        })
+    });
+}
+
+fn passwords(c: &mut Criterion) {
+    let pw = password::generate().unwrap();
+    let fast = password::hash_generated(&pw).unwrap();
+    c.bench_function("password check, generated (salted SHA-256)", |b| {
+        b.iter(|| black_box(fast.verify(black_box(pw.as_bytes()))))
+    });
+    let slow = password::hash_chosen("operator chosen").unwrap();
+    let mut g = c.benchmark_group("argon2id");
+    g.sample_size(10);
+    g.bench_function("password check, chosen (Argon2id)", |b| {
+        b.iter(|| black_box(slow.verify(black_box(b"operator chosen"))))
+    });
+    g.finish();
+}
+
+fn store(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let hash = password::hash_generated(&password::generate().unwrap()).unwrap();
+    let mut lines = String::from(
+        "{\"type\":\"header\",\"format\":\"tessera-export\",\"version\":1,\"exported_at\":\"2026-01-01T00:00:00Z\"}\n",
+    );
+    for r in keys::initial_records(1).unwrap() {
+        lines.push_str(&serde_json::json!({"type": "key", "key": r}).to_string());
+        lines.push('\n');
+    }
+    for i in 0..100_000 {
+        let u = User {
+            username: format!("user{i:06}"),
+            status: AccountStatus::Active,
+            created_at: 1,
+            updated_at: 1,
+            expires_at: None,
+            token_ttl_secs: None,
+            tokens_valid_after: None,
+            note: None,
+            password: hash.clone(),
+        };
+        lines.push_str(&serde_json::json!({"type": "user", "user": u}).to_string());
+        lines.push('\n');
+    }
+    store
+        .import(
+            lines.as_bytes(),
+            |_| Ok(()),
+            |_| Audit {
+                at: 1,
+                action: "bench",
+                target: "-".into(),
+                detail: String::new(),
+            },
+        )
+        .unwrap();
+    let mut i = 0u64;
+    c.bench_function("store lookup, 100k users (read txn + get + decode)", |b| {
+        b.iter(|| {
+            i = (i + 7919) % 100_000;
+            black_box(store.user(&format!("user{i:06}")).unwrap())
+        })
+    });
+}
+
+criterion_group!(benches, tokens, passwords, store);
+criterion_main!(benches);
