@@ -47,7 +47,7 @@ start() { # starts Tessera on $DATA, sets SRV PARTNER ADMIN
   PARTNER=$(grep -o 'listening partner=[0-9.:]*' "$OUT/server.log" | cut -d= -f2)
   ADMIN=$(grep -o 'listening admin=[0-9.:]*' "$OUT/server.log" | cut -d= -f2)
 }
-stop() { kill "$SRV" 2>/dev/null; wait "$SRV" 2>/dev/null || true; }
+stop() { kill "$SRV" 2>/dev/null || true; wait "$SRV" 2>/dev/null || true; }
 trap stop EXIT
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }

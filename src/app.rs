@@ -15,6 +15,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use tokio::net::TcpListener;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Config;
 use crate::http::{self, AppState, Listener};
@@ -57,13 +58,14 @@ pub enum StartError {
 
 /// Reads the admin token from `path`, or creates one (mode 0600) if the file
 /// does not exist. Logs the path, never the token.
-pub fn load_or_create_admin_token(path: &Path) -> Result<String, StartError> {
+pub fn load_or_create_admin_token(path: &Path) -> Result<Zeroizing<String>, StartError> {
     let err = |reason: String| StartError::AdminToken {
         path: path.to_owned(),
         reason,
     };
     match fs::read_to_string(path) {
         Ok(text) => {
+            let text = Zeroizing::new(text);
             let token = text.trim();
             if token.is_empty() {
                 return Err(err(
@@ -71,12 +73,13 @@ pub fn load_or_create_admin_token(path: &Path) -> Result<String, StartError> {
                         .into(),
                 ));
             }
-            Ok(token.to_owned())
+            Ok(Zeroizing::new(token.to_owned()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes).map_err(|e| err(format!("no OS randomness: {e}")))?;
-            let token = B64.encode(bytes);
+            let token = Zeroizing::new(B64.encode(bytes));
+            bytes.zeroize();
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -98,6 +101,7 @@ pub struct App {
     state: Arc<AppState>,
     partner: TcpListener,
     admin: TcpListener,
+    header_read_timeout: Duration,
     /// The partner listener's bound address.
     pub partner_addr: SocketAddr,
     /// The admin listener's bound address.
@@ -144,6 +148,7 @@ impl App {
             state,
             partner,
             admin,
+            header_read_timeout: config.header_read_timeout,
             partner_addr,
             admin_addr,
         })
@@ -162,11 +167,13 @@ impl App {
         let partner = tokio::spawn(http::serve(
             self.partner,
             http::routes(self.state.clone(), Listener::Partner),
+            self.header_read_timeout,
             stopped(),
         ));
         let admin = tokio::spawn(http::serve(
             self.admin,
             http::routes(self.state.clone(), Listener::Admin),
+            self.header_read_timeout,
             stopped(),
         ));
         let service = self.state.service.clone();

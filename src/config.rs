@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How long a client may take to send its request headers (slow-loris guard).
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
     /// Failed logins from one address within --throttle-window that trigger throttling.
     #[arg(long, env = "TESSERA_THROTTLE_FAILURES", default_value_t = 10)]
     pub throttle_failures: u32,
@@ -59,7 +62,8 @@ pub struct ServeArgs {
     pub throttle_max_lockout: Duration,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses a humantime duration of at least one second (`90s`, `15m`, `7d`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text)
         .map_err(|e| format!("{e}; use a duration like 90s, 15m, 1h or 7d"))?;
     if d.as_secs() == 0 {
@@ -109,6 +113,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Throttling.
     pub throttle: ThrottleConfig,
+    /// Header-read timeout of both listeners.
+    pub header_read_timeout: Duration,
 }
 
 impl Config {
@@ -132,6 +138,7 @@ impl Config {
             admin_token_file,
             trusted_proxies: args.trusted_proxies,
             log_format: args.log_format,
+            header_read_timeout: args.header_read_timeout,
             throttle: ThrottleConfig {
                 failures: args.throttle_failures,
                 window: args.throttle_window,

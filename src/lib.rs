@@ -12,6 +12,7 @@
 //! - [`token`]: the pure JWT codec and token-level verification rules.
 //! - [`keys`]: the Ed25519 keyring, `kid` thumbprints, JWKS, rotation plan.
 //! - [`password`]: hash schemes, constant-time verify, dummy verify.
+//! - [`hash_pool`]: the bounded thread pool that runs Argon2id.
 //! - [`user`]: usernames, user records and account-state rules.
 //! - [`store`]: the only module that imports redb.
 //! - [`throttle`]: bounded per-address brute-force throttling.
@@ -23,6 +24,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod hash_pool;
 pub mod http;
 pub mod keys;
 pub mod metrics;

@@ -23,6 +23,7 @@ pub struct Metrics {
     registry: Registry,
     token_requests: Family<Outcome, Counter>,
     verify_requests: Family<Outcome, Counter>,
+    password_checks: Family<Outcome, Counter>,
     request_seconds: Family<Route, Histogram, fn() -> Histogram>,
     users: Gauge,
     revocations: Gauge,
@@ -40,6 +41,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("tessera");
         let token_requests = Family::<Outcome, Counter>::default();
         let verify_requests = Family::<Outcome, Counter>::default();
+        let password_checks = Family::<Outcome, Counter>::default();
         let request_seconds =
             Family::<Route, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let users = Gauge::default();
@@ -53,6 +55,11 @@ impl Metrics {
             "verify_requests",
             "GET /verify requests by outcome",
             verify_requests.clone(),
+        );
+        registry.register(
+            "password_checks",
+            "Password hash checks by scheme, unknown users' dummy checks included",
+            password_checks.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
@@ -74,6 +81,7 @@ impl Metrics {
             registry,
             token_requests,
             verify_requests,
+            password_checks,
             request_seconds,
             users,
             revocations,
@@ -91,6 +99,13 @@ impl Metrics {
     pub fn verify_request(&self, outcome: &'static str) {
         self.verify_requests
             .get_or_create(&[("outcome", outcome)])
+            .inc();
+    }
+
+    /// Counts one password check with the scheme whose work it cost.
+    pub fn password_check(&self, scheme: &'static str) {
+        self.password_checks
+            .get_or_create(&[("scheme", scheme)])
             .inc();
     }
 

@@ -6,7 +6,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+use crate::hash_pool::HashPool;
 
 use crate::keys::{self, KeyStatus, Keyring, RotateError};
 use crate::metrics::Metrics;
@@ -233,7 +236,7 @@ pub struct Service {
     keyring: RwLock<Arc<Keyring>>,
     revoked: RwLock<HashMap<String, u64>>,
     verified: VerifiedCache,
-    slow_hashes: Semaphore,
+    hash_pool: HashPool,
     key_changes: Mutex<()>,
 }
 
@@ -257,7 +260,6 @@ impl Service {
         store.raise_ttl_high_water(settings.default_ttl_secs)?;
         let keyring = Keyring::load(&records)?;
         let revoked = store.all_revocations()?.into_iter().collect();
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Self {
             store: Arc::new(store),
             settings,
@@ -266,7 +268,7 @@ impl Service {
             keyring: RwLock::new(Arc::new(keyring)),
             revoked: RwLock::new(revoked),
             verified: VerifiedCache::default(),
-            slow_hashes: Semaphore::new(cores),
+            hash_pool: HashPool::new(HashPool::default_threads()),
             key_changes: Mutex::new(()),
         })
     }
@@ -311,46 +313,46 @@ impl Service {
             .map_err(InternalError::from)??)
     }
 
-    /// Checks `password` against `hash`; slow schemes run on the bounded pool
-    /// (one hash per core in flight) so they never starve the executor.
+    /// Checks `password` against `hash`; slow schemes run on the hash pool
+    /// (fewer threads than cores) so they never starve the executor or the
+    /// token path.
     async fn check_password(
         &self,
-        hash: PasswordHash,
+        hash: &PasswordHash,
         password: &str,
     ) -> Result<bool, InternalError> {
+        self.metrics.password_check(hash.scheme());
         if !hash.is_slow() {
             return Ok(hash.verify(password.as_bytes()));
         }
-        let _permit = self
-            .slow_hashes
-            .acquire()
+        let hash = hash.clone();
+        let password = Zeroizing::new(password.to_owned());
+        self.hash_pool
+            .run(move || hash.verify(password.as_bytes()))
             .await
-            .map_err(|e| InternalError::Crypto(e.to_string()))?;
-        let password = password.to_owned();
-        Ok(tokio::task::spawn_blocking(move || hash.verify(password.as_bytes())).await?)
+            .map_err(crypto)
     }
 
-    /// Hashes a new password: fast scheme when generated, Argon2id when chosen.
+    /// Hashes a new password: fast scheme when generated, Argon2id when
+    /// chosen. Returns the generated password, if one was made.
     async fn hash_new_password(
         &self,
         chosen: Option<String>,
-    ) -> Result<(PasswordHash, Option<String>), AdminError> {
+    ) -> Result<(PasswordHash, Option<Zeroizing<String>>), AdminError> {
         match chosen {
             None => {
-                let generated = password::generate().map_err(crypto)?;
+                let generated = Zeroizing::new(password::generate().map_err(crypto)?);
                 let hash = password::hash_generated(&generated).map_err(crypto)?;
                 Ok((hash, Some(generated)))
             }
             Some(pw) => {
+                let pw = Zeroizing::new(pw);
                 check_password_rule(&pw)?;
-                let _permit = self
-                    .slow_hashes
-                    .acquire()
+                let hash = self
+                    .hash_pool
+                    .run(move || password::hash_chosen(&pw))
                     .await
-                    .map_err(|e| InternalError::Crypto(e.to_string()))?;
-                let hash = tokio::task::spawn_blocking(move || password::hash_chosen(&pw))
-                    .await
-                    .map_err(InternalError::from)?
+                    .map_err(crypto)?
                     .map_err(crypto)?;
                 Ok((hash, None))
             }
@@ -372,11 +374,11 @@ impl Service {
             Err(_) => None,
         };
         let Some(user) = user else {
-            let dummy = password::dummy_for(password).clone();
-            self.check_password(dummy, password).await?;
+            self.check_password(password::dummy_for(password), password)
+                .await?;
             return Err(IssueError::InvalidCredentials);
         };
-        if !self.check_password(user.password.clone(), password).await? {
+        if !self.check_password(&user.password, password).await? {
             return Err(IssueError::InvalidCredentials);
         }
         let now = self.clock.now();
@@ -455,7 +457,10 @@ impl Service {
     }
 
     /// Creates a user; returns it and the generated password, if any.
-    pub async fn create_user(&self, new: NewUser) -> Result<(User, Option<String>), AdminError> {
+    pub async fn create_user(
+        &self,
+        new: NewUser,
+    ) -> Result<(User, Option<Zeroizing<String>>), AdminError> {
         let name = Username::parse(&new.username)?;
         validate_ttl(new.token_ttl_secs)?;
         let (hash, generated) = self.hash_new_password(new.password).await?;
@@ -568,7 +573,7 @@ impl Service {
         &self,
         username: &str,
         chosen: Option<String>,
-    ) -> Result<Option<String>, AdminError> {
+    ) -> Result<Option<Zeroizing<String>>, AdminError> {
         self.require_user(username)?;
         // Fail fast on a missing user before paying for a hash.
         self.user(username)?;

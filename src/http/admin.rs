@@ -245,11 +245,11 @@ struct CreateUserBody {
 }
 
 #[derive(Serialize)]
-struct CreatedUser {
+struct CreatedUser<'a> {
     #[serde(flatten)]
     user: UserView,
     #[serde(skip_serializing_if = "Option::is_none")]
-    password: Option<String>,
+    password: Option<&'a str>,
 }
 
 async fn create_user(state: &AppState, req: &Request) -> Handled {
@@ -275,7 +275,7 @@ async fn create_user(state: &AppState, req: &Request) -> Handled {
         StatusCode::CREATED,
         &CreatedUser {
             user: user.view(),
-            password,
+            password: password.as_ref().map(|p| p.as_str()),
         },
     ))
 }
@@ -353,7 +353,7 @@ async fn set_password(state: &AppState, req: &Request, name: &str) -> Handled {
     match state.service.set_password(name, b.password).await {
         Ok(Some(generated)) => Ok(json(
             StatusCode::OK,
-            &serde_json::json!({ "password": generated }),
+            &serde_json::json!({ "password": generated.as_str() }),
         )),
         Ok(None) => Ok(reply::empty(StatusCode::NO_CONTENT)),
         Err(e) => Err(from_admin_error(e)),

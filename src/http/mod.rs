@@ -31,8 +31,6 @@ use warp::reply::Response;
 use crate::service::Service;
 use crate::throttle::Throttle;
 
-/// How long a client may take to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight requests may run after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head (request line and headers) accepted.
@@ -218,9 +216,14 @@ pub fn routes(
 }
 
 /// Serves `filter` on `listener` until `shutdown` resolves, then lets
-/// in-flight requests finish for up to [`DRAIN_TIMEOUT`].
-pub async fn serve<F>(listener: TcpListener, filter: F, shutdown: impl Future<Output = ()>)
-where
+/// in-flight requests finish for up to [`DRAIN_TIMEOUT`]. A client that has
+/// not sent its whole request head within `header_read_timeout` is cut off.
+pub async fn serve<F>(
+    listener: TcpListener,
+    filter: F,
+    header_read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) where
     F: Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static,
 {
     let service = warp::service(filter);
@@ -250,7 +253,7 @@ where
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(header_read_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
         let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
         let connection = graceful.watch(connection);

@@ -12,6 +12,7 @@ use super::reply::{self, no_store, text, with_header};
 use super::{AppState, Request};
 use crate::service::{IssueError, VerifyError};
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use zeroize::Zeroizing;
 
 /// The largest body `/generateToken` accepts.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -78,7 +79,7 @@ fn body_is_form(req: &Request) -> bool {
 }
 
 /// Reads and checks the credentials; Err is the 4xx to send.
-fn read_credentials(req: &Request) -> Result<(String, String), Response> {
+fn read_credentials(req: &Request) -> Result<(Zeroizing<String>, Zeroizing<String>), Response> {
     let body = if req.body.is_empty() {
         ""
     } else if !body_is_form(req) {
@@ -96,7 +97,9 @@ fn read_credentials(req: &Request) -> Result<(String, String), Response> {
             format!("malformed credentials: {e}"),
         )
     })?;
-    let (Some(username), Some(password)) = (username, password) else {
+    let (Some(username), Some(password)) =
+        (username.map(Zeroizing::new), password.map(Zeroizing::new))
+    else {
         return Err(text(StatusCode::BAD_REQUEST, MISSING_FIELDS));
     };
     if username.is_empty() || password.is_empty() {
@@ -155,7 +158,7 @@ async fn generate_token_inner(state: &AppState, req: &Request) -> Response {
     match state.service.issue_token(&username, &password).await {
         Ok(issued) => {
             metrics.token_request("issued");
-            tracing::debug!(user = %username, "token issued");
+            tracing::debug!(user = %*username, "token issued");
             if wants_json(req) {
                 reply::json(
                     StatusCode::OK,
@@ -179,7 +182,7 @@ async fn generate_token_inner(state: &AppState, req: &Request) -> Response {
         }
         Err(IssueError::AccountState(reason)) => {
             metrics.token_request("account_refused");
-            tracing::info!(user = %username, %reason, "token refused");
+            tracing::info!(user = %*username, %reason, "token refused");
             text(StatusCode::FORBIDDEN, ACCOUNT_REFUSED)
         }
         Err(IssueError::Internal(e)) => {

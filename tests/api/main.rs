@@ -2,6 +2,7 @@
 //! with a temp data dir and talks HTTP to it.
 
 mod admin;
+mod corpus;
 mod helpers;
 mod interop;
 mod lifecycle;
