@@ -13,6 +13,6 @@ for i in range(n):
     pw = "00000000-0000-4000-8000-%012d" % i
     user = {"username": "user%06d" % i, "status": "active", "created_at": 1, "updated_at": 1,
             "expires_at": None, "token_ttl_secs": None, "tokens_valid_after": None, "note": None,
-            "password": {"scheme": "sha256-salted", "salt": b64(salt),
-                         "hash": b64(hashlib.sha256(salt + pw.encode()).digest())}}
+            "password": {"sha256-salted": {"salt": b64(salt),
+                         "hash": b64(hashlib.sha256(salt + pw.encode()).digest())}}}
     sys.stdout.write(json.dumps({"type": "user", "user": user}, separators=(",", ":")) + "\n")

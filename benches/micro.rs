@@ -28,10 +28,10 @@ fn tokens(c: &mut Criterion) {
         b.iter(|| {
             let mut cl = claims();
             cl.jti = token::new_jti().unwrap();
-            black_box(token::encode(&cl, &active.header_b64, &active.signing))
+            black_box(token::encode(&cl, &active.header_b64, active))
         })
     });
-    let t = token::encode(&claims(), &active.header_b64, &active.signing);
+    let t = token::encode(&claims(), &active.header_b64, active);
     c.bench_function("verify (parse + verify_strict + claims)", |b| {
         b.iter(|| {
             black_box(token::verify(

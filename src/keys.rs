@@ -7,9 +7,10 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::{SigningKey, VerifyingKey};
+use ed25519_dalek::hazmat::{self, ExpandedSecretKey};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest, Sha256, Sha512};
 
 use crate::token;
 
@@ -100,16 +101,27 @@ pub fn thumbprint(key: &VerifyingKey) -> String {
     B64.encode(Sha256::digest(canonical.as_bytes()))
 }
 
-/// A loaded key, ready to sign or verify.
+/// A loaded key, ready to sign or verify. The private scalar is expanded
+/// once here (not on every signature) and zeroized on drop.
 pub struct LoadedKey {
     /// RFC 7638 thumbprint.
     pub kid: String,
-    /// The private key (only the active key ever signs).
-    pub signing: SigningKey,
+    /// The expanded private key (only the active key ever signs).
+    expanded: ExpandedSecretKey,
     /// The public key.
     pub verifying: VerifyingKey,
     /// `encoded_header(kid)`, computed once.
     pub header_b64: String,
+}
+
+impl ed25519_dalek::Signer<Signature> for LoadedKey {
+    fn try_sign(&self, message: &[u8]) -> Result<Signature, ed25519_dalek::SignatureError> {
+        Ok(hazmat::raw_sign::<Sha512>(
+            &self.expanded,
+            message,
+            &self.verifying,
+        ))
+    }
 }
 
 /// The in-memory keyring every request reads: one active key, lookups by
@@ -146,6 +158,7 @@ impl Keyring {
         for record in records {
             let signing = record.signing_key()?;
             let verifying = signing.verifying_key();
+            let expanded = ExpandedSecretKey::from(signing.as_bytes());
             jwks.push(serde_json::json!({
                 "kty": "OKP",
                 "crv": "Ed25519",
@@ -159,7 +172,7 @@ impl Keyring {
                 LoadedKey {
                     kid: record.kid.clone(),
                     header_b64: token::encoded_header(&record.kid),
-                    signing,
+                    expanded,
                     verifying,
                 },
             );

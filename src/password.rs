@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// A stored password hash, tagged with its scheme.
+/// A stored password hash, tagged with its scheme: `{"<scheme>": {…}}`
+/// (external tagging decodes without buffering, which the login path feels).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "scheme", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub enum PasswordHash {
     /// SHA-256(salt ‖ password); only for generated 122-bit secrets.
     #[serde(rename = "sha256-salted")]

@@ -394,7 +394,7 @@ impl Service {
         let ring = self.keyring();
         let active = ring.active();
         Ok(IssuedToken {
-            token: token::encode(&claims, &active.header_b64, &active.signing),
+            token: token::encode(&claims, &active.header_b64, active),
             expires_in: exp.saturating_sub(now),
         })
     }

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
@@ -88,7 +88,7 @@ pub fn encoded_header(kid: &str) -> String {
 
 /// Signs `claims` as a compact JWS. `header_b64` must come from
 /// [`encoded_header`] for the same key.
-pub fn encode(claims: &Claims, header_b64: &str, key: &SigningKey) -> String {
+pub fn encode(claims: &Claims, header_b64: &str, key: &impl Signer<Signature>) -> String {
     let mut out = String::with_capacity(360);
     out.push_str(header_b64);
     out.push('.');
@@ -176,6 +176,7 @@ pub fn new_jti() -> Result<String, getrandom::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ed25519_dalek::SigningKey;
 
     const NOW: u64 = 1_800_000_000;
 
