@@ -85,6 +85,7 @@ fn store(c: &mut Criterion) {
         lines.push_str(&serde_json::json!({"type": "user", "user": u}).to_string());
         lines.push('\n');
     }
+    lines.push_str("{\"type\":\"end\",\"users\":100000,\"keys\":2,\"revocations\":0}\n");
     store
         .import(
             lines.as_bytes(),

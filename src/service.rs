@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::Mutex;
+use bytes::Bytes;
+use tokio::sync::{Mutex, mpsc};
 use zeroize::Zeroizing;
 
 use crate::hash_pool::HashPool;
@@ -198,6 +199,45 @@ pub enum RevokeTarget {
         /// Unix seconds.
         exp: u64,
     },
+}
+
+/// Size of the chunks an export is streamed in.
+const EXPORT_CHUNK: usize = 64 * 1024;
+
+/// Buffers export output and hands it to the HTTP response in chunks; stops
+/// the export (BrokenPipe) when the client has gone away.
+struct ChunkWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(EXPORT_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= EXPORT_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
 }
 
 /// Remembers token strings whose signature and claim types verified, so the
@@ -705,19 +745,30 @@ impl Service {
             .map_err(InternalError::from)?)
     }
 
-    /// A JSON Lines snapshot of users, keys and revocations.
-    pub async fn export(&self) -> Result<Vec<u8>, AdminError> {
+    /// Starts a JSON Lines snapshot of users, keys and revocations, taken in
+    /// one read transaction; 64 KiB chunks arrive on the returned channel as
+    /// they are written, so memory stays flat however many users there are.
+    /// A failure midway ends the stream with an error (the snapshot then
+    /// lacks its end line, which an import refuses).
+    pub fn export(&self) -> mpsc::Receiver<std::io::Result<Bytes>> {
+        let (tx, rx) = mpsc::channel(4);
+        let store = self.store.clone();
         let now = self.clock.now();
-        self.blocking(move |s| {
-            let mut out = Vec::new();
-            s.export(&mut out, now)?;
-            Ok(out)
-        })
-        .await
+        tokio::task::spawn_blocking(move || {
+            let mut out = ChunkWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(EXPORT_CHUNK),
+            };
+            if let Err(e) = store.export(&mut out, now) {
+                tracing::error!(error = %e, "export failed");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+        });
+        rx
     }
 
     /// Replaces users, keys and revocations with a snapshot, atomically.
-    pub async fn import(&self, snapshot: bytes::Bytes) -> Result<ImportCounts, AdminError> {
+    pub async fn import(&self, snapshot: Bytes) -> Result<ImportCounts, AdminError> {
         let _guard = self.key_changes.lock().await;
         let at = self.clock.now();
         let counts = self
@@ -962,7 +1013,15 @@ mod tests {
         let new = s.issue_token("erin", &pw).await.unwrap().token;
         assert_ne!(new.split('.').next(), old.split('.').next(), "new kid");
         clock.set(T0 + JWKS_MAX_AGE_SECS + 3600);
+        let jwks_before: serde_json::Value = serde_json::from_str(&s.jwks()).unwrap();
+        assert_eq!(jwks_before["keys"].as_array().unwrap().len(), 3);
         assert_eq!(s.prune().await.unwrap().1, 1);
         assert_eq!(s.keys().unwrap().len(), 2);
+        let jwks: serde_json::Value = serde_json::from_str(&s.jwks()).unwrap();
+        assert_eq!(
+            jwks["keys"].as_array().unwrap().len(),
+            2,
+            "the dropped key leaves the JWKS"
+        );
     }
 }

@@ -162,10 +162,16 @@ enum SnapshotLine {
         jti: String,
         exp: u64,
     },
+    /// The last line: its counts let an import detect a truncated snapshot.
+    End {
+        users: u64,
+        keys: u64,
+        revocations: u64,
+    },
 }
 
 /// Counts of what an import loaded.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ImportCounts {
     /// Users loaded.
     pub users: u64,
@@ -538,9 +544,10 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a JSON Lines snapshot (header, users, keys, revocations) taken
-    /// in one read transaction.
+    /// Writes a JSON Lines snapshot (header, users, keys, revocations, and an
+    /// end line with the counts) taken in one read transaction.
     pub fn export(&self, out: &mut impl Write, now: u64) -> Result<(), StoreError> {
+        let mut counts = ImportCounts::default();
         let tx = self.db.begin_read()?;
         let mut line = |l: &SnapshotLine| -> Result<(), StoreError> {
             let mut bytes = to_json(l);
@@ -560,12 +567,14 @@ impl Store {
             let user =
                 serde_json::from_slice(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
             line(&SnapshotLine::User { user })?;
+            counts.users += 1;
         }
         for entry in tx.open_table(KID_TO_KEY)?.iter()? {
             let (k, v) = entry?;
             let key =
                 serde_json::from_slice(v.value()).map_err(|e| corrupt("keys", k.value(), e))?;
             line(&SnapshotLine::Key { key })?;
+            counts.keys += 1;
         }
         for entry in tx.open_table(JTI_TO_EXP)?.iter()? {
             let (k, v) = entry?;
@@ -573,8 +582,17 @@ impl Store {
                 jti: k.value().to_owned(),
                 exp: v.value(),
             })?;
+            counts.revocations += 1;
         }
-        Ok(())
+        line(&SnapshotLine::End {
+            users: counts.users,
+            keys: counts.keys,
+            revocations: counts.revocations,
+        })?;
+        out.flush().map_err(|source| StoreError::Io {
+            path: PathBuf::from("<export>"),
+            source,
+        })
     }
 
     /// Replaces users, keys and revocations with the snapshot's, all or
@@ -592,6 +610,7 @@ impl Store {
         let mut keys = Vec::new();
         let mut revocations = Vec::new();
         let mut saw_header = false;
+        let mut end = None;
         for (i, raw) in text.lines().enumerate() {
             let n = i + 1;
             if raw.trim().is_empty() {
@@ -619,6 +638,20 @@ impl Store {
                 _ if !saw_header => {
                     return Err(bad(n, "the first line must be the export header".into()));
                 }
+                _ if end.is_some() => {
+                    return Err(bad(n, "nothing may follow the end line".into()));
+                }
+                SnapshotLine::End {
+                    users,
+                    keys,
+                    revocations,
+                } => {
+                    end = Some(ImportCounts {
+                        users,
+                        keys,
+                        revocations,
+                    });
+                }
                 SnapshotLine::User { user } => {
                     crate::user::Username::parse(&user.username)
                         .map_err(|e| bad(n, e.to_string()))?;
@@ -631,12 +664,38 @@ impl Store {
         if !saw_header {
             return Err(bad(1, "empty snapshot: no export header".into()));
         }
-        validate_keys(&keys).map_err(|reason| bad(0, reason))?;
         let counts = ImportCounts {
             users: users.len() as u64,
             keys: keys.len() as u64,
             revocations: revocations.len() as u64,
         };
+        match end {
+            None => {
+                return Err(bad(
+                    0,
+                    "truncated snapshot: no end line; export again".into(),
+                ));
+            }
+            Some(e)
+                if (e.users, e.keys, e.revocations)
+                    != (counts.users, counts.keys, counts.revocations) =>
+            {
+                return Err(bad(
+                    0,
+                    format!(
+                        "the end line counts {} users, {} keys, {} revocations but the snapshot holds {}, {}, {}",
+                        e.users,
+                        e.keys,
+                        e.revocations,
+                        counts.users,
+                        counts.keys,
+                        counts.revocations
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        validate_keys(&keys).map_err(|reason| bad(0, reason))?;
         let max_ttl = users
             .iter()
             .filter_map(|u| u.token_ttl_secs)
@@ -799,7 +858,7 @@ mod tests {
         let broken = [snap.as_slice(), b"{\"type\":\"user\",\"user\":{}}\n"].concat();
         assert!(matches!(
             s.import(&broken, |_| Ok(()), |_| audit("import", "-")),
-            Err(StoreError::BadSnapshot { line: 3, .. })
+            Err(StoreError::BadSnapshot { line: 4, .. })
         ));
         assert!(s.user("keep").unwrap().is_some());
         let dir2 = tempfile::tempdir().unwrap();

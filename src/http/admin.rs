@@ -129,7 +129,7 @@ async fn route(state: &AppState, req: &Request, segs: &[&str]) -> (&'static str,
             ("keys.rotate", rotate(state, req).await)
         }
         ["admin", "audit"] if *m == Method::GET => ("audit", audit(state, req)),
-        ["admin", "export"] if *m == Method::GET => ("export", export(state).await),
+        ["admin", "export"] if *m == Method::GET => ("export", Ok(export(state))),
         ["admin", "import"] if *m == Method::POST => ("import", import(state, req).await),
         ["metrics"] if *m == Method::GET => ("metrics", Ok(metrics(state))),
         ["admin", "users", _, "password" | "revoke"]
@@ -454,13 +454,27 @@ fn audit(state: &AppState, req: &Request) -> Handled {
     Ok(json(StatusCode::OK, &AuditList { events }))
 }
 
-async fn export(state: &AppState) -> Handled {
-    let snapshot = state.service.export().await.map_err(from_admin_error)?;
-    Ok(with_header(
-        reply::raw_json(StatusCode::OK, snapshot),
+/// The export channel as a body stream.
+struct ExportStream(tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>);
+
+impl futures_util::Stream for ExportStream {
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+fn export(state: &AppState) -> Response {
+    let body = warp::reply::stream(ExportStream(state.service.export()));
+    with_header(
+        warp::Reply::into_response(body),
         CONTENT_TYPE,
         "application/x-ndjson",
-    ))
+    )
 }
 
 async fn import(state: &AppState, req: &Request) -> Handled {
