@@ -548,6 +548,19 @@ async fn export_then_import_into_a_fresh_server_keeps_passwords_and_tokens() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A snapshot cut short (no end line) is refused too.
+    let lines: Vec<&str> = snapshot.lines().collect();
+    assert!(lines.last().unwrap().contains("\"type\":\"end\""));
+    let truncated = lines[..lines.len() - 1].join("\n");
+    let r = target
+        .admin_request(Method::POST, "/admin/import")
+        .body(truncated)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap().contains("truncated"), "{v}");
 }
 
 #[tokio::test]
