@@ -14,7 +14,7 @@
 # reference peers (warp hello/sign, node-oidc-provider with 2 workers, the
 # one-core verify_strict ceiling) in the same run and prints every ratio.
 #
-# Env: DUR (10s), CONNS (64), USERS (100000), OUT (/tmp/tessera-bench),
+# Env: DUR (10s), CONNS (64), USERS (100000), ROUNDS (3), OUT (/tmp/tessera-bench),
 #      PEERS=0 to skip the peers (no ratios then).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -101,10 +101,41 @@ echo "wrong password -> $(curl -s -o /dev/null -w '%{http_code}' -X POST "http:/
 HOT=$(curl -sf -X POST "http://$PARTNER/generateToken?$U0")
 python3 "$HERE/fetch_tokens.py" "$PARTNER" 20000 "$USERS" >"$OUT/tokens.txt"
 
-echo "== load (wrk -t1, $DUR, shared layout)"
-USERS=$USERS measure "tessera generateToken" "$CONNS" -s "$HERE/wrk/gentoken.lua" "http://$PARTNER/generateToken"
-measure "tessera verify hot" "$CONNS" -H "Authorization: Bearer $HOT" "http://$PARTNER/verify"
-TOKENS_FILE=$OUT/tokens.txt measure "tessera verify distinct" "$CONNS" -s "$HERE/wrk/verify_many.lua" "http://$PARTNER/verify"
+# The reference servers of ../shared/peers, run side by side (not copied):
+# warp hello (HTTP ceiling) and warp sign (EdDSA JWT, no lookup).
+PEER_TARGET=/tmp/peers/target
+if [ "$PEERS" = 1 ]; then
+  echo "== building the peers' reference servers"
+  mkdir -p /tmp/peers
+  (cd "$PEERS_DIR/bench" && CARGO_TARGET_DIR=$PEER_TARGET cargo build --release -q --bin httpsrv --bin micro)
+fi
+peer_start() { # mode
+  "$PEER_TARGET/release/httpsrv" "$1" 3030 2 2>/dev/null & PEER=$!
+  for _ in $(seq 1 100); do curl -s -o /dev/null -X POST "http://127.0.0.1:3030/generateToken?username=user000001&password=secret" && break; sleep 0.05; done
+}
+peer_stop() { kill "$PEER" 2>/dev/null || true; wait "$PEER" 2>/dev/null || true; }
+peer_measure() { # label mode
+  local f="$OUT/wrk-${1// /_}-$r.txt" t0 t1
+  peer_start "$2"
+  wrk -t1 -c"$CONNS" -d3s -s "$PEERS_DIR/wrk/static.lua" "http://127.0.0.1:3030/generateToken?username=user000042&password=secret" >/dev/null 2>&1 || true
+  t0=$(cpu_ticks "$PEER")
+  wrk -t1 -c"$CONNS" -d"$DUR" --latency -s "$PEERS_DIR/wrk/static.lua" "http://127.0.0.1:3030/generateToken?username=user000042&password=secret" >"$f" 2>&1
+  t1=$(cpu_ticks "$PEER")
+  peer_stop
+  summ "$f" "$1 -c$CONNS" $((t1 - t0))
+}
+
+ROUNDS=${ROUNDS:-3}
+echo "== load: wrk -t1 -c$CONNS, $DUR, shared layout; $ROUNDS rounds, each Tessera figure next to its baseline"
+for r in $(seq 1 "$ROUNDS"); do
+  echo "-- round $r" | tee -a "$SUMMARY"
+  [ "$PEERS" = 1 ] && peer_measure "peer warp sign" sign
+  USERS=$USERS measure "tessera generateToken" "$CONNS" -s "$HERE/wrk/gentoken.lua" "http://$PARTNER/generateToken"
+  [ "$PEERS" = 1 ] && peer_measure "peer warp hello" hello
+  measure "tessera verify hot" "$CONNS" -H "Authorization: Bearer $HOT" "http://$PARTNER/verify"
+  TOKENS_FILE=$OUT/tokens.txt measure "tessera verify distinct" "$CONNS" -s "$HERE/wrk/verify_many.lua" "http://$PARTNER/verify"
+done
+echo "peak RSS under the token/verify load: $(( $(rss_peak_kib "$SRV") / 1024 )) MiB" | tee -a "$SUMMARY"
 
 echo "== generated-password logins while 32 connections hammer an Argon2id user"
 USERS=$USERS measure "tessera generateToken quiet" 8 -s "$HERE/wrk/gentoken.lua" "http://$PARTNER/generateToken"
@@ -113,29 +144,29 @@ HAMMER=$!
 sleep 2
 USERS=$USERS measure "tessera generateToken under argon2" 8 -s "$HERE/wrk/gentoken.lua" "http://$PARTNER/generateToken"
 wait "$HAMMER" || true
-summ "$OUT/wrk-argon2-hammer.txt" "tessera argon2 hammer -c32" 0 >/dev/null
-echo "argon2 hammer: $(awk '/Requests\/sec/{print $2}' "$OUT/wrk-argon2-hammer.txt") req/s, p99 $(awk '$1=="99%"{print $2}' "$OUT/wrk-argon2-hammer.txt")" | tee -a "$SUMMARY"
-echo "peak RSS: $(( $(rss_peak_kib "$SRV") / 1024 )) MiB" | tee -a "$SUMMARY"
+echo "argon2 hammer: $(awk '/Requests\/sec/{print $2}' "$OUT/wrk-argon2-hammer.txt") req/s, p99 $(awk '$1=="99%"{print $2}' "$OUT/wrk-argon2-hammer.txt"), non-2xx $(awk '/Non-2xx/{print $NF}' "$OUT/wrk-argon2-hammer.txt")" | tee -a "$SUMMARY"
+echo "peak RSS including the argon2 burst: $(( $(rss_peak_kib "$SRV") / 1024 )) MiB" | tee -a "$SUMMARY"
 stop
 
+median() { sort -n | awk '{a[NR]=$1} END{ if (NR==0) print 0; else print a[int((NR+1)/2)] }'; }
+rps_all() { awk -v l="$1" 'index($0, l) == 1 { for (i = 1; i <= NF; i++) if ($i ~ /^req\/s=/) { sub("req/s=", "", $i); print $i } }' "$SUMMARY"; }
 if [ "$PEERS" = 1 ]; then
-  echo "== peers (same run)"
-  mkdir -p /tmp/peers
-  OUT=$OUT/peers DUR=$DUR bash "$PEERS_DIR/run_http.sh" hello sign >"$OUT/peers-http.log" 2>&1 || true
+  echo "== node-oidc-provider, 2 workers (same run)"
   OUT=$OUT/peers DUR=$DUR LAYOUTS=cluster2 bash "$PEERS_DIR/run_oidc.sh" >"$OUT/peers-oidc.log" 2>&1 || true
-  (cd "$PEERS_DIR/bench" && CARGO_TARGET_DIR=/tmp/peers/target cargo build --release -q --bin micro) >/dev/null 2>&1 || true
-  RUN_SECS=2 taskset -c 1 /tmp/peers/target/release/micro ed25519 >"$OUT/peers-micro.txt" 2>&1 || true
   cat "$OUT/peers/summary.txt" >>"$SUMMARY" 2>/dev/null || true
-  HELLO=$(rps_of "hello shared -c$CONNS" "$OUT/peers/summary.txt")
-  SIGN=$(rps_of "sign shared -c$CONNS" "$OUT/peers/summary.txt")
+  echo "== one core of verify_strict (peers' micro, taskset -c 1)"
+  RUN_SECS=2 taskset -c 1 "$PEER_TARGET/release/micro" ed25519 >"$OUT/peers-micro.txt" 2>&1 || true
+  grep verify_strict "$OUT/peers-micro.txt" | tee -a "$SUMMARY"
+  SIGN=$(rps_all "peer warp sign -c$CONNS" | median)
+  HELLO=$(rps_all "peer warp hello -c$CONNS" | median)
   OIDC=$(rps_of "oidc jwt/EdDSA cluster2 -c$CONNS" "$OUT/peers/summary.txt")
   VSTRICT=$(awk '/verify_strict/{for(i=1;i<=NF;i++) if($i=="ops/s") print $(i-1)}' "$OUT/peers-micro.txt" | head -1)
-  GEN=$(rps_of "tessera generateToken -c$CONNS" "$SUMMARY")
-  HOTR=$(rps_of "tessera verify hot -c$CONNS" "$SUMMARY")
-  DIST=$(rps_of "tessera verify distinct -c$CONNS" "$SUMMARY")
+  GEN=$(rps_all "tessera generateToken -c$CONNS" | median)
+  HOTR=$(rps_all "tessera verify hot -c$CONNS" | median)
+  DIST=$(rps_all "tessera verify distinct -c$CONNS" | median)
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
   {
-    echo "== ratios (same run)"
+    echo "== ratios of medians over $ROUNDS rounds (same run)"
     echo "generateToken / warp sign      = $(ratio "$GEN" "$SIGN")   (target >= 0.9; $GEN vs $SIGN)"
     echo "generateToken / oidc cluster2  = $(ratio "$GEN" "$OIDC")   (target >= 6; $GEN vs $OIDC)"
     echo "verify hot / warp hello        = $(ratio "$HOTR" "$HELLO")   (target >= 0.6; $HOTR vs $HELLO)"

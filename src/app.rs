@@ -133,7 +133,6 @@ impl App {
             },
             Clock::system(),
         )?;
-        tokio::task::spawn_blocking(crate::password::warm_up);
         let state = Arc::new(AppState {
             service: Arc::new(service),
             throttle: Throttle::new(config.throttle, throttle::DEFAULT_CAPACITY),

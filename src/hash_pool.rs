@@ -58,6 +58,11 @@ impl HashPool {
             .max(1)
     }
 
+    /// Queues `work` without waiting for it (dropped if the queue is full).
+    pub fn spawn(&self, work: impl FnOnce() + Send + 'static) {
+        let _ = self.jobs.try_send(Box::new(work));
+    }
+
     /// Runs `work` on the pool and waits for its result without blocking the
     /// async executor.
     pub async fn run<T: Send + 'static>(

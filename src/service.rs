@@ -300,6 +300,9 @@ impl Service {
         store.raise_ttl_high_water(settings.default_ttl_secs)?;
         let keyring = Keyring::load(&records)?;
         let revoked = store.all_revocations()?.into_iter().collect();
+        let hash_pool = HashPool::new(HashPool::default_threads());
+        // Build the Argon2id dummy hash on the thread that will reuse its memory.
+        hash_pool.spawn(password::warm_up);
         Ok(Self {
             store: Arc::new(store),
             settings,
@@ -308,7 +311,7 @@ impl Service {
             keyring: RwLock::new(Arc::new(keyring)),
             revoked: RwLock::new(revoked),
             verified: VerifiedCache::default(),
-            hash_pool: HashPool::new(HashPool::default_threads()),
+            hash_pool,
             key_changes: Mutex::new(()),
         })
     }
