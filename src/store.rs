@@ -11,10 +11,11 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
+    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
 };
 use serde::{Deserialize, Serialize};
 
@@ -187,6 +188,11 @@ pub struct ImportCounts {
 
 /// The open database.
 pub struct Store {
+    /// The users table as of the last commit. Every login and verify reads
+    /// it; keeping it open saves a read transaction and a table-root lookup
+    /// per request. Replaced right after each commit that changes users.
+    /// Declared first so it is dropped before the database.
+    users: RwLock<Arc<ReadOnlyTable<&'static str, &'static [u8]>>>,
     db: Database,
     path: PathBuf,
 }
@@ -215,6 +221,32 @@ fn append_audit(tx: &WriteTransaction, audit: Audit) -> Result<(), StoreError> {
         detail: audit.detail,
     };
     table.insert(seq, to_json(&event).as_slice())?;
+    Ok(())
+}
+
+fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let tx = db.begin_write()?;
+    {
+        let mut meta = tx.open_table(META)?;
+        let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
+        match found {
+            None => {
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+            }
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(found) => {
+                return Err(StoreError::Schema {
+                    path: path.to_owned(),
+                    found,
+                });
+            }
+        }
+        tx.open_table(USERNAME_TO_USER)?;
+        tx.open_table(KID_TO_KEY)?;
+        tx.open_table(JTI_TO_EXP)?;
+        tx.open_table(SEQ_TO_AUDIT)?;
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -262,35 +294,9 @@ impl Store {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(data_dir.to_owned()),
                 other => other.into(),
             })?;
-        let store = Self { db, path };
-        store.init_schema()?;
-        Ok(store)
-    }
-
-    fn init_schema(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
-            match found {
-                None => {
-                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
-                }
-                Some(v) if v == SCHEMA_VERSION => {}
-                Some(found) => {
-                    return Err(StoreError::Schema {
-                        path: self.path.clone(),
-                        found,
-                    });
-                }
-            }
-            tx.open_table(USERNAME_TO_USER)?;
-            tx.open_table(KID_TO_KEY)?;
-            tx.open_table(JTI_TO_EXP)?;
-            tx.open_table(SEQ_TO_AUDIT)?;
-        }
-        tx.commit()?;
-        Ok(())
+        init_schema(&db, &path)?;
+        let users = RwLock::new(Arc::new(db.begin_read()?.open_table(USERNAME_TO_USER)?));
+        Ok(Self { users, db, path })
     }
 
     /// The database file.
@@ -300,14 +306,27 @@ impl Store {
 
     /// One user by name (a single point read).
     pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let tx = self.db.begin_read()?;
-        let table = tx.open_table(USERNAME_TO_USER)?;
+        let table = match self.users.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
         match table.get(username)? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(v.value())
                 .map(Some)
                 .map_err(|e| corrupt("users", username, e)),
         }
+    }
+
+    /// Commits `tx` durably, then points [`Store::user`] at the new state.
+    fn commit_users(&self, tx: WriteTransaction) -> Result<(), StoreError> {
+        tx.commit()?;
+        let fresh = Arc::new(self.db.begin_read()?.open_table(USERNAME_TO_USER)?);
+        match self.users.write() {
+            Ok(mut t) => *t = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
     }
 
     /// Inserts a new user; false (and nothing written) when the name exists.
@@ -321,7 +340,7 @@ impl Store {
             table.insert(user.username.as_str(), to_json(user).as_slice())?;
         }
         append_audit(&tx, audit)?;
-        tx.commit()?;
+        self.commit_users(tx)?;
         Ok(true)
     }
 
@@ -346,7 +365,7 @@ impl Store {
             user
         };
         append_audit(&tx, audit)?;
-        tx.commit()?;
+        self.commit_users(tx)?;
         Ok(Some(updated))
     }
 
@@ -358,7 +377,7 @@ impl Store {
             return Ok(false);
         }
         append_audit(&tx, audit)?;
-        tx.commit()?;
+        self.commit_users(tx)?;
         Ok(true)
     }
 
@@ -732,7 +751,7 @@ impl Store {
             meta.insert(TTL_HIGH_WATER_KEY, current.max(max_ttl))?;
         }
         append_audit(&tx, audit(counts))?;
-        tx.commit()?;
+        self.commit_users(tx)?;
         Ok(counts)
     }
 }
