@@ -432,7 +432,7 @@ impl Service {
             sub: user.username,
             iat: now,
             exp,
-            jti: token::new_jti().map_err(crypto)?,
+            jti: token::new_jti(),
         };
         let ring = self.keyring();
         let active = ring.active();
