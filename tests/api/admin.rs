@@ -407,15 +407,7 @@ async fn key_rotation_cycle() {
         serde_json::from_slice::<Value>(&h).unwrap()["kid"].clone()
     };
     assert_eq!(kid_of(&new), json!(next_kid));
-    let jwks: Value = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.partner))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.jwks().await;
     assert_eq!(
         jwks["keys"].as_array().unwrap().len(),
         3,

@@ -245,6 +245,18 @@ impl TestApp {
         r.text().await.unwrap()
     }
 
+    /// The JWKS document.
+    pub async fn jwks(&self) -> Value {
+        self.client
+            .get(format!("{}/.well-known/jwks.json", self.partner))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `GET /verify` with a bearer token.
     pub async fn verify(&self, token: &str) -> Response {
         self.client

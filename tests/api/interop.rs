@@ -12,15 +12,7 @@ async fn jsonwebtoken_verifies_with_the_jwks() {
     let app = spawn_app().await;
     let pw = app.create_user("interop").await;
     let token = app.token_for("interop", &pw).await;
-    let jwks: JwkSet = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.partner))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = serde_json::from_value(app.jwks().await).unwrap();
     let header = decode_header(&token).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
     assert_eq!(header.typ.as_deref(), Some("JWT"));

@@ -144,16 +144,7 @@ async fn algorithm_rules() {
 async fn hmac_keyed_with_the_public_key_is_refused() {
     use hmac::{Hmac, Mac};
     let f = fixture().await;
-    let jwks: serde_json::Value = f
-        .app
-        .client
-        .get(format!("{}/.well-known/jwks.json", f.app.partner))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = f.app.jwks().await;
     let x = jwks["keys"][0]["x"].as_str().unwrap();
     let input = format!(
         "{}.{}",
