@@ -40,9 +40,27 @@ pub async fn spawn_app_with(args: &[&str]) -> TestApp {
     app
 }
 
+/// Starts a server on a fresh temp data dir with extra environment variables.
+pub async fn spawn_app_with_env(envs: &[(&str, &str)]) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data");
+    let mut app = spawn_on_with_env(&path, &[], envs)
+        .unwrap_or_else(|(status, log)| panic!("server did not start ({status:?}):\n{log}"));
+    app._dir = Some(dir);
+    app
+}
+
 /// Starts a server on `data_dir`; Err carries the exit status and log when it
 /// does not come up.
 pub fn spawn_on(data_dir: &Path, args: &[&str]) -> Result<TestApp, (Option<ExitStatus>, String)> {
+    spawn_on_with_env(data_dir, args, &[])
+}
+
+fn spawn_on_with_env(
+    data_dir: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Result<TestApp, (Option<ExitStatus>, String)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .arg("serve")
         .arg("--data-dir")
@@ -50,6 +68,7 @@ pub fn spawn_on(data_dir: &Path, args: &[&str]) -> Result<TestApp, (Option<ExitS
         .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
         .args(args)
         .env("TESSERA_LOG", "debug")
+        .envs(envs.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, spawn_on};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_app_with_env, spawn_on};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -189,4 +189,28 @@ async fn slow_loris_clients_are_cut_off() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn env_vars_configure_the_server_and_json_logs_are_json() {
+    let app = spawn_app_with_env(&[
+        ("TESSERA_ISSUER", "from-env"),
+        ("TESSERA_TOKEN_TTL", "90s"),
+        ("TESSERA_LOG_FORMAT", "json"),
+    ])
+    .await;
+    let pw = app.create_user("e").await;
+    let c = crate::helpers::claims_of(&app.token_for("e", &pw).await);
+    assert_eq!(c["iss"], "from-env");
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 90);
+    let log = app.log();
+    let mut lines = 0;
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+        lines += 1;
+    }
+    assert!(lines > 0);
+    assert!(log.contains("listening partner="));
 }
