@@ -99,7 +99,7 @@ fn store(c: &mut Criterion) {
         )
         .unwrap();
     let mut i = 0u64;
-    c.bench_function("store lookup, 100k users (read txn + get + decode)", |b| {
+    c.bench_function("store lookup, 100k users (get + JSON decode)", |b| {
         b.iter(|| {
             i = (i + 7919) % 100_000;
             black_box(store.user(&format!("user{i:06}")).unwrap())
