@@ -39,23 +39,19 @@ fn report(err: &(dyn std::error::Error + 'static)) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT/SIGTERM handlers now (before the listeners are
+/// announced, so a signal right after start-up is never lost) and returns a
+/// future that resolves on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-        _ => {
-            // Without signal handlers, Ctrl-C is the only way out.
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }
 
 fn main() -> ExitCode {
@@ -79,10 +75,14 @@ fn main() -> ExitCode {
                 Err(e) => return report(&e),
             };
             runtime.block_on(async {
+                let shutdown = match shutdown_signal() {
+                    Ok(s) => s,
+                    Err(e) => return report(&e),
+                };
                 match App::build(config).await {
                     Ok(app) => {
                         tracing::info!(startup_ms = started.elapsed().as_millis() as u64, "ready");
-                        app.run(shutdown_signal()).await;
+                        app.run(shutdown).await;
                         ExitCode::SUCCESS
                     }
                     Err(e) => report(&e),
