@@ -9,7 +9,7 @@ use tessera::keys::{self, Keyring};
 use tessera::password;
 use tessera::store::{Audit, Store};
 use tessera::token::{self, Claims};
-use tessera::user::{AccountStatus, User};
+use tessera::user::{User, Username};
 
 fn claims() -> Claims {
     Claims {
@@ -71,17 +71,8 @@ fn store(c: &mut Criterion) {
         lines.push('\n');
     }
     for i in 0..100_000 {
-        let u = User {
-            username: format!("user{i:06}"),
-            status: AccountStatus::Active,
-            created_at: 1,
-            updated_at: 1,
-            expires_at: None,
-            token_ttl_secs: None,
-            tokens_valid_after: None,
-            note: None,
-            password: hash.clone(),
-        };
+        let name = Username::parse(&format!("user{i:06}")).unwrap();
+        let u = User::new(&name, hash.clone(), 1);
         lines.push_str(&serde_json::json!({"type": "user", "user": u}).to_string());
         lines.push('\n');
     }

@@ -244,14 +244,14 @@ impl std::io::Write for ChunkWriter {
 /// hot path (a partner sending one token all hour) skips the signature check.
 /// Time, revocation and account rules are still checked on every call.
 #[derive(Default)]
-struct VerifiedCache(RwLock<HashMap<Box<str>, Claims>>);
+struct VerifiedCache(RwLock<HashMap<Box<str>, Arc<Claims>>>);
 
 impl VerifiedCache {
-    fn get(&self, token: &str) -> Option<Claims> {
+    fn get(&self, token: &str) -> Option<Arc<Claims>> {
         self.0.read().ok()?.get(token).cloned()
     }
 
-    fn insert(&self, token: &str, claims: &Claims) {
+    fn insert(&self, token: &str, claims: &Arc<Claims>) {
         if let Ok(mut map) = self.0.write() {
             if map.len() >= VERIFIED_CACHE_CAPACITY {
                 map.clear();
@@ -444,12 +444,14 @@ impl Service {
 
     /// `GET /verify`: every rule of SPEC §2, the signature step cached per
     /// token string.
-    pub fn verify_bearer(&self, bearer: &str) -> Result<Claims, VerifyError> {
+    pub fn verify_bearer(&self, bearer: &str) -> Result<Arc<Claims>, VerifyError> {
         let claims = match self.verified.get(bearer) {
             Some(c) => c,
             None => {
                 let ring = self.keyring();
-                let c = token::verify_signature(bearer, |kid| ring.verifying_key(kid))?;
+                let c = Arc::new(token::verify_signature(bearer, |kid| {
+                    ring.verifying_key(kid)
+                })?);
                 self.verified.insert(bearer, &c);
                 c
             }
@@ -507,17 +509,11 @@ impl Service {
         let name = Username::parse(&new.username)?;
         validate_ttl(new.token_ttl_secs)?;
         let (hash, generated) = self.hash_new_password(new.password).await?;
-        let now = self.clock.now();
         let user = User {
-            username: name.to_string(),
-            status: AccountStatus::Active,
-            created_at: now,
-            updated_at: now,
             expires_at: new.expires_at,
             token_ttl_secs: new.token_ttl_secs,
-            tokens_valid_after: None,
             note: new.note,
-            password: hash,
+            ..User::new(&name, hash, self.clock.now())
         };
         let detail = format!("password {}", user.password.scheme());
         let audit = self.audit("user.create", name.as_str(), detail);
@@ -617,7 +613,6 @@ impl Service {
         username: &str,
         chosen: Option<String>,
     ) -> Result<Option<Zeroizing<String>>, AdminError> {
-        self.require_user(username)?;
         // Fail fast on a missing user before paying for a hash.
         self.user(username)?;
         let (hash, generated) = self.hash_new_password(chosen).await?;

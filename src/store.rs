@@ -760,20 +760,10 @@ impl Store {
 mod tests {
     use super::*;
     use crate::password::PasswordHash;
-    use crate::user::AccountStatus;
 
     fn user(name: &str) -> User {
-        User {
-            username: name.into(),
-            status: AccountStatus::Active,
-            created_at: 1,
-            updated_at: 1,
-            expires_at: None,
-            token_ttl_secs: None,
-            tokens_valid_after: None,
-            note: None,
-            password: PasswordHash::Argon2id { phc: "x".into() },
-        }
+        let name = crate::user::Username::parse(name).unwrap();
+        User::new(&name, PasswordHash::Argon2id { phc: "x".into() }, 1)
     }
 
     fn audit(action: &'static str, target: &str) -> Audit {

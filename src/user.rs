@@ -116,6 +116,22 @@ pub enum AccountError {
 }
 
 impl User {
+    /// A new active account created at `now`, with no expiry, TTL override,
+    /// revocation or note.
+    pub fn new(username: &Username, password: PasswordHash, now: u64) -> Self {
+        Self {
+            username: username.to_string(),
+            status: AccountStatus::Active,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            token_ttl_secs: None,
+            tokens_valid_after: None,
+            note: None,
+            password,
+        }
+    }
+
     /// Whether the account may get a token at `now`.
     pub fn may_get_tokens(&self, now: u64) -> Result<(), AccountError> {
         if self.status == AccountStatus::Disabled {
@@ -184,17 +200,8 @@ mod tests {
     use super::*;
 
     fn user() -> User {
-        User {
-            username: "u".into(),
-            status: AccountStatus::Active,
-            created_at: 1000,
-            updated_at: 1000,
-            expires_at: None,
-            token_ttl_secs: None,
-            tokens_valid_after: None,
-            note: None,
-            password: PasswordHash::Argon2id { phc: String::new() },
-        }
+        let name = Username::parse("u").unwrap();
+        User::new(&name, PasswordHash::Argon2id { phc: String::new() }, 1000)
     }
 
     fn claims(iat: u64) -> Claims {
