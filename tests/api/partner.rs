@@ -344,3 +344,24 @@ async fn unknown_users_cost_the_same_hash_work_as_wrong_passwords() {
         );
     }
 }
+
+#[tokio::test]
+async fn oversized_request_heads_are_refused_with_a_4xx() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .post(format!("{}/generateToken", app.partner))
+        .header("x-padding", "p".repeat(100 * 1024))
+        .send()
+        .await;
+    // hyper refuses a head over the 64 KiB buffer with a 400 and closes.
+    let r = r.expect("a response, not a dropped connection");
+    assert!(matches!(r.status().as_u16(), 400 | 431), "{}", r.status());
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.partner))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
