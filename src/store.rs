@@ -4,8 +4,9 @@
 //! before it returns, and every admin mutation appends its audit event in the
 //! same transaction as the change.
 //!
-//! Records are JSON values in `&str`-keyed tables, so an export is a plain
-//! copy and a future field is a serde default away.
+//! User records are postcard (compact binary serde) because every login
+//! and verify decodes one; keys and audit events are JSON. Exports are JSON
+//! Lines whatever the storage encoding.
 
 use std::fs;
 use std::io::Write;
@@ -30,7 +31,7 @@ const JTI_TO_EXP: TableDefinition<&str, u64> = TableDefinition::new("revocations
 const SEQ_TO_AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 /// The schema this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 const SCHEMA_KEY: &str = "schema_version";
 /// The longest token TTL ever configured, so retired keys are kept long enough.
 const TTL_HIGH_WATER_KEY: &str = "ttl_high_water";
@@ -205,6 +206,17 @@ fn corrupt(table: &'static str, key: &str, e: impl std::fmt::Display) -> StoreEr
     }
 }
 
+/// User records are postcard (compact binary serde): a login decodes one
+/// per request, and that is several times faster than JSON.
+fn encode_user(user: &User) -> Vec<u8> {
+    // A struct of strings, numbers and enums always serialises.
+    postcard::to_allocvec(user).unwrap_or_default()
+}
+
+fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Our records are plain structs of strings and numbers: cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
@@ -312,7 +324,7 @@ impl Store {
         };
         match table.get(username)? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(v.value())
+            Some(v) => decode_user(v.value())
                 .map(Some)
                 .map_err(|e| corrupt("users", username, e)),
         }
@@ -337,7 +349,7 @@ impl Store {
             if table.get(user.username.as_str())?.is_some() {
                 return Ok(false);
             }
-            table.insert(user.username.as_str(), to_json(user).as_slice())?;
+            table.insert(user.username.as_str(), encode_user(user).as_slice())?;
         }
         append_audit(&tx, audit)?;
         self.commit_users(tx)?;
@@ -356,12 +368,11 @@ impl Store {
             let mut table = tx.open_table(USERNAME_TO_USER)?;
             let current = match table.get(username)? {
                 None => return Ok(None),
-                Some(v) => serde_json::from_slice::<User>(v.value())
-                    .map_err(|e| corrupt("users", username, e))?,
+                Some(v) => decode_user(v.value()).map_err(|e| corrupt("users", username, e))?,
             };
             let mut user = current;
             change(&mut user);
-            table.insert(username, to_json(&user).as_slice())?;
+            table.insert(username, encode_user(&user).as_slice())?;
             user
         };
         append_audit(&tx, audit)?;
@@ -399,10 +410,7 @@ impl Store {
                 more = true;
                 break;
             }
-            items.push(
-                serde_json::from_slice::<User>(v.value())
-                    .map_err(|e| corrupt("users", k.value(), e))?,
-            );
+            items.push(decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?);
         }
         let next = if more {
             items.last().map(|u: &User| u.username.clone())
@@ -587,8 +595,7 @@ impl Store {
         })?;
         for entry in tx.open_table(USERNAME_TO_USER)?.iter()? {
             let (k, v) = entry?;
-            let user =
-                serde_json::from_slice(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
+            let user = decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
             line(&SnapshotLine::User { user })?;
             counts.users += 1;
         }
@@ -730,7 +737,7 @@ impl Store {
             table.retain(|_, _| false)?;
             for u in &users {
                 if table
-                    .insert(u.username.as_str(), to_json(u).as_slice())?
+                    .insert(u.username.as_str(), encode_user(u).as_slice())?
                     .is_some()
                 {
                     return Err(bad(0, format!("user {} appears twice", u.username)));
@@ -784,6 +791,23 @@ mod tests {
             err.to_string()
                 .contains("is in use by another tessera process"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn another_schema_version_is_refused_with_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(DB_FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert(SCHEMA_KEY, 99).unwrap();
+            tx.commit().unwrap();
+        }
+        let err = Store::open(dir.path()).err().unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains("schema version 99") && text.contains(DB_FILE),
+            "{text}"
         );
     }
 
