@@ -90,7 +90,7 @@ fn store(c: &mut Criterion) {
         )
         .unwrap();
     let mut i = 0u64;
-    c.bench_function("store lookup, 100k users (get + JSON decode)", |b| {
+    c.bench_function("store lookup, 100k users (get + decode)", |b| {
         b.iter(|| {
             i = (i + 7919) % 100_000;
             black_box(store.user(&format!("user{i:06}")).unwrap())
