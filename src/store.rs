@@ -262,7 +262,9 @@ fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Creates the data dir (0700) if missing.
+/// Creates the data dir (0700) if missing. An existing one that others
+/// could read is narrowed to 0700 (it holds the signing keys); if that is
+/// not allowed, a warning says so and start-up goes on.
 pub fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
     let io = |source| StoreError::Io {
         path: dir.to_owned(),
@@ -274,6 +276,18 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
             .mode(0o700)
             .create(dir)
             .map_err(io)?;
+        return Ok(());
+    }
+    let mode = fs::metadata(dir).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        match fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
+            Ok(()) => {
+                tracing::info!(path = %dir.display(), from = format!("{mode:o}"), "narrowed data dir permissions to 0700")
+            }
+            Err(e) => {
+                tracing::warn!(path = %dir.display(), error = %e, "data dir is readable by others and could not be narrowed to 0700; fix its permissions")
+            }
+        }
     }
     Ok(())
 }
@@ -791,6 +805,19 @@ mod tests {
             err.to_string()
                 .contains("is in use by another tessera process"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_existing_open_data_dir_is_narrowed_to_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        fs::create_dir(&data).unwrap();
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+        let _store = Store::open(&data).unwrap();
+        assert_eq!(
+            fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+            0o700
         );
     }
 
