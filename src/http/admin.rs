@@ -305,8 +305,8 @@ fn list_users(state: &AppState, req: &Request) -> Handled {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchUserBody {
-    #[serde(default)]
-    status: Option<AccountStatus>,
+    #[serde(default, deserialize_with = "nullable")]
+    status: Option<Option<AccountStatus>>,
     #[serde(default, deserialize_with = "nullable")]
     expires_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -317,6 +317,11 @@ struct PatchUserBody {
 
 async fn patch_user(state: &AppState, req: &Request, name: &str) -> Handled {
     let b: PatchUserBody = body(req)?;
+    if b.status == Some(None) {
+        return Err(invalid(
+            "status can not be null: send \"active\" or \"disabled\"",
+        ));
+    }
     if let Some(note) = &b.note {
         check_note(note)?;
     }
@@ -330,7 +335,7 @@ async fn patch_user(state: &AppState, req: &Request, name: &str) -> Handled {
         .patch_user(
             name,
             UserPatch {
-                status: b.status,
+                status: b.status.flatten(),
                 expires_at,
                 token_ttl_secs: b.token_ttl_secs,
                 note: b.note,

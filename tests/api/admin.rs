@@ -208,6 +208,10 @@ async fn patch_sets_and_clears_fields() {
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = app
+        .admin_patch("/admin/users/p", json!({"status": null}))
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
         .admin_patch("/admin/users/p", json!({"token_ttl_secs": 0}))
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
