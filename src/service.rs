@@ -321,11 +321,6 @@ impl Service {
         &self.metrics
     }
 
-    /// Now, by the service's clock.
-    pub fn now(&self) -> u64 {
-        self.clock.now()
-    }
-
     fn keyring(&self) -> Arc<Keyring> {
         match self.keyring.read() {
             Ok(k) => k.clone(),

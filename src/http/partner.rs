@@ -187,7 +187,7 @@ async fn generate_token_inner(state: &AppState, req: &Request) -> Response {
         }
         Err(IssueError::Internal(e)) => {
             metrics.token_request("error");
-            reply::from_internal(&e)
+            reply::internal(&e)
         }
     }
 }
@@ -256,7 +256,7 @@ fn verify(state: &AppState, req: &Request) -> Response {
         }
         Err(VerifyError::Internal(e)) => {
             metrics.verify_request("error");
-            reply::from_internal(&e)
+            reply::internal(&e)
         }
         Err(e) => {
             metrics.verify_request(e.outcome());

@@ -8,7 +8,7 @@ use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use warp::http::{HeaderName, StatusCode};
 use warp::reply::Response;
 
-use crate::service::{AdminError, InternalError};
+use crate::service::AdminError;
 
 /// A response with `body` as `text/plain; charset=utf-8`.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -92,11 +92,6 @@ pub fn from_admin_error(err: AdminError) -> Response {
         AdminError::Invalid(m) => admin_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
         AdminError::NotFound(m) => admin_error(StatusCode::NOT_FOUND, "not_found", m),
         AdminError::Conflict(m) => admin_error(StatusCode::CONFLICT, "conflict", m),
-        AdminError::Internal(e) => from_internal(&e),
+        AdminError::Internal(e) => internal(&e),
     }
-}
-
-/// Maps an internal error to a plain 500, logging it.
-pub fn from_internal(err: &InternalError) -> Response {
-    internal(err)
 }
