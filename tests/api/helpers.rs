@@ -249,8 +249,7 @@ impl TestApp {
 
     /// `POST /generateToken?username=…&password=…`.
     pub async fn generate_token(&self, username: &str, password: &str) -> Response {
-        self.client
-            .post(format!("{}/generateToken", self.partner))
+        self.partner_request(reqwest::Method::POST, "/generateToken")
             .query(&[("username", username), ("password", password)])
             .send()
             .await
@@ -264,13 +263,24 @@ impl TestApp {
         r.text().await.unwrap()
     }
 
-    /// The JWKS document.
-    pub async fn jwks(&self) -> Value {
+    /// A request to the partner listener.
+    pub fn partner_request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client
-            .get(format!("{}/.well-known/jwks.json", self.partner))
+            .request(method, format!("{}{}", self.partner, path))
+    }
+
+    /// `GET` on the partner listener.
+    pub async fn partner_get(&self, path: &str) -> Response {
+        self.partner_request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap()
+    }
+
+    /// The JWKS document.
+    pub async fn jwks(&self) -> Value {
+        self.partner_get("/.well-known/jwks.json")
+            .await
             .json()
             .await
             .unwrap()
@@ -278,8 +288,7 @@ impl TestApp {
 
     /// `GET /verify` with a bearer token.
     pub async fn verify(&self, token: &str) -> Response {
-        self.client
-            .get(format!("{}/verify", self.partner))
+        self.partner_request(reqwest::Method::GET, "/verify")
             .header("Authorization", format!("Bearer {token}"))
             .send()
             .await

@@ -182,12 +182,7 @@ async fn slow_loris_clients_are_cut_off() {
     assert!(closed, "a client trickling headers was not cut off");
     assert!(started.elapsed() < std::time::Duration::from_secs(4));
     // Normal clients are unaffected.
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.partner))
-        .send()
-        .await
-        .unwrap();
+    let r = app.partner_get("/healthz").await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 

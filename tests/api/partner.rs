@@ -14,11 +14,10 @@ async fn seed_example_request_works_verbatim() {
     app.create_user_with(json!({"username": "channel_user", "password": SEED_PASSWORD}))
         .await;
     let r = app
-        .client
-        .post(format!(
-            "{}/generateToken?username=channel_user&password=550e8400-e29b-41d4-a716-446655440000",
-            app.partner
-        ))
+        .partner_request(
+            reqwest::Method::POST,
+            "/generateToken?username=channel_user&password=550e8400-e29b-41d4-a716-446655440000",
+        )
         .send()
         .await
         .unwrap();
@@ -87,8 +86,7 @@ async fn missing_fields_are_400() {
         "?username=a&password=",
     ] {
         let r = app
-            .client
-            .post(format!("{}/generateToken{query}", app.partner))
+            .partner_request(reqwest::Method::POST, &format!("/generateToken{query}"))
             .send()
             .await
             .unwrap();
@@ -106,8 +104,7 @@ async fn other_methods_are_405_with_allow() {
         reqwest::Method::DELETE,
     ] {
         let r = app
-            .client
-            .request(method.clone(), format!("{}/generateToken", app.partner))
+            .partner_request(method.clone(), "/generateToken")
             .send()
             .await
             .unwrap();
@@ -122,8 +119,7 @@ async fn form_body_case_insensitive_names_and_body_wins() {
     let app = spawn_app().await;
     let pw = app.create_user("formy").await;
     let r = app
-        .client
-        .post(format!("{}/generateToken", app.partner))
+        .partner_request(reqwest::Method::POST, "/generateToken")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!("Username=formy&Password={pw}"))
         .send()
@@ -131,11 +127,10 @@ async fn form_body_case_insensitive_names_and_body_wins() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let r = app
-        .client
-        .post(format!(
-            "{}/generateToken?username=formy&password=wrong",
-            app.partner
-        ))
+        .partner_request(
+            reqwest::Method::POST,
+            "/generateToken?username=formy&password=wrong",
+        )
         .form(&[("password", pw.as_str())])
         .send()
         .await
@@ -148,8 +143,7 @@ async fn json_variant_uses_oauth_field_names() {
     let app = spawn_app().await;
     let pw = app.create_user("js").await;
     let r = app
-        .client
-        .post(format!("{}/generateToken", app.partner))
+        .partner_request(reqwest::Method::POST, "/generateToken")
         .query(&[("username", "js"), ("password", pw.as_str())])
         .header("accept", "application/json")
         .send()
@@ -205,9 +199,9 @@ async fn token_shape_and_size() {
 #[tokio::test]
 async fn oversize_and_malformed_input_is_a_clear_400_or_413() {
     let app = spawn_app().await;
-    let url = format!("{}/generateToken", app.partner);
+    let post = |path: &str| app.partner_request(reqwest::Method::POST, path);
     let big = format!("username=a&password={}", "x".repeat(9000));
-    let r = app.client.post(&url).body(big).send().await.unwrap();
+    let r = post("/generateToken").body(big).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
     let long_user = "u".repeat(129);
@@ -223,17 +217,13 @@ async fn oversize_and_malformed_input_is_a_clear_400_or_413() {
         "username=a&password=%ff%fe",
         "username=a&password=%4",
     ] {
-        let r = app
-            .client
-            .post(format!("{url}?{query}"))
+        let r = post(&format!("/generateToken?{query}"))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
     }
-    let r = app
-        .client
-        .post(&url)
+    let r = post("/generateToken")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(vec![b'u', b'=', 0xff, 0xfe])
         .send()
@@ -245,12 +235,7 @@ async fn oversize_and_malformed_input_is_a_clear_400_or_413() {
 #[tokio::test]
 async fn jwks_publishes_active_and_next_keys() {
     let app = spawn_app().await;
-    let r = app
-        .client
-        .get(format!("{}/.well-known/jwks.json", app.partner))
-        .send()
-        .await
-        .unwrap();
+    let r = app.partner_get("/.well-known/jwks.json").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["cache-control"], "public, max-age=300");
     let v: Value = r.json().await.unwrap();
@@ -279,27 +264,12 @@ async fn jwks_publishes_active_and_next_keys() {
 #[tokio::test]
 async fn health_and_unknown_paths() {
     let app = spawn_app().await;
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.partner))
-        .send()
-        .await
-        .unwrap();
+    let r = app.partner_get("/healthz").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.text().await.unwrap(), "ok");
-    let r = app
-        .client
-        .get(format!("{}/readyz", app.partner))
-        .send()
-        .await
-        .unwrap();
+    let r = app.partner_get("/readyz").await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = app
-        .client
-        .get(format!("{}/admin/users", app.partner))
-        .send()
-        .await
-        .unwrap();
+    let r = app.partner_get("/admin/users").await;
     assert_eq!(
         r.status(),
         StatusCode::NOT_FOUND,
@@ -349,19 +319,13 @@ async fn unknown_users_cost_the_same_hash_work_as_wrong_passwords() {
 async fn oversized_request_heads_are_refused_with_a_4xx() {
     let app = spawn_app().await;
     let r = app
-        .client
-        .post(format!("{}/generateToken", app.partner))
+        .partner_request(reqwest::Method::POST, "/generateToken")
         .header("x-padding", "p".repeat(100 * 1024))
         .send()
         .await;
     // hyper refuses a head over the 64 KiB buffer with a 400 and closes.
     let r = r.expect("a response, not a dropped connection");
     assert!(matches!(r.status().as_u16(), 400 | 431), "{}", r.status());
-    let r = app
-        .client
-        .get(format!("{}/healthz", app.partner))
-        .send()
-        .await
-        .unwrap();
+    let r = app.partner_get("/healthz").await;
     assert_eq!(r.status(), StatusCode::OK);
 }

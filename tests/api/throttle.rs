@@ -7,8 +7,7 @@ use reqwest::StatusCode;
 use crate::helpers::{TestApp, spawn_app_with};
 
 async fn login_from(app: &TestApp, xff: &str, user: &str, pw: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}/generateToken", app.partner))
+    app.partner_request(reqwest::Method::POST, "/generateToken")
         .query(&[("username", user), ("password", pw)])
         .header("x-forwarded-for", xff)
         .send()

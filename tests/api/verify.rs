@@ -76,19 +76,12 @@ async fn valid_token_passes_with_forward_auth_headers() {
 #[tokio::test]
 async fn no_token_gets_a_bare_challenge() {
     let f = fixture().await;
-    let r = f
-        .app
-        .client
-        .get(format!("{}/verify", f.app.partner))
-        .send()
-        .await
-        .unwrap();
+    let r = f.app.partner_get("/verify").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], r#"Bearer realm="tessera""#);
     let r = f
         .app
-        .client
-        .get(format!("{}/verify", f.app.partner))
+        .partner_request(reqwest::Method::GET, "/verify")
         .header("authorization", "Basic dXNlcjpwYXNz")
         .send()
         .await
