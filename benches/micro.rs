@@ -78,16 +78,14 @@ fn store(c: &mut Criterion) {
     }
     lines.push_str("{\"type\":\"end\",\"users\":100000,\"keys\":2,\"revocations\":0}\n");
     store
-        .import(
-            lines.as_bytes(),
-            |_| Ok(()),
-            |_| Audit {
+        .import(lines.lines().map(|l| Ok(l.as_bytes().to_vec())), |_| {
+            Audit {
                 at: 1,
                 action: "bench",
                 target: "-".into(),
                 detail: String::new(),
-            },
-        )
+            }
+        })
         .unwrap();
     let mut i = 0u64;
     c.bench_function("store lookup, 100k users (get + decode)", |b| {

@@ -18,10 +18,9 @@ use tokio::net::TcpListener;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Config;
-use crate::http::{self, AppState, Listener};
+use crate::http::{self, AppState, ConnectionLimits, Listener};
 use crate::service::{InternalError, Service, Settings};
 use crate::store::{Store, StoreError};
-use crate::throttle::{self, Throttle};
 use crate::time::Clock;
 
 /// How often expired revocations and retired keys are swept.
@@ -101,7 +100,7 @@ pub struct App {
     state: Arc<AppState>,
     partner: TcpListener,
     admin: TcpListener,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
     /// The partner listener's bound address.
     pub partner_addr: SocketAddr,
     /// The admin listener's bound address.
@@ -130,14 +129,21 @@ impl App {
             Settings {
                 issuer: config.issuer.clone(),
                 default_ttl_secs: config.token_ttl_secs,
+                throttle: config.throttle,
+                hash_queue: config.hash_queue,
             },
             Clock::system(),
         )?;
+        if crate::client::trusts_everyone(&config.trusted_proxies) {
+            tracing::warn!(
+                "--trusted-proxies includes 0.0.0.0/0 or ::/0: any client can choose the address its failed logins are counted under; list only your proxies"
+            );
+        }
         let state = Arc::new(AppState {
             service: Arc::new(service),
-            throttle: Throttle::new(config.throttle, throttle::DEFAULT_CAPACITY),
             trusted_proxies: config.trusted_proxies.clone(),
             admin_token_digest: http::admin::token_digest(&admin_token),
+            body_read_timeout: config.body_read_timeout,
         });
         let (partner, partner_addr) = bind(config.listen).await?;
         let (admin, admin_addr) = bind(config.admin_listen).await?;
@@ -147,7 +153,10 @@ impl App {
             state,
             partner,
             admin,
-            header_read_timeout: config.header_read_timeout,
+            limits: ConnectionLimits {
+                header_read_timeout: config.header_read_timeout,
+                max_connections: config.max_connections,
+            },
             partner_addr,
             admin_addr,
         })
@@ -166,13 +175,13 @@ impl App {
         let partner = tokio::spawn(http::serve(
             self.partner,
             http::routes(self.state.clone(), Listener::Partner),
-            self.header_read_timeout,
+            self.limits,
             stopped(),
         ));
         let admin = tokio::spawn(http::serve(
             self.admin,
             http::routes(self.state.clone(), Listener::Admin),
-            self.header_read_timeout,
+            self.limits,
             stopped(),
         ));
         let service = self.state.service.clone();

@@ -48,6 +48,16 @@ pub struct ServeArgs {
     /// How long a client may take to send its request headers (slow-loris guard).
     #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// How long a client may take to send a request body once its head arrived
+    /// (408 after; for /admin/import, the longest pause between two chunks).
+    #[arg(long, env = "TESSERA_BODY_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// Connections served at once per listener; more wait in the kernel's accept queue.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Argon2id login checks that may wait for a hashing thread; more get 503 `server busy`.
+    #[arg(long, env = "TESSERA_HASH_QUEUE", default_value_t = 64)]
+    pub hash_queue: usize,
     /// Failed logins from one address within --throttle-window that trigger throttling.
     #[arg(long, env = "TESSERA_THROTTLE_FAILURES", default_value_t = 10)]
     pub throttle_failures: u32,
@@ -115,13 +125,25 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Header-read timeout of both listeners.
     pub header_read_timeout: Duration,
+    /// Body-read timeout of both listeners.
+    pub body_read_timeout: Duration,
+    /// Connections served at once per listener.
+    pub max_connections: usize,
+    /// Argon2id login checks that may wait for a thread.
+    pub hash_queue: usize,
 }
+
+/// The longest token lifetime, server-wide or per user: 366 days.
+pub const MAX_TOKEN_TTL_SECS: u64 = 366 * 86_400;
 
 impl Config {
     /// Validates the flags.
     pub fn from_args(args: ServeArgs) -> Result<Self, String> {
         if args.issuer.is_empty() || args.issuer.len() > 256 {
             return Err("--issuer must be 1-256 characters".into());
+        }
+        if args.token_ttl.as_secs() > MAX_TOKEN_TTL_SECS {
+            return Err("--token-ttl must be at most 366d".into());
         }
         if args.throttle_failures == 0 {
             return Err("--throttle-failures must be at least 1".into());
@@ -139,6 +161,9 @@ impl Config {
             trusted_proxies: args.trusted_proxies,
             log_format: args.log_format,
             header_read_timeout: args.header_read_timeout,
+            body_read_timeout: args.body_read_timeout,
+            max_connections: args.max_connections as usize,
+            hash_queue: args.hash_queue,
             throttle: ThrottleConfig {
                 failures: args.throttle_failures,
                 window: args.throttle_window,

@@ -1,11 +1,16 @@
-//! A small fixed pool of threads for slow password hashes (Argon2id), so a
-//! burst of logins with operator-chosen passwords can neither starve the
-//! async executor nor run more hashes at once than the pool has threads.
+//! The fixed pool of threads that runs login-time Argon2id checks (SPEC §5
+//! "Bounded hashing"). Its queue holds at most `queue` waiting checks; a
+//! check that does not fit is refused at once ([`PoolError::Busy`], a 503)
+//! and costs nothing, and a check whose caller has gone away by the time a
+//! thread is free is skipped. Nothing else runs here: admin hashing, the
+//! fast scheme and `/verify` never wait behind an attacker's backlog.
 //! Fixed threads also bound memory: each Argon2id hash takes 19 MiB, and the
 //! allocator keeps what a thread freed for that thread's next hash.
 
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -14,28 +19,36 @@ pub struct HashPool {
     jobs: SyncSender<Job>,
 }
 
-/// The pool has shut down (only while the process exits).
-#[derive(Debug, thiserror::Error)]
-#[error("the password hashing pool has stopped")]
-pub struct PoolStopped;
+/// Why a check did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// Every thread is busy and the queue is full: try again shortly.
+    #[error("every password hashing thread is busy and the queue is full")]
+    Busy,
+    /// The pool has shut down (only while the process exits).
+    #[error("the password hashing pool has stopped")]
+    Stopped,
+}
 
 impl HashPool {
-    /// A pool of `threads` workers (at least one) with a bounded queue; a
-    /// full queue makes callers wait instead of piling up work.
-    pub fn new(threads: usize) -> Self {
+    /// A pool of `threads` workers (at least one) and at most `queue` checks
+    /// waiting for one.
+    pub fn new(threads: usize, queue: usize) -> Self {
         let threads = threads.max(1);
-        let (jobs, queue) = mpsc::sync_channel::<Job>(threads * 64);
-        let queue: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(queue));
+        let (jobs, waiting) = mpsc::sync_channel::<Job>(queue);
+        let waiting: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(waiting));
         for i in 0..threads {
-            let queue = queue.clone();
+            let waiting = waiting.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("tessera-hash-{i}"))
                 .spawn(move || {
                     loop {
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
+                        // A poisoned lock only means another worker panicked
+                        // between lock and recv; the receiver is still sound.
+                        let job = waiting
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
                         match job {
                             Ok(job) => job(),
                             Err(_) => return,
@@ -64,28 +77,25 @@ impl HashPool {
     }
 
     /// Runs `work` on the pool and waits for its result without blocking the
-    /// async executor.
+    /// async executor. Refused at once with [`PoolError::Busy`] when the
+    /// queue is full. If the returned future is dropped before a thread
+    /// takes the job, `work` never runs.
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PoolStopped> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+    ) -> Result<T, PoolError> {
+        let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move || {
+            if tx.is_closed() {
+                return; // the caller hung up while the job waited
+            }
             let _ = tx.send(work());
         });
-        let jobs = self.jobs.clone();
-        // A full queue blocks the sender: wait for room off the executor.
-        match jobs.try_send(job) {
-            Ok(()) => {}
-            Err(mpsc::TrySendError::Full(job)) => {
-                tokio::task::spawn_blocking(move || jobs.send(job))
-                    .await
-                    .map_err(|_| PoolStopped)?
-                    .map_err(|_| PoolStopped)?;
-            }
-            Err(mpsc::TrySendError::Disconnected(_)) => return Err(PoolStopped),
+        match self.jobs.try_send(job) {
+            Ok(()) => rx.await.map_err(|_| PoolError::Stopped),
+            Err(mpsc::TrySendError::Full(_)) => Err(PoolError::Busy),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(PoolError::Stopped),
         }
-        rx.await.map_err(|_| PoolStopped)
     }
 }
 
@@ -93,10 +103,11 @@ impl HashPool {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     #[tokio::test]
     async fn never_runs_more_jobs_than_threads() {
-        let pool = Arc::new(HashPool::new(2));
+        let pool = Arc::new(HashPool::new(2, 64));
         let running = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
@@ -106,7 +117,7 @@ mod tests {
                 pool.run(move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(5));
                     running.fetch_sub(1, Ordering::SeqCst);
                     i * 2
                 })
@@ -120,5 +131,65 @@ mod tests {
         }
         assert_eq!(sum, (0..20).map(|i| i * 2).sum::<i32>());
         assert!(peak.load(Ordering::SeqCst) <= 2);
+    }
+
+    /// Blocks the pool's one thread until the returned sender is dropped.
+    async fn occupy(pool: &Arc<HashPool>) -> std::sync::mpsc::Sender<()> {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel();
+        let p = pool.clone();
+        tokio::spawn(async move {
+            p.run(move || {
+                let _ = started_tx.send(());
+                let _ = blocked.recv();
+            })
+            .await
+        });
+        started.await.unwrap();
+        release
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let pool = Arc::new(HashPool::new(1, 2));
+        let release = occupy(&pool).await;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let mut queued = Vec::new();
+        for _ in 0..2 {
+            let (p, ran) = (pool.clone(), ran.clone());
+            queued.push(tokio::spawn(async move {
+                p.run(move || ran.fetch_add(1, Ordering::SeqCst)).await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r = ran.clone();
+        assert_eq!(
+            pool.run(move || r.fetch_add(1, Ordering::SeqCst)).await,
+            Err(PoolError::Busy)
+        );
+        drop(release);
+        for q in queued {
+            assert!(q.await.unwrap().is_ok());
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 2, "the refused job never ran");
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_left_is_skipped() {
+        let pool = Arc::new(HashPool::new(1, 4));
+        let release = occupy(&pool).await;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let (p, r) = (pool.clone(), ran.clone());
+        let abandoned =
+            tokio::spawn(async move { p.run(move || r.fetch_add(1, Ordering::SeqCst)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        abandoned.abort();
+        let _ = abandoned.await;
+        drop(release);
+        let r = ran.clone();
+        pool.run(move || r.fetch_add(10, Ordering::SeqCst))
+            .await
+            .unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 10, "only the live job ran");
     }
 }

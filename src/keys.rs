@@ -91,6 +91,46 @@ impl KeyRecord {
     }
 }
 
+impl KeyRecord {
+    /// Checks a record that came from outside (an import): the seed is a
+    /// key and the `kid` is its RFC 7638 thumbprint.
+    pub fn validate(&self) -> Result<(), String> {
+        let signing = self
+            .signing_key()
+            .map_err(|_| format!("key {}: seed is not 32 base64url bytes", self.kid))?;
+        let expected = thumbprint(&signing.verifying_key());
+        if self.kid != expected {
+            return Err(format!(
+                "key {}: kid is not the RFC 7638 thumbprint of its key ({expected})",
+                self.kid
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks a whole set of records from outside: no `kid` twice, exactly one
+/// active and one next key, and a keyring that loads — so that what is
+/// stored always starts.
+pub fn validate_records(records: &[KeyRecord]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for r in records {
+        if !seen.insert(r.kid.as_str()) {
+            return Err(format!("key {} appears twice", r.kid));
+        }
+    }
+    let count = |status| records.iter().filter(|r| r.status == status).count();
+    let (active, next) = (count(KeyStatus::Active), count(KeyStatus::Next));
+    if active != 1 || next != 1 {
+        return Err(format!(
+            "a keyring needs exactly one active and one next key; this one has {active} active and {next} next"
+        ));
+    }
+    Keyring::load(records)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// RFC 7638 thumbprint of an Ed25519 public key: SHA-256 over the canonical
 /// JWK `{"crv":"Ed25519","kty":"OKP","x":"…"}`, base64url.
 pub fn thumbprint(key: &VerifyingKey) -> String {
@@ -314,6 +354,33 @@ mod tests {
             Keyring::load(&recs),
             Err(KeyringError::ActiveCount(2))
         ));
+    }
+
+    #[test]
+    fn imported_keyrings_are_checked() {
+        let recs = initial_records(100).unwrap();
+        assert_eq!(validate_records(&recs), Ok(()));
+        assert!(recs.iter().all(|r| r.validate().is_ok()));
+        let mut wrong_kid = recs[0].clone();
+        wrong_kid.kid = recs[1].kid.clone();
+        assert!(wrong_kid.validate().unwrap_err().contains("thumbprint"));
+        let mut bad_seed = recs[0].clone();
+        bad_seed.seed = "short".into();
+        assert!(bad_seed.validate().unwrap_err().contains("seed"));
+        let mut twice = recs.clone();
+        let mut dup = recs[0].clone();
+        dup.status = KeyStatus::Retired;
+        twice.push(dup);
+        assert!(validate_records(&twice).unwrap_err().contains("twice"));
+        let mut two_next = recs.clone();
+        two_next.push(KeyRecord::generate(KeyStatus::Next, 100).unwrap());
+        assert!(validate_records(&two_next).unwrap_err().contains("2 next"));
+        assert!(validate_records(&recs[..1]).unwrap_err().contains("0 next"));
+        assert!(
+            validate_records(&recs[1..])
+                .unwrap_err()
+                .contains("0 active")
+        );
     }
 
     #[test]

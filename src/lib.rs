@@ -15,7 +15,9 @@
 //! - [`hash_pool`]: the bounded thread pool that runs Argon2id.
 //! - [`user`]: usernames, user records and account-state rules.
 //! - [`store`]: the only module that imports redb.
-//! - [`throttle`]: bounded per-address brute-force throttling.
+//! - [`client`]: which client a request counts as (proxies, ports, /64s).
+//! - [`throttle`]: bounded per-client brute-force throttling.
+//! - [`snapshot`]: the export format and every check an import makes.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`time`]: unix seconds, RFC 3339, and an injectable clock.
 #![forbid(unsafe_code)]
@@ -23,6 +25,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod hash_pool;
 pub mod http;
@@ -30,6 +33,7 @@ pub mod keys;
 pub mod metrics;
 pub mod password;
 pub mod service;
+pub mod snapshot;
 pub mod store;
 pub mod throttle;
 pub mod time;

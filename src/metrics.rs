@@ -35,6 +35,13 @@ impl Outcomes {
         Self { family, hot }
     }
 
+    fn counter(&self, label: &'static str, value: &'static str) -> Counter {
+        match self.hot.iter().find(|(v, _)| *v == value) {
+            Some((_, c)) => c.clone(),
+            None => self.family.get_or_create(&[(label, value)]).clone(),
+        }
+    }
+
     fn inc(&self, label: &'static str, value: &'static str) {
         match self.hot.iter().find(|(v, _)| *v == value) {
             Some((_, c)) => {
@@ -79,6 +86,7 @@ impl Metrics {
                 "invalid_credentials",
                 "account_refused",
                 "throttled",
+                "busy",
                 "bad_request",
             ],
         );
@@ -110,7 +118,7 @@ impl Metrics {
         );
         registry.register(
             "password_checks",
-            "Password hash checks by scheme, unknown users' dummy checks included",
+            "Password hash checks by the scheme whose work ran, dummy checks included; counted when the work runs",
             password_checks.family.clone(),
         );
         registry.register(
@@ -154,6 +162,12 @@ impl Metrics {
     /// Counts one password check with the scheme whose work it cost.
     pub fn password_check(&self, scheme: &'static str) {
         self.password_checks.inc("scheme", scheme);
+    }
+
+    /// The password-check counter of `scheme`, for work that runs on another
+    /// thread and counts itself only if it runs.
+    pub fn password_check_counter(&self, scheme: &'static str) -> Counter {
+        self.password_checks.counter("scheme", scheme)
     }
 
     /// Records one request's latency.

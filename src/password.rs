@@ -1,8 +1,10 @@
-//! Password hash schemes (SPEC §4). Generated passwords carry 122 random bits
-//! and get a fast salted SHA-256; operator-chosen ones get Argon2id with the
-//! OWASP parameters. The scheme is stored with each hash. Verification is
-//! constant-time, and [`dummy_verify`] gives unknown usernames the same work
-//! a wrong password would cost.
+//! Password hash schemes (SPEC §4). The scheme follows from a password's
+//! shape alone: a canonical UUID v4 (what Tessera generates: 122 random
+//! bits) gets a fast salted SHA-256, anything else Argon2id with the OWASP
+//! parameters. A login attempt is checked with [`Attempt::plan`] and
+//! [`check`], which do the work of the guess's scheme whether or not the
+//! user exists and whatever scheme the user has, so neither timing nor the
+//! work counted in metrics tells a known user from an unknown one.
 
 use std::sync::LazyLock;
 
@@ -83,6 +85,58 @@ impl PasswordHash {
     }
 }
 
+/// The most Argon2id work an imported hash may ask for per login: memory
+/// in KiB, passes and lanes. Above this one login could pin a hash thread
+/// for minutes (SPEC §5 "Import checks all it stores").
+pub const MAX_ARGON2_M_KIB: u32 = 262_144;
+/// See [`MAX_ARGON2_M_KIB`].
+pub const MAX_ARGON2_T: u32 = 16;
+/// See [`MAX_ARGON2_M_KIB`].
+pub const MAX_ARGON2_P: u32 = 8;
+
+impl PasswordHash {
+    /// Checks a hash that came from outside (an import, a declarative
+    /// file): well-formed, and an Argon2id hash within the work limits.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Sha256Salted { salt, hash } => {
+                let salt_ok = B64.decode(salt).is_ok_and(|s| s.len() == 16);
+                let hash_ok = B64.decode(hash).is_ok_and(|h| h.len() == 32);
+                if salt_ok && hash_ok {
+                    Ok(())
+                } else {
+                    Err(
+                        "sha256-salted hash needs a 16-byte salt and a 32-byte digest, base64url"
+                            .into(),
+                    )
+                }
+            }
+            Self::Argon2id { phc } => {
+                let parsed =
+                    Phc::new(phc).map_err(|e| format!("malformed argon2id hash string: {e}"))?;
+                if parsed.algorithm.as_str() != "argon2id" {
+                    return Err(format!(
+                        "hash algorithm {} is not argon2id",
+                        parsed.algorithm.as_str()
+                    ));
+                }
+                if parsed.salt.is_none() || parsed.hash.is_none() {
+                    return Err("argon2id hash string lacks its salt or digest".into());
+                }
+                let params = argon2::Params::try_from(&parsed)
+                    .map_err(|e| format!("argon2id parameters: {e}"))?;
+                let (m, t, p) = (params.m_cost(), params.t_cost(), params.p_cost());
+                if m > MAX_ARGON2_M_KIB || t > MAX_ARGON2_T || p > MAX_ARGON2_P {
+                    return Err(format!(
+                        "argon2id parameters m={m},t={t},p={p} exceed m={MAX_ARGON2_M_KIB},t={MAX_ARGON2_T},p={MAX_ARGON2_P}"
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 fn salted_sha256(salt: &[u8], password: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(salt);
@@ -121,11 +175,51 @@ pub fn hash_chosen(password: &str) -> Result<PasswordHash, HashError> {
     })
 }
 
-/// True when `password` has the shape of a generated password (a lowercase
-/// hyphenated UUID v4). Decides which dummy work an unknown user costs.
+/// True when `password` has the shape of a generated password: a canonical
+/// (lowercase, hyphenated) UUID v4, 122 random bits.
 pub fn looks_generated(password: &str) -> bool {
     uuid::Uuid::try_parse(password)
         .is_ok_and(|u| u.get_version_num() == 4 && u.hyphenated().to_string() == password)
+}
+
+/// Which work a password costs, decided by its shape alone (SPEC §4): so
+/// that the work for a login attempt depends only on the guess, never on
+/// whether the user exists or which scheme the user has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// A canonical UUID v4: one salted SHA-256.
+    Fast,
+    /// Anything else: one Argon2id.
+    Argon2id,
+}
+
+impl Scheme {
+    /// The scheme a password of this shape is stored and checked with.
+    pub fn of(password: &str) -> Self {
+        if looks_generated(password) {
+            Self::Fast
+        } else {
+            Self::Argon2id
+        }
+    }
+
+    /// The metric label, the same as [`PasswordHash::scheme`] of its hashes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fast => "sha256-salted",
+            Self::Argon2id => "argon2id",
+        }
+    }
+}
+
+/// Hashes a new password with the scheme its shape calls for: the fast
+/// salted hash for a canonical UUID v4, Argon2id (about 20 ms: call it off
+/// the async executor) for anything else.
+pub fn hash_new(password: &str) -> Result<PasswordHash, HashError> {
+    match Scheme::of(password) {
+        Scheme::Fast => hash_generated(password),
+        Scheme::Argon2id => hash_chosen(password),
+    }
 }
 
 static DUMMY_SHA: LazyLock<PasswordHash> = LazyLock::new(|| PasswordHash::Sha256Salted {
@@ -138,21 +232,53 @@ static DUMMY_ARGON: LazyLock<PasswordHash> = LazyLock::new(|| {
     hash_chosen("tessera-dummy-password").unwrap_or_else(|_| DUMMY_SHA.clone())
 });
 
-/// The hash an unknown user is checked against so that it costs what a wrong
-/// password for a real user costs: the fast scheme for guesses shaped like a
-/// generated password, Argon2id for anything else.
-pub fn dummy_for(password: &str) -> &'static PasswordHash {
-    if looks_generated(password) {
-        &DUMMY_SHA
-    } else {
-        &DUMMY_ARGON
+/// One login attempt's password check, planned before any work is done:
+/// the hash the guess is checked against and whether a match counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    target: &'a PasswordHash,
+    can_match: bool,
+}
+
+impl<'a> Attempt<'a> {
+    /// Plans the check of `guess` against a user's `stored` hash (None for
+    /// an unknown user). The user's own hash is used only when its scheme is
+    /// the one the guess's shape calls for; otherwise the guess can not
+    /// match (a password always has its shape's scheme), and a dummy hash of
+    /// the guess's scheme costs the same work.
+    pub fn plan(stored: Option<&'a PasswordHash>, guess: &str) -> Self {
+        let scheme = Scheme::of(guess);
+        match stored {
+            Some(hash) if hash.scheme() == scheme.name() => Self {
+                target: hash,
+                can_match: true,
+            },
+            _ => Self {
+                target: match scheme {
+                    Scheme::Fast => &DUMMY_SHA,
+                    Scheme::Argon2id => &DUMMY_ARGON,
+                },
+                can_match: false,
+            },
+        }
+    }
+
+    /// The hash the work is done against.
+    pub fn target(&self) -> &'a PasswordHash {
+        self.target
+    }
+
+    /// Whether a matching hash means the password is right.
+    pub fn can_match(&self) -> bool {
+        self.can_match
     }
 }
 
-/// Runs the dummy check for an unknown user; always false.
-pub fn dummy_verify(password: &str) -> bool {
-    std::hint::black_box(dummy_for(password).verify(password.as_bytes()));
-    false
+/// Runs a planned check: always does the hash work, then answers whether
+/// the password is right. Constant-time in where the guess differs.
+pub fn check(target: &PasswordHash, can_match: bool, guess: &[u8]) -> bool {
+    let matched = target.verify(guess);
+    matched && can_match
 }
 
 /// Builds the Argon2id dummy hash now, so the first unknown-user login does
@@ -186,15 +312,120 @@ mod tests {
         assert!(!h.verify(b"correct horse "));
     }
 
+    const UUID: &str = "550e8400-e29b-41d4-a716-446655440000";
+
     #[test]
-    fn dummy_work_matches_the_guess_shape() {
-        assert_eq!(
-            dummy_for("550e8400-e29b-41d4-a716-446655440000").scheme(),
-            "sha256-salted"
+    fn the_scheme_follows_the_shape() {
+        assert_eq!(Scheme::of(UUID), Scheme::Fast);
+        assert_eq!(Scheme::of("hunter2"), Scheme::Argon2id);
+        // Uppercase, unhyphenated, braced or another version: not generated.
+        for other in [
+            "550E8400-E29B-41D4-A716-446655440000",
+            "550e8400e29b41d4a716446655440000",
+            "{550e8400-e29b-41d4-a716-446655440000}",
+            "550e8400-e29b-11d4-a716-446655440000",
+        ] {
+            assert_eq!(Scheme::of(other), Scheme::Argon2id, "{other}");
+        }
+        assert_eq!(hash_new(UUID).unwrap().scheme(), "sha256-salted");
+        assert_eq!(hash_new("hunter2").unwrap().scheme(), "argon2id");
+        assert_eq!(Scheme::Fast.name(), "sha256-salted");
+        assert_eq!(Scheme::Argon2id.name(), "argon2id");
+    }
+
+    #[test]
+    fn the_work_follows_the_guess_not_the_user() {
+        let fast = hash_new(UUID).unwrap();
+        let slow = hash_new("hunter2").unwrap();
+        for stored in [None, Some(&fast), Some(&slow)] {
+            assert_eq!(
+                Attempt::plan(stored, UUID).target().scheme(),
+                "sha256-salted"
+            );
+            assert_eq!(
+                Attempt::plan(stored, "hunter2").target().scheme(),
+                "argon2id"
+            );
+        }
+        let right = |stored: Option<&PasswordHash>, guess: &str| {
+            let a = Attempt::plan(stored, guess);
+            check(a.target(), a.can_match(), guess.as_bytes())
+        };
+        assert!(right(Some(&fast), UUID));
+        assert!(right(Some(&slow), "hunter2"));
+        assert!(!right(Some(&fast), "hunter2"));
+        assert!(!right(Some(&slow), UUID));
+        assert!(!right(None, UUID));
+        assert!(!right(None, "hunter2"));
+        assert!(
+            !right(None, "tessera-dummy-password"),
+            "the dummy never lets anyone in"
         );
-        assert_eq!(dummy_for("hunter2").scheme(), "argon2id");
-        assert!(!looks_generated("550E8400-E29B-41D4-A716-446655440000"));
-        assert!(!dummy_verify("hunter2"));
+        // An Argon2id hash of a UUID (written before the shape rule) can not
+        // match: a UUID-shaped guess only ever costs the fast hash.
+        let legacy = hash_chosen(UUID).unwrap();
+        assert!(!Attempt::plan(Some(&legacy), UUID).can_match());
+        assert!(!right(Some(&legacy), UUID));
+    }
+
+    #[test]
+    fn check_does_the_work_even_when_it_can_not_match() {
+        let slow = hash_new("hunter2").unwrap();
+        assert!(check(&slow, true, b"hunter2"));
+        assert!(!check(&slow, false, b"hunter2"));
+        assert!(!check(&slow, true, b"hunter3"));
+    }
+
+    #[test]
+    fn imported_hashes_are_checked() {
+        assert_eq!(hash_new(UUID).unwrap().validate(), Ok(()));
+        assert_eq!(hash_new("hunter2").unwrap().validate(), Ok(()));
+        let argon = |params: &str| PasswordHash::Argon2id {
+            phc: format!(
+                "$argon2id$v=19${params}$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+            ),
+        };
+        assert_eq!(
+            argon("m=262144,t=16,p=8").validate(),
+            Ok(()),
+            "the limits themselves pass"
+        );
+        for over in [
+            "m=262145,t=2,p=1",
+            "m=19456,t=17,p=1",
+            "m=19456,t=2,p=9",
+            "m=19456,t=4294967295,p=1",
+        ] {
+            assert!(
+                argon(over).validate().unwrap_err().contains("exceed"),
+                "{over}"
+            );
+        }
+        let other = PasswordHash::Argon2id {
+            phc: "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+        };
+        assert!(other.validate().unwrap_err().contains("not argon2id"));
+        assert!(
+            PasswordHash::Argon2id { phc: "junk".into() }
+                .validate()
+                .is_err()
+        );
+        let no_hash = PasswordHash::Argon2id {
+            phc: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0".into(),
+        };
+        assert!(no_hash.validate().is_err());
+        for (salt, hash) in [(16, 31), (15, 32), (16, 33)] {
+            let h = PasswordHash::Sha256Salted {
+                salt: B64.encode(vec![0u8; salt]),
+                hash: B64.encode(vec![0u8; hash]),
+            };
+            assert!(h.validate().is_err(), "{salt} {hash}");
+        }
+        let h = PasswordHash::Sha256Salted {
+            salt: "!".into(),
+            hash: B64.encode([0u8; 32]),
+        };
+        assert!(h.validate().is_err());
     }
 
     #[test]

@@ -5,17 +5,22 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tokio::sync::{Mutex, mpsc};
 use zeroize::Zeroizing;
 
-use crate::hash_pool::HashPool;
-
+use crate::client::ClientKey;
+use crate::config::ThrottleConfig;
+use crate::hash_pool::{HashPool, PoolError};
 use crate::keys::{self, KeyStatus, Keyring, RotateError};
 use crate::metrics::Metrics;
-use crate::password::{self, PasswordHash};
-use crate::store::{Audit, AuditEvent, ImportCounts, Page, Store, StoreError};
+use crate::password::{self, Attempt, PasswordHash};
+use crate::snapshot::{self, ImportCounts};
+use crate::store::{Audit, AuditEvent, Page, Store, StoreError};
+use crate::throttle::{self, Throttle};
 use crate::time::{self, Clock};
 use crate::token::{self, Claims, TokenError};
 use crate::user::{
@@ -35,6 +40,10 @@ pub struct Settings {
     pub issuer: String,
     /// Token lifetime for users without their own `token_ttl_secs`.
     pub default_ttl_secs: u64,
+    /// Login throttling per client.
+    pub throttle: ThrottleConfig,
+    /// Argon2id login checks that may wait for a hashing thread.
+    pub hash_queue: usize,
 }
 
 /// An issued token.
@@ -55,6 +64,13 @@ pub enum IssueError {
     /// The password matched but the account may not get tokens.
     #[error("account may not get tokens: {0}")]
     AccountState(AccountError),
+    /// The client is locked out after too many failures; retry after this.
+    #[error("too many attempts")]
+    Throttled(Duration),
+    /// Every hashing thread is busy and the queue is full; nothing was
+    /// checked and nothing was counted against the client.
+    #[error("server busy")]
+    Busy,
     /// Something broke inside; logged, shown as a plain 500.
     #[error(transparent)]
     Internal(#[from] InternalError),
@@ -134,7 +150,7 @@ pub enum AdminError {
 impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::BadSnapshot { .. } => AdminError::Invalid(e.to_string()),
+            StoreError::BadSnapshot(_) => AdminError::Invalid(e.to_string()),
             other => AdminError::Internal(other.into()),
         }
     }
@@ -243,10 +259,14 @@ impl std::io::Write for ChunkWriter {
 /// Remembers token strings whose signature and claim types verified, so the
 /// hot path (a partner sending one token all hour) skips the signature check.
 /// Time, revocation and account rules are still checked on every call.
+/// Each keyring has its own cache, so an entry verified under one keyring
+/// can never be found under the next.
 #[derive(Default)]
 struct VerifiedCache(RwLock<HashMap<Box<str>, Arc<Claims>>>);
 
 impl VerifiedCache {
+    /// A poisoned lock only means a panic elsewhere mid-insert; a miss is
+    /// always safe (the signature is then checked again).
     fn get(&self, token: &str) -> Option<Arc<Claims>> {
         self.0.read().ok()?.get(token).cloned()
     }
@@ -259,10 +279,19 @@ impl VerifiedCache {
             map.insert(token.into(), claims.clone());
         }
     }
+}
 
-    fn clear(&self) {
-        if let Ok(mut map) = self.0.write() {
-            map.clear();
+/// The keyring every request reads, with the signatures verified under it.
+struct KeyState {
+    ring: Keyring,
+    verified: VerifiedCache,
+}
+
+impl KeyState {
+    fn new(ring: Keyring) -> Self {
+        Self {
+            ring,
+            verified: VerifiedCache::default(),
         }
     }
 }
@@ -273,9 +302,9 @@ pub struct Service {
     settings: Settings,
     clock: Clock,
     metrics: Metrics,
-    keyring: RwLock<Arc<Keyring>>,
-    revoked: RwLock<HashMap<String, u64>>,
-    verified: VerifiedCache,
+    /// Replaced whole, under `key_changes`, after each commit of keys.
+    keys: ArcSwap<KeyState>,
+    throttle: Throttle,
     hash_pool: HashPool,
     key_changes: Mutex<()>,
 }
@@ -299,18 +328,16 @@ impl Service {
         }
         store.raise_ttl_high_water(settings.default_ttl_secs)?;
         let keyring = Keyring::load(&records)?;
-        let revoked = store.all_revocations()?.into_iter().collect();
-        let hash_pool = HashPool::new(HashPool::default_threads());
+        let hash_pool = HashPool::new(HashPool::default_threads(), settings.hash_queue);
         // Build the Argon2id dummy hash on the thread that will reuse its memory.
         hash_pool.spawn(password::warm_up);
         Ok(Self {
             store: Arc::new(store),
+            throttle: Throttle::new(settings.throttle, throttle::DEFAULT_CAPACITY),
             settings,
             clock,
             metrics: Metrics::new(),
-            keyring: RwLock::new(Arc::new(keyring)),
-            revoked: RwLock::new(revoked),
-            verified: VerifiedCache::default(),
+            keys: ArcSwap::from_pointee(KeyState::new(keyring)),
             hash_pool,
             key_changes: Mutex::new(()),
         })
@@ -321,23 +348,10 @@ impl Service {
         &self.metrics
     }
 
-    fn keyring(&self) -> Arc<Keyring> {
-        match self.keyring.read() {
-            Ok(k) => k.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
+    /// Publishes a new keyring (with an empty verified-token cache). Call
+    /// with `key_changes` held, right after the keys were committed.
     fn set_keyring(&self, ring: Keyring) {
-        match self.keyring.write() {
-            Ok(mut k) => *k = Arc::new(ring),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
-        }
-        self.verified.clear();
-    }
-
-    fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.read().is_ok_and(|r| r.contains_key(jti))
+        self.keys.store(Arc::new(KeyState::new(ring)));
     }
 
     /// Runs a store call on the blocking pool (writes fsync).
@@ -351,28 +365,42 @@ impl Service {
             .map_err(InternalError::from)??)
     }
 
-    /// Checks `password` against `hash`; slow schemes run on the hash pool
-    /// (fewer threads than cores) so they never starve the executor or the
-    /// token path.
-    async fn check_password(
+    /// Checks a login guess against a user's hash (None: unknown user) with
+    /// the work of the guess's shape (SPEC §4). Argon2id runs on the bounded
+    /// hash pool and is counted only if it runs; the fast scheme runs here.
+    async fn check_login(
         &self,
-        hash: &PasswordHash,
-        password: &str,
-    ) -> Result<bool, InternalError> {
-        self.metrics.password_check(hash.scheme());
-        if !hash.is_slow() {
-            return Ok(hash.verify(password.as_bytes()));
+        stored: Option<&PasswordHash>,
+        guess: &str,
+    ) -> Result<bool, IssueError> {
+        let attempt = Attempt::plan(stored, guess);
+        let target = attempt.target();
+        if !target.is_slow() {
+            self.metrics.password_check(target.scheme());
+            return Ok(password::check(
+                target,
+                attempt.can_match(),
+                guess.as_bytes(),
+            ));
         }
-        let hash = hash.clone();
-        let password = Zeroizing::new(password.to_owned());
+        let counter = self.metrics.password_check_counter(target.scheme());
+        let (target, can_match) = (target.clone(), attempt.can_match());
+        let guess = Zeroizing::new(guess.to_owned());
         self.hash_pool
-            .run(move || hash.verify(password.as_bytes()))
+            .run(move || {
+                counter.inc();
+                password::check(&target, can_match, guess.as_bytes())
+            })
             .await
-            .map_err(crypto)
+            .map_err(|e| match e {
+                PoolError::Busy => IssueError::Busy,
+                PoolError::Stopped => IssueError::Internal(crypto(e)),
+            })
     }
 
-    /// Hashes a new password: fast scheme when generated, Argon2id when
-    /// chosen. Returns the generated password, if one was made.
+    /// Hashes a new password with the scheme its shape calls for; generates
+    /// a UUID v4 when none is given. Argon2id runs on tokio's blocking pool,
+    /// never behind login checks. Returns the generated password, if any.
     async fn hash_new_password(
         &self,
         chosen: Option<String>,
@@ -386,24 +414,29 @@ impl Service {
             Some(pw) => {
                 let pw = Zeroizing::new(pw);
                 check_password_rule(&pw)?;
-                let hash = self
-                    .hash_pool
-                    .run(move || password::hash_chosen(&pw))
+                let hash = tokio::task::spawn_blocking(move || password::hash_new(&pw))
                     .await
-                    .map_err(crypto)?
+                    .map_err(InternalError::from)?
                     .map_err(crypto)?;
                 Ok((hash, None))
             }
         }
     }
 
-    /// `POST /generateToken`: checks credentials (same work for an unknown
-    /// user as for a wrong password), then the account state, then signs.
+    /// `POST /generateToken` and `POST /oauth/token`: charges the attempt to
+    /// the client's throttle, checks the credentials (the work depends only
+    /// on the guess's shape), refunds the charge when the password matched
+    /// or was never checked, then checks the account state and signs.
     pub async fn issue_token(
         &self,
+        client: &ClientKey,
         username: &str,
         password: &str,
     ) -> Result<IssuedToken, IssueError> {
+        let charge = self
+            .throttle
+            .charge(client, Instant::now())
+            .map_err(IssueError::Throttled)?;
         let user = match Username::parse(username) {
             Ok(name) => self
                 .store
@@ -411,14 +444,24 @@ impl Service {
                 .map_err(InternalError::from)?,
             Err(_) => None,
         };
-        let Some(user) = user else {
-            self.check_password(password::dummy_for(password), password)
-                .await?;
+        let matched = match self
+            .check_login(user.as_ref().map(|u| &u.password), password)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                self.throttle.refund(client, charge);
+                return Err(e);
+            }
+        };
+        let Some(user) = user.filter(|_| matched) else {
+            tracing::info!(client = %client, "failed login");
+            if let Some(lockout) = charge.lockout {
+                tracing::warn!(client = %client, seconds = lockout.as_secs(), "client throttled after repeated failed logins");
+            }
             return Err(IssueError::InvalidCredentials);
         };
-        if !self.check_password(&user.password, password).await? {
-            return Err(IssueError::InvalidCredentials);
-        }
+        self.throttle.refund(client, charge);
         let now = self.clock.now();
         user.may_get_tokens(now).map_err(IssueError::AccountState)?;
         let exp = user.token_exp(now, self.settings.default_ttl_secs);
@@ -429,8 +472,8 @@ impl Service {
             exp,
             jti: token::new_jti(),
         };
-        let ring = self.keyring();
-        let active = ring.active();
+        let keys = self.keys.load();
+        let active = keys.ring.active();
         Ok(IssuedToken {
             token: token::encode(&claims, &active.header_b64, active),
             expires_in: exp.saturating_sub(now),
@@ -440,20 +483,20 @@ impl Service {
     /// `GET /verify`: every rule of SPEC §2, the signature step cached per
     /// token string.
     pub fn verify_bearer(&self, bearer: &str) -> Result<Arc<Claims>, VerifyError> {
-        let claims = match self.verified.get(bearer) {
+        let keys = self.keys.load();
+        let claims = match keys.verified.get(bearer) {
             Some(c) => c,
             None => {
-                let ring = self.keyring();
                 let c = Arc::new(token::verify_signature(bearer, |kid| {
-                    ring.verifying_key(kid)
+                    keys.ring.verifying_key(kid)
                 })?);
-                self.verified.insert(bearer, &c);
+                keys.verified.insert(bearer, &c);
                 c
             }
         };
         let now = self.clock.now();
         token::check_claims(&claims, &self.settings.issuer, now)?;
-        if self.is_revoked(&claims.jti) {
+        if self.store.is_revoked(&claims.jti) {
             return Err(VerifyError::Revoked);
         }
         let user = self
@@ -467,7 +510,7 @@ impl Service {
 
     /// The JWKS document.
     pub fn jwks(&self) -> String {
-        self.keyring().jwks().to_owned()
+        self.keys.load().ring.jwks().to_owned()
     }
 
     /// Readiness: the store answers and a signing key is loaded.
@@ -650,24 +693,17 @@ impl Service {
     pub async fn revoke_token(&self, target: RevokeTarget) -> Result<(String, u64), AdminError> {
         let (jti, exp) = match target {
             RevokeTarget::Token(t) => {
-                let ring = self.keyring();
-                let c = token::verify_signature(&t, |kid| ring.verifying_key(kid))
+                let keys = self.keys.load();
+                let c = token::verify_signature(&t, |kid| keys.ring.verifying_key(kid))
                     .map_err(|e| AdminError::Invalid(format!("not a token of this server: {e}")))?;
                 (c.jti, c.exp)
             }
-            RevokeTarget::Jti { jti, exp } => {
-                if jti.is_empty() || jti.len() > 256 {
-                    return Err(AdminError::Invalid("jti must be 1-256 characters".into()));
-                }
-                (jti, exp)
-            }
+            RevokeTarget::Jti { jti, exp } => (jti, exp),
         };
+        snapshot::check_revocation(&jti, exp).map_err(AdminError::Invalid)?;
         let audit = self.audit("token.revoke", &jti, format!("exp {}", time::rfc3339(exp)));
         let (j, e) = (jti.clone(), exp);
         self.blocking(move |s| s.revoke(&j, e, audit)).await?;
-        if let Ok(mut set) = self.revoked.write() {
-            set.insert(jti.clone(), exp);
-        }
         Ok((jti, exp))
     }
 
@@ -761,44 +797,32 @@ impl Service {
     }
 
     /// Replaces users, keys and revocations with a snapshot, atomically.
-    pub async fn import(&self, snapshot: Bytes) -> Result<ImportCounts, AdminError> {
+    /// The snapshot arrives as chunks (an `Err` chunk: the upload broke off,
+    /// and nothing changes) and is read one line at a time on the blocking
+    /// pool, so it is never held whole in memory.
+    pub async fn import(
+        &self,
+        mut chunks: mpsc::Receiver<Result<Bytes, String>>,
+    ) -> Result<ImportCounts, AdminError> {
         let _guard = self.key_changes.lock().await;
         let at = self.clock.now();
         let counts = self
             .blocking(move |s| {
-                s.import(
-                    &snapshot,
-                    |keys| Keyring::load(keys).map(|_| ()).map_err(|e| e.to_string()),
-                    |c| Audit {
-                        at,
-                        action: "store.import",
-                        target: "-".into(),
-                        detail: format!(
-                            "{} users, {} keys, {} revocations",
-                            c.users, c.keys, c.revocations
-                        ),
-                    },
-                )
+                let lines = snapshot::Lines::new(std::iter::from_fn(|| chunks.blocking_recv()));
+                s.import(lines, |c| Audit {
+                    at,
+                    action: "store.import",
+                    target: "-".into(),
+                    detail: format!(
+                        "{} users, {} keys, {} revocations",
+                        c.users, c.keys, c.revocations
+                    ),
+                })
             })
             .await?;
-        self.reload().await?;
-        Ok(counts)
-    }
-
-    /// Re-reads the keyring and revocation set from the store.
-    async fn reload(&self) -> Result<(), AdminError> {
         let records = self.blocking(|s| s.keys()).await?;
-        let ring = Keyring::load(&records).map_err(InternalError::from)?;
-        let revoked: HashMap<String, u64> = self
-            .blocking(|s| s.all_revocations())
-            .await?
-            .into_iter()
-            .collect();
-        self.set_keyring(ring);
-        if let Ok(mut set) = self.revoked.write() {
-            *set = revoked;
-        }
-        Ok(())
+        self.set_keyring(Keyring::load(&records).map_err(InternalError::from)?);
+        Ok(counts)
     }
 
     /// Forgets revocations whose tokens have expired and retired keys past
@@ -806,11 +830,6 @@ impl Service {
     pub async fn prune(&self) -> Result<(u64, usize), AdminError> {
         let now = self.clock.now();
         let pruned = self.blocking(move |s| s.prune_revocations(now)).await?;
-        if pruned > 0
-            && let Ok(mut set) = self.revoked.write()
-        {
-            set.retain(|_, exp| *exp > now);
-        }
         let _guard = self.key_changes.lock().await;
         let records = self.blocking(|s| s.keys()).await?;
         let kept = keys::without_expired(&records, now);
@@ -832,19 +851,15 @@ impl Service {
     /// The Prometheus text exposition.
     pub fn metrics_text(&self) -> String {
         let users = self.store.user_count().unwrap_or(0);
-        let revocations = self.revoked.read().map_or(0, |r| r.len() as u64);
+        let revocations = self.store.revocation_count();
         self.metrics.render(users, revocations)
     }
 }
 
 fn validate_ttl(ttl: Option<u64>) -> Result<(), AdminError> {
-    match ttl {
-        Some(0) => Err(AdminError::Invalid("token_ttl_secs must be > 0".into())),
-        Some(t) if t > 10 * 365 * 86400 => Err(AdminError::Invalid(
-            "token_ttl_secs must be at most 10 years".into(),
-        )),
-        _ => Ok(()),
-    }
+    ttl.map_or(Ok(()), |t| {
+        snapshot::check_ttl(t).map_err(AdminError::Invalid)
+    })
 }
 
 #[cfg(test)]
@@ -860,10 +875,21 @@ mod tests {
             Settings {
                 issuer: "tessera".into(),
                 default_ttl_secs: 3600,
+                throttle: ThrottleConfig {
+                    failures: 10,
+                    window: Duration::from_secs(300),
+                    lockout: Duration::from_secs(60),
+                    max_lockout: Duration::from_secs(3600),
+                },
+                hash_queue: 64,
             },
             clock,
         )
         .unwrap()
+    }
+
+    fn local() -> ClientKey {
+        ClientKey::from_ip(std::net::Ipv4Addr::LOCALHOST.into())
     }
 
     async fn user_with_token(s: &Service, name: &str) -> String {
@@ -874,7 +900,10 @@ mod tests {
             })
             .await
             .unwrap();
-        s.issue_token(name, &pw.unwrap()).await.unwrap().token
+        s.issue_token(&local(), name, &pw.unwrap())
+            .await
+            .unwrap()
+            .token
     }
 
     #[tokio::test]
@@ -963,7 +992,7 @@ mod tests {
         ));
         clock.set(T0 + 1);
         let pw = s.set_password("carol", None).await.unwrap().unwrap();
-        let t2 = s.issue_token("carol", &pw).await.unwrap().token;
+        let t2 = s.issue_token(&local(), "carol", &pw).await.unwrap().token;
         assert!(s.verify_bearer(&t2).is_ok());
     }
 
@@ -1003,7 +1032,7 @@ mod tests {
         assert_eq!(keys.len(), 3);
         assert!(s.verify_bearer(&old).is_ok());
         let pw = s.set_password("erin", None).await.unwrap().unwrap();
-        let new = s.issue_token("erin", &pw).await.unwrap().token;
+        let new = s.issue_token(&local(), "erin", &pw).await.unwrap().token;
         assert_ne!(new.split('.').next(), old.split('.').next(), "new kid");
         clock.set(T0 + JWKS_MAX_AGE_SECS + 3600);
         let jwks_before: serde_json::Value = serde_json::from_str(&s.jwks()).unwrap();

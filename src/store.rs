@@ -4,15 +4,23 @@
 //! before it returns, and every admin mutation appends its audit event in the
 //! same transaction as the change.
 //!
+//! Writes are serialised by one writer lock held from `begin_write` until
+//! the committed state is published, so what readers see ([`Store::user`],
+//! [`Store::is_revoked`]: `arc-swap` snapshots, no lock on the request path)
+//! is never older than an acknowledged write, even when writes race.
+//!
 //! User records are postcard (compact binary serde) because every login
 //! and verify decodes one; keys and audit events are JSON. Exports are JSON
-//! Lines whatever the storage encoding.
+//! Lines ([`crate::snapshot`]) whatever the storage encoding.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arc_swap::ArcSwap;
 
 use redb::{
     Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -21,6 +29,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyRecord, KeyStatus};
+use crate::snapshot::{self, BadSnapshot, ImportCounts, Item};
 use crate::time;
 use crate::user::User;
 
@@ -35,10 +44,6 @@ pub const SCHEMA_VERSION: u64 = 2;
 const SCHEMA_KEY: &str = "schema_version";
 /// The longest token TTL ever configured, so retired keys are kept long enough.
 const TTL_HIGH_WATER_KEY: &str = "ttl_high_water";
-/// The first line of an export names this format.
-pub const EXPORT_FORMAT: &str = "tessera-export";
-/// The export format version this build writes and reads.
-pub const EXPORT_VERSION: u64 = 1;
 /// redb's page cache. Beyond it, reads come from the OS page cache (not
 /// counted in our RSS); 16 MiB holds the upper B-tree levels of a
 /// 100k-user table.
@@ -83,13 +88,8 @@ pub enum StoreError {
         reason: String,
     },
     /// A snapshot for import is not valid; nothing was changed.
-    #[error("import line {line}: {reason}")]
-    BadSnapshot {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    BadSnapshot(#[from] BadSnapshot),
     /// redb itself failed.
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
@@ -149,54 +149,29 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
-/// One line of an export.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum SnapshotLine {
-    Header {
-        format: String,
-        version: u64,
-        exported_at: String,
-    },
-    User {
-        user: User,
-    },
-    Key {
-        key: KeyRecord,
-    },
-    Revocation {
-        jti: String,
-        exp: u64,
-    },
-    /// The last line: its counts let an import detect a truncated snapshot.
-    End {
-        users: u64,
-        keys: u64,
-        revocations: u64,
-    },
-}
-
-/// Counts of what an import loaded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ImportCounts {
-    /// Users loaded.
-    pub users: u64,
-    /// Keys loaded.
-    pub keys: u64,
-    /// Revocations loaded.
-    pub revocations: u64,
-}
-
 /// The open database.
 pub struct Store {
     /// The users table as of the last commit. Every login and verify reads
     /// it; keeping it open saves a read transaction and a table-root lookup
-    /// per request. Replaced right after each commit that changes users.
+    /// per request. Replaced right after each commit, under `writer`.
     /// Declared first so it is dropped before the database.
-    users: RwLock<Arc<ReadOnlyTable<&'static str, &'static [u8]>>>,
+    users: ArcSwap<ReadOnlyTable<&'static str, &'static [u8]>>,
+    /// Every revoked `jti` with its `exp`, as of the last commit; replaced
+    /// under `writer` after each commit that changes revocations.
+    revoked: ArcSwap<HashMap<String, u64>>,
+    /// Held from the start of a write transaction until its result is
+    /// published, so snapshots are published in commit order.
+    writer: Mutex<()>,
+    /// Tests: pause once between reading the committed state and publishing
+    /// it, to force the interleaving the writer lock must make harmless.
+    #[cfg(test)]
+    pause_before_publish: std::sync::atomic::AtomicBool,
     db: Database,
     path: PathBuf,
 }
+
+/// Revocations as published after a commit.
+type RevokedSet = HashMap<String, u64>;
 
 fn corrupt(table: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt {
@@ -215,6 +190,13 @@ fn encode_user(user: &User) -> Vec<u8> {
 
 fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
     postcard::from_bytes(bytes)
+}
+
+fn io_error(source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: PathBuf::from("<export>"),
+        source,
+    }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -321,8 +303,32 @@ impl Store {
                 other => other.into(),
             })?;
         init_schema(&db, &path)?;
-        let users = RwLock::new(Arc::new(db.begin_read()?.open_table(USERNAME_TO_USER)?));
-        Ok(Self { users, db, path })
+        let tx = db.begin_read()?;
+        let users = ArcSwap::from_pointee(tx.open_table(USERNAME_TO_USER)?);
+        let mut revoked = RevokedSet::new();
+        for entry in tx.open_table(JTI_TO_EXP)?.iter()? {
+            let (k, v) = entry?;
+            revoked.insert(k.value().to_owned(), v.value());
+        }
+        drop(tx);
+        Ok(Self {
+            users,
+            revoked: ArcSwap::from_pointee(revoked),
+            writer: Mutex::new(()),
+            #[cfg(test)]
+            pause_before_publish: std::sync::atomic::AtomicBool::new(false),
+            db,
+            path,
+        })
+    }
+
+    /// Serialises writers. The guard protects no data of its own (redb
+    /// aborts a transaction dropped by a panic), so a poisoned lock is
+    /// still a valid lock.
+    fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The database file.
@@ -332,11 +338,7 @@ impl Store {
 
     /// One user by name (a single point read).
     pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let table = match self.users.read() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        match table.get(username)? {
+        match self.users.load().get(username)? {
             None => Ok(None),
             Some(v) => decode_user(v.value())
                 .map(Some)
@@ -344,19 +346,47 @@ impl Store {
         }
     }
 
-    /// Commits `tx` durably, then points [`Store::user`] at the new state.
-    fn commit_users(&self, tx: WriteTransaction) -> Result<(), StoreError> {
-        tx.commit()?;
-        let fresh = Arc::new(self.db.begin_read()?.open_table(USERNAME_TO_USER)?);
-        match self.users.write() {
-            Ok(mut t) => *t = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
+    #[cfg(test)]
+    fn test_pause(&self) {
+        if self
+            .pause_before_publish
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(200));
         }
+    }
+
+    #[cfg(not(test))]
+    fn test_pause(&self) {}
+
+    /// Whether `jti` is revoked, as of the last commit.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.load().contains_key(jti)
+    }
+
+    /// How many revocations are held.
+    pub fn revocation_count(&self) -> u64 {
+        self.revoked.load().len() as u64
+    }
+
+    /// Commits `tx` durably, then points [`Store::user`] at the new state.
+    /// The caller holds the write lock, so publications happen in commit
+    /// order.
+    fn commit_users(
+        &self,
+        tx: WriteTransaction,
+        _writer: &MutexGuard<'_, ()>,
+    ) -> Result<(), StoreError> {
+        tx.commit()?;
+        let fresh = self.db.begin_read()?.open_table(USERNAME_TO_USER)?;
+        self.test_pause();
+        self.users.store(Arc::new(fresh));
         Ok(())
     }
 
     /// Inserts a new user; false (and nothing written) when the name exists.
     pub fn create_user(&self, user: &User, audit: Audit) -> Result<bool, StoreError> {
+        let writer = self.write_lock();
         let tx = self.db.begin_write()?;
         {
             let mut table = tx.open_table(USERNAME_TO_USER)?;
@@ -366,7 +396,7 @@ impl Store {
             table.insert(user.username.as_str(), encode_user(user).as_slice())?;
         }
         append_audit(&tx, audit)?;
-        self.commit_users(tx)?;
+        self.commit_users(tx, &writer)?;
         Ok(true)
     }
 
@@ -377,6 +407,7 @@ impl Store {
         change: impl FnOnce(&mut User),
         audit: Audit,
     ) -> Result<Option<User>, StoreError> {
+        let writer = self.write_lock();
         let tx = self.db.begin_write()?;
         let updated = {
             let mut table = tx.open_table(USERNAME_TO_USER)?;
@@ -390,19 +421,20 @@ impl Store {
             user
         };
         append_audit(&tx, audit)?;
-        self.commit_users(tx)?;
+        self.commit_users(tx, &writer)?;
         Ok(Some(updated))
     }
 
     /// Deletes a user; false when absent.
     pub fn delete_user(&self, username: &str, audit: Audit) -> Result<bool, StoreError> {
+        let writer = self.write_lock();
         let tx = self.db.begin_write()?;
         let existed = tx.open_table(USERNAME_TO_USER)?.remove(username)?.is_some();
         if !existed {
             return Ok(false);
         }
         append_audit(&tx, audit)?;
-        self.commit_users(tx)?;
+        self.commit_users(tx, &writer)?;
         Ok(true)
     }
 
@@ -466,6 +498,7 @@ impl Store {
         records: &[KeyRecord],
         audit: Option<Audit>,
     ) -> Result<(), StoreError> {
+        let _writer = self.write_lock();
         let tx = self.db.begin_write()?;
         {
             let mut table = tx.open_table(KID_TO_KEY)?;
@@ -483,10 +516,15 @@ impl Store {
 
     /// Records a revoked `jti` that can be forgotten after `exp`.
     pub fn revoke(&self, jti: &str, exp: u64, audit: Audit) -> Result<(), StoreError> {
+        let _writer = self.write_lock();
         let tx = self.db.begin_write()?;
         tx.open_table(JTI_TO_EXP)?.insert(jti, exp)?;
         append_audit(&tx, audit)?;
         tx.commit()?;
+        let mut revoked = RevokedSet::clone(&self.revoked.load());
+        revoked.insert(jti.to_owned(), exp);
+        self.test_pause();
+        self.revoked.store(Arc::new(revoked));
         Ok(())
     }
 
@@ -529,6 +567,7 @@ impl Store {
 
     /// Drops revocations whose `exp` has passed; returns how many.
     pub fn prune_revocations(&self, now: u64) -> Result<u64, StoreError> {
+        let _writer = self.write_lock();
         let tx = self.db.begin_write()?;
         let mut removed = 0;
         tx.open_table(JTI_TO_EXP)?.retain(|_, exp| {
@@ -540,6 +579,9 @@ impl Store {
         })?;
         if removed > 0 {
             tx.commit()?;
+            let mut revoked = RevokedSet::clone(&self.revoked.load());
+            revoked.retain(|_, exp| *exp > now);
+            self.revoked.store(Arc::new(revoked));
         } else {
             tx.abort()?;
         }
@@ -579,6 +621,7 @@ impl Store {
         if ttl <= self.ttl_high_water()? {
             return Ok(());
         }
+        let _writer = self.write_lock();
         let tx = self.db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -591,200 +634,98 @@ impl Store {
 
     /// Writes a JSON Lines snapshot (header, users, keys, revocations, and an
     /// end line with the counts) taken in one read transaction.
-    pub fn export(&self, out: &mut impl Write, now: u64) -> Result<(), StoreError> {
-        let mut counts = ImportCounts::default();
+    pub fn export(&self, out: impl Write, now: u64) -> Result<ImportCounts, StoreError> {
         let tx = self.db.begin_read()?;
-        let mut line = |l: &SnapshotLine| -> Result<(), StoreError> {
-            let mut bytes = to_json(l);
-            bytes.push(b'\n');
-            out.write_all(&bytes).map_err(|source| StoreError::Io {
-                path: PathBuf::from("<export>"),
-                source,
-            })
-        };
-        line(&SnapshotLine::Header {
-            format: EXPORT_FORMAT.to_owned(),
-            version: EXPORT_VERSION,
-            exported_at: time::rfc3339(now),
-        })?;
+        let mut w = snapshot::Writer::header(out, now).map_err(io_error)?;
         for entry in tx.open_table(USERNAME_TO_USER)?.iter()? {
             let (k, v) = entry?;
             let user = decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
-            line(&SnapshotLine::User { user })?;
-            counts.users += 1;
+            w.user(user).map_err(io_error)?;
         }
         for entry in tx.open_table(KID_TO_KEY)?.iter()? {
             let (k, v) = entry?;
             let key =
                 serde_json::from_slice(v.value()).map_err(|e| corrupt("keys", k.value(), e))?;
-            line(&SnapshotLine::Key { key })?;
-            counts.keys += 1;
+            w.key(key).map_err(io_error)?;
         }
         for entry in tx.open_table(JTI_TO_EXP)?.iter()? {
             let (k, v) = entry?;
-            line(&SnapshotLine::Revocation {
-                jti: k.value().to_owned(),
-                exp: v.value(),
-            })?;
-            counts.revocations += 1;
+            w.revocation(k.value().to_owned(), v.value())
+                .map_err(io_error)?;
         }
-        line(&SnapshotLine::End {
-            users: counts.users,
-            keys: counts.keys,
-            revocations: counts.revocations,
-        })?;
-        out.flush().map_err(|source| StoreError::Io {
-            path: PathBuf::from("<export>"),
-            source,
-        })
+        w.end().map_err(io_error)
     }
 
-    /// Replaces users, keys and revocations with the snapshot's, all or
-    /// nothing, in one write transaction. `validate_keys` sees the key records
-    /// before anything is committed and may refuse them.
+    /// Replaces users, keys and revocations with a snapshot's, all or
+    /// nothing, in one write transaction. `lines` are read one at a time
+    /// (the snapshot is never held whole) and checked by
+    /// [`snapshot::Reader`]; an `Err` line (the upload broke off) or any
+    /// refused line aborts the transaction and changes nothing.
     pub fn import(
         &self,
-        snapshot: &[u8],
-        validate_keys: impl FnOnce(&[KeyRecord]) -> Result<(), String>,
+        lines: impl Iterator<Item = Result<Vec<u8>, String>>,
         audit: impl FnOnce(ImportCounts) -> Audit,
     ) -> Result<ImportCounts, StoreError> {
-        let bad = |line: usize, reason: String| StoreError::BadSnapshot { line, reason };
-        let text = std::str::from_utf8(snapshot).map_err(|e| bad(0, format!("not UTF-8: {e}")))?;
-        let mut users = Vec::new();
-        let mut keys = Vec::new();
-        let mut revocations = Vec::new();
-        let mut saw_header = false;
-        let mut end = None;
-        for (i, raw) in text.lines().enumerate() {
-            let n = i + 1;
-            if raw.trim().is_empty() {
-                continue;
-            }
-            let parsed: SnapshotLine =
-                serde_json::from_str(raw).map_err(|e| bad(n, e.to_string()))?;
-            match parsed {
-                SnapshotLine::Header {
-                    format, version, ..
-                } => {
-                    if saw_header || n != 1 {
-                        return Err(bad(n, "the header must be the first line, once".into()));
-                    }
-                    if format != EXPORT_FORMAT || version != EXPORT_VERSION {
-                        return Err(bad(
-                            n,
-                            format!(
-                                "format {format:?} version {version}; this build reads {EXPORT_FORMAT:?} version {EXPORT_VERSION}"
-                            ),
-                        ));
-                    }
-                    saw_header = true;
-                }
-                _ if !saw_header => {
-                    return Err(bad(n, "the first line must be the export header".into()));
-                }
-                _ if end.is_some() => {
-                    return Err(bad(n, "nothing may follow the end line".into()));
-                }
-                SnapshotLine::End {
-                    users,
-                    keys,
-                    revocations,
-                } => {
-                    end = Some(ImportCounts {
-                        users,
-                        keys,
-                        revocations,
-                    });
-                }
-                SnapshotLine::User { user } => {
-                    crate::user::Username::parse(&user.username)
-                        .map_err(|e| bad(n, e.to_string()))?;
-                    users.push(user);
-                }
-                SnapshotLine::Key { key } => keys.push(key),
-                SnapshotLine::Revocation { jti, exp } => revocations.push((jti, exp)),
-            }
-        }
-        if !saw_header {
-            return Err(bad(1, "empty snapshot: no export header".into()));
-        }
-        let counts = ImportCounts {
-            users: users.len() as u64,
-            keys: keys.len() as u64,
-            revocations: revocations.len() as u64,
-        };
-        match end {
-            None => {
-                return Err(bad(
-                    0,
-                    "truncated snapshot: no end line; export again".into(),
-                ));
-            }
-            Some(e)
-                if (e.users, e.keys, e.revocations)
-                    != (counts.users, counts.keys, counts.revocations) =>
-            {
-                return Err(bad(
-                    0,
-                    format!(
-                        "the end line counts {} users, {} keys, {} revocations but the snapshot holds {}, {}, {}",
-                        e.users,
-                        e.keys,
-                        e.revocations,
-                        counts.users,
-                        counts.keys,
-                        counts.revocations
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-        validate_keys(&keys).map_err(|reason| bad(0, reason))?;
-        let max_ttl = users
-            .iter()
-            .filter_map(|u| u.token_ttl_secs)
-            .max()
-            .unwrap_or(0);
+        let mut reader = snapshot::Reader::new();
+        let mut revoked = RevokedSet::new();
+        let writer = self.write_lock();
         let tx = self.db.begin_write()?;
         {
-            let mut table = tx.open_table(USERNAME_TO_USER)?;
-            table.retain(|_, _| false)?;
-            for u in &users {
-                if table
-                    .insert(u.username.as_str(), encode_user(u).as_slice())?
-                    .is_some()
-                {
-                    return Err(bad(0, format!("user {} appears twice", u.username)));
+            let mut users = tx.open_table(USERNAME_TO_USER)?;
+            let mut keys = tx.open_table(KID_TO_KEY)?;
+            let mut revocations = tx.open_table(JTI_TO_EXP)?;
+            users.retain(|_, _| false)?;
+            keys.retain(|_, _| false)?;
+            revocations.retain(|_, _| false)?;
+            for line in lines {
+                let line = line.map_err(|reason| BadSnapshot {
+                    line: reader.line_number() + 1,
+                    reason,
+                })?;
+                let n = reader.line_number() + 1;
+                match reader.read(&line)? {
+                    None => {}
+                    Some(Item::User(u)) => {
+                        let name = u.username.as_str();
+                        if users.insert(name, encode_user(&u).as_slice())?.is_some() {
+                            return Err(BadSnapshot::twice(n, "user", name).into());
+                        }
+                    }
+                    Some(Item::Key(k)) => {
+                        keys.insert(k.kid.as_str(), to_json(&k).as_slice())?;
+                    }
+                    Some(Item::Revocation { jti, exp }) => {
+                        if revocations.insert(jti.as_str(), exp)?.is_some() {
+                            return Err(BadSnapshot::twice(n, "jti", &jti).into());
+                        }
+                        revoked.insert(jti, exp);
+                    }
                 }
             }
-            let mut table = tx.open_table(KID_TO_KEY)?;
-            table.retain(|_, _| false)?;
-            for k in &keys {
-                table.insert(k.kid.as_str(), to_json(k).as_slice())?;
-            }
-            let mut table = tx.open_table(JTI_TO_EXP)?;
-            table.retain(|_, _| false)?;
-            for (jti, exp) in &revocations {
-                table.insert(jti.as_str(), *exp)?;
-            }
+            let summary = std::mem::take(&mut reader).finish()?;
             let mut meta = tx.open_table(META)?;
             let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
-            meta.insert(TTL_HIGH_WATER_KEY, current.max(max_ttl))?;
+            meta.insert(TTL_HIGH_WATER_KEY, current.max(summary.max_ttl_secs))?;
+            drop((users, keys, revocations, meta));
+            append_audit(&tx, audit(summary.counts))?;
+            self.commit_users(tx, &writer)?;
+            self.revoked.store(Arc::new(revoked));
+            Ok(summary.counts)
         }
-        append_audit(&tx, audit(counts))?;
-        self.commit_users(tx)?;
-        Ok(counts)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::password::PasswordHash;
 
     fn user(name: &str) -> User {
         let name = crate::user::Username::parse(name).unwrap();
-        User::new(&name, PasswordHash::Argon2id { phc: "x".into() }, 1)
+        User::new(
+            &name,
+            crate::password::hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
+            1,
+        )
     }
 
     fn audit(action: &'static str, target: &str) -> Audit {
@@ -895,6 +836,8 @@ mod tests {
         assert_eq!(s.prune_revocations(99).unwrap(), 0);
         assert_eq!(s.prune_revocations(100).unwrap(), 1);
         assert_eq!(s.all_revocations().unwrap(), vec![("j2".to_string(), 200)]);
+        assert!(!s.is_revoked("j1") && s.is_revoked("j2"));
+        assert_eq!(s.revocation_count(), 1);
     }
 
     #[test]
@@ -911,29 +854,116 @@ mod tests {
         assert_eq!(mode, 0o600);
     }
 
-    #[test]
-    fn import_is_all_or_nothing() {
+    fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
+        bytes.split(|&b| b == b'\n').map(|l| Ok(l.to_vec()))
+    }
+
+    /// A store holding `users`, a fresh keyring and revocation `j1`.
+    fn populated(users: &[&str]) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        s.create_user(&user("keep"), audit("user.create", "keep"))
+        s.replace_keys(&crate::keys::initial_records(1).unwrap(), None)
             .unwrap();
+        for u in users {
+            s.create_user(&user(u), audit("user.create", u)).unwrap();
+        }
+        s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn import_is_all_or_nothing() {
+        let (_d, s) = populated(&["keep"]);
         let mut snap = Vec::new();
         s.export(&mut snap, 5).unwrap();
-        let broken = [snap.as_slice(), b"{\"type\":\"user\",\"user\":{}}\n"].concat();
+        let text = String::from_utf8(snap.clone()).unwrap();
+        let user_line = text.lines().nth(1).unwrap();
+        let broken = text.replacen(user_line, "{\"type\":\"user\",\"user\":{}}", 1);
         assert!(matches!(
-            s.import(&broken, |_| Ok(()), |_| audit("import", "-")),
-            Err(StoreError::BadSnapshot { line: 4, .. })
+            s.import(lines(broken.as_bytes()), |_| audit("import", "-")),
+            Err(StoreError::BadSnapshot(BadSnapshot { line: 2, .. }))
         ));
         assert!(s.user("keep").unwrap().is_some());
-        let dir2 = tempfile::tempdir().unwrap();
-        let s2 = Store::open(dir2.path()).unwrap();
-        s2.create_user(&user("gone"), audit("user.create", "gone"))
-            .unwrap();
-        let counts = s2
-            .import(&snap, |_| Ok(()), |_| audit("import", "-"))
-            .unwrap();
+        let (_d2, s2) = populated(&["gone"]);
+        let counts = s2.import(lines(&snap), |_| audit("import", "-")).unwrap();
         assert_eq!(counts.users, 1);
         assert!(s2.user("keep").unwrap().is_some());
         assert!(s2.user("gone").unwrap().is_none());
+        assert!(s2.is_revoked("j1"));
+    }
+
+    #[test]
+    fn import_refuses_names_twice_and_broken_uploads() {
+        let (_d, s) = populated(&["a"]);
+        let mut snap = Vec::new();
+        s.export(&mut snap, 5).unwrap();
+        let text = String::from_utf8(snap).unwrap();
+        let all: Vec<&str> = text.lines().collect();
+        let user_twice = [&all[..2], &all[1..]].concat().join("\n");
+        let user_twice = user_twice.replace("\"users\":1", "\"users\":2");
+        let err = s.import(lines(user_twice.as_bytes()), |_| audit("i", "-"));
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("user a appears twice")
+        );
+        let rev = all
+            .iter()
+            .position(|l| l.contains("\"revocation\""))
+            .unwrap();
+        let jti_twice = [&all[..=rev], &all[rev..]].concat().join("\n");
+        let jti_twice = jti_twice.replace("\"revocations\":1", "\"revocations\":2");
+        let err = s.import(lines(jti_twice.as_bytes()), |_| audit("i", "-"));
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("jti j1 appears twice")
+        );
+        let broken = lines(text.as_bytes())
+            .take(2)
+            .chain(std::iter::once(Err("the upload broke off".to_string())));
+        let err = s.import(broken, |_| audit("i", "-"));
+        assert!(err.unwrap_err().to_string().contains("broke off"));
+        assert!(s.user("a").unwrap().is_some(), "nothing changed");
+        assert!(s.is_revoked("j1"));
+    }
+
+    /// Runs `first` with a pause between reading its committed state and
+    /// publishing it, and `second` during that pause; returns when both did.
+    fn race(s: &Arc<Store>, first: impl FnOnce(&Store) + Send, second: impl FnOnce(&Store) + Send) {
+        s.pause_before_publish
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::scope(|scope| {
+            scope.spawn(|| first(s));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            scope.spawn(|| second(s));
+        });
+    }
+
+    /// A write that commits after another is what readers see once both
+    /// returned, even when the earlier one publishes late. Without the
+    /// writer lock the earlier commit's snapshot overwrites the later one.
+    #[test]
+    fn a_later_commit_is_never_hidden_by_an_earlier_publish() {
+        let (_d, s) = populated(&["u"]);
+        let s = Arc::new(s);
+        let set = |at: u64| {
+            move |s: &Store| {
+                s.update_user("u", |u| u.updated_at = at, audit("user.update", "u"))
+                    .unwrap();
+            }
+        };
+        race(&s, set(1), set(2));
+        assert_eq!(s.user("u").unwrap().unwrap().updated_at, 2);
+        let revoke = |jti: &'static str| {
+            move |s: &Store| {
+                s.revoke(jti, 100, audit("token.revoke", jti)).unwrap();
+            }
+        };
+        race(&s, revoke("a"), revoke("b"));
+        assert!(
+            s.is_revoked("a") && s.is_revoked("b"),
+            "neither revocation is lost"
+        );
     }
 }

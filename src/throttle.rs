@@ -1,18 +1,21 @@
-//! Brute-force throttling of `/generateToken` per client address (SPEC §2).
-//! Failures are counted in a window; past the threshold the address is
-//! locked out, for twice as long on each repeat offence up to a cap, and the
-//! repeat count decays after a quiet period. Memory is bounded: two
-//! generations of at most `capacity / 2` entries each, so a flood of distinct
-//! addresses evicts the oldest generation in O(1) instead of growing.
+//! Brute-force throttling of logins per client (SPEC §2, §5). An attempt is
+//! charged as a failure *before* its password is checked and refunded when
+//! the password matched, so N concurrent requests from one client get no
+//! more passwords checked than N sent one after another. Past the threshold
+//! within the window the client is locked out, twice as long on each repeat
+//! offence up to a cap, and the repeat count is forgiven after a quiet
+//! period. Memory is bounded: two generations of at most `capacity / 2`
+//! entries each, so a flood of distinct clients evicts the oldest
+//! generation in O(1) instead of growing.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::client::ClientKey;
 use crate::config::ThrottleConfig;
 
-/// Addresses remembered at most (both generations together).
+/// Clients remembered at most (both generations together).
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -23,10 +26,31 @@ struct Entry {
     strikes: u32,
 }
 
+impl Entry {
+    fn new(now: Instant) -> Self {
+        Self {
+            window_start: now,
+            failures: 0,
+            locked_until: None,
+            strikes: 0,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Generations {
-    current: HashMap<IpAddr, Entry>,
-    previous: HashMap<IpAddr, Entry>,
+    current: HashMap<ClientKey, Entry>,
+    previous: HashMap<ClientKey, Entry>,
+}
+
+/// An attempt counted against a client before its check ran; hand it back
+/// to [`Throttle::refund`] when the password matched (or was never checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "refund the charge when the password matched"]
+pub struct Charge {
+    /// The lockout this attempt started, if it was the one that crossed the
+    /// threshold.
+    pub lockout: Option<Duration>,
 }
 
 /// The throttle table.
@@ -38,7 +62,7 @@ pub struct Throttle {
 }
 
 impl Throttle {
-    /// A table remembering at most `capacity` addresses.
+    /// A table remembering at most `capacity` clients.
     pub fn new(config: ThrottleConfig, capacity: usize) -> Self {
         Self {
             config,
@@ -47,85 +71,94 @@ impl Throttle {
         }
     }
 
-    fn with_entry<T>(&self, addr: IpAddr, f: impl FnOnce(Option<&mut Entry>) -> T) -> T {
-        let mut g = match self.table.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if let Some(e) = g.previous.remove(&addr) {
-            self.insert(&mut g, addr, e);
-        }
-        f(g.current.get_mut(&addr))
+    /// Runs `f` on the table. The table holds only counters, each update
+    /// complete before the lock is released, so a poisoned lock (a panic
+    /// elsewhere while holding it) still guards consistent data.
+    fn with_table<T>(&self, f: impl FnOnce(&mut Generations) -> T) -> T {
+        let mut g = self
+            .table
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g)
     }
 
-    fn insert(&self, g: &mut Generations, addr: IpAddr, entry: Entry) {
-        if g.current.len() >= self.generation_size && !g.current.contains_key(&addr) {
+    fn put(&self, g: &mut Generations, key: ClientKey, entry: Entry) {
+        if g.current.len() >= self.generation_size {
             g.previous = std::mem::take(&mut g.current);
         }
-        g.current.insert(addr, entry);
+        g.current.insert(key, entry);
     }
 
-    /// `Err(retry_after)` while `addr` is locked out.
-    pub fn check(&self, addr: IpAddr, now: Instant) -> Result<(), Duration> {
-        self.with_entry(addr, |e| match e.and_then(|e| e.locked_until) {
-            Some(until) if now < until => Err(until - now),
-            _ => Ok(()),
+    /// Counts an attempt from `key` as a failure before its password is
+    /// checked. `Err(retry_after)` while the client is locked out (the
+    /// attempt is then not counted and must not be checked).
+    pub fn charge(&self, key: &ClientKey, now: Instant) -> Result<Charge, Duration> {
+        let c = self.config;
+        self.with_table(|g| {
+            let mut entry = g
+                .current
+                .remove(key)
+                .or_else(|| g.previous.remove(key))
+                .unwrap_or_else(|| Entry::new(now));
+            let result = Self::count(c, &mut entry, now);
+            self.put(g, key.clone(), entry);
+            result
         })
     }
 
-    /// Counts a failed login from `addr`; returns the lockout if this
-    /// failure started one.
-    pub fn record_failure(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
-        let c = self.config;
-        let mut g = match self.table.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut entry = g
-            .current
-            .remove(&addr)
-            .or_else(|| g.previous.remove(&addr))
-            .unwrap_or(Entry {
-                window_start: now,
-                failures: 0,
-                locked_until: None,
-                strikes: 0,
-            });
+    fn count(c: ThrottleConfig, entry: &mut Entry, now: Instant) -> Result<Charge, Duration> {
         if let Some(until) = entry.locked_until {
+            if now < until {
+                return Err(until - now);
+            }
             if now >= until + c.max_lockout {
                 entry.strikes = 0; // quiet long enough: forgive
             }
-            if now >= until {
-                entry.locked_until = None;
-            }
+            entry.locked_until = None;
         }
         if now.duration_since(entry.window_start) >= c.window {
             entry.window_start = now;
             entry.failures = 0;
         }
         entry.failures += 1;
-        let mut started = None;
-        if entry.failures >= c.failures {
-            let factor = 1u32 << entry.strikes.min(20);
-            let lockout = c.lockout.saturating_mul(factor).min(c.max_lockout);
-            entry.locked_until = Some(now + lockout);
-            entry.strikes = entry.strikes.saturating_add(1);
-            entry.failures = 0;
-            entry.window_start = now;
-            started = Some(lockout);
+        if entry.failures < c.failures {
+            return Ok(Charge { lockout: None });
         }
-        self.insert(&mut g, addr, entry);
-        started
+        let factor = 1u32 << entry.strikes.min(20);
+        let lockout = c.lockout.saturating_mul(factor).min(c.max_lockout);
+        entry.locked_until = Some(now + lockout);
+        entry.strikes += 1;
+        entry.failures = 0;
+        entry.window_start = now;
+        Ok(Charge {
+            lockout: Some(lockout),
+        })
     }
 
-    /// Addresses currently remembered.
+    /// Takes back a [`Charge`]: the password matched, or was never checked.
+    /// A lockout the charge started is lifted again.
+    pub fn refund(&self, key: &ClientKey, charge: Charge) {
+        let threshold = self.config.failures;
+        self.with_table(|g| {
+            let Some(entry) = g.current.get_mut(key).or_else(|| g.previous.get_mut(key)) else {
+                return; // evicted meanwhile: nothing left to refund
+            };
+            if charge.lockout.is_some() {
+                entry.locked_until = None;
+                entry.strikes = entry.strikes.saturating_sub(1);
+                entry.failures = threshold - 1;
+            } else {
+                entry.failures = entry.failures.saturating_sub(1);
+            }
+        });
+    }
+
+    /// Clients currently remembered.
     pub fn len(&self) -> usize {
-        self.table
-            .lock()
-            .map_or(0, |g| g.current.len() + g.previous.len())
+        self.with_table(|g| g.current.len() + g.previous.len())
     }
 
-    /// True when no address is remembered.
+    /// True when no client is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -134,6 +167,8 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NS: Duration = Duration::from_nanos(1);
 
     fn config() -> ThrottleConfig {
         ThrottleConfig {
@@ -144,61 +179,178 @@ mod tests {
         }
     }
 
-    fn ip(n: u32) -> IpAddr {
-        IpAddr::from(n.to_be_bytes())
+    fn key(n: u32) -> ClientKey {
+        ClientKey::from_ip(std::net::IpAddr::from(n.to_be_bytes()))
+    }
+
+    fn fail(t: &Throttle, k: u32, now: Instant) -> Result<Option<Duration>, Duration> {
+        t.charge(&key(k), now).map(|c| c.lockout)
     }
 
     #[test]
-    fn locks_after_threshold_and_doubles() {
+    fn locks_at_the_threshold_and_doubles() {
         let t = Throttle::new(config(), 100);
         let t0 = Instant::now();
-        assert_eq!(t.record_failure(ip(1), t0), None);
-        assert_eq!(t.record_failure(ip(1), t0), None);
-        assert_eq!(t.record_failure(ip(1), t0), Some(Duration::from_secs(60)));
+        assert_eq!(fail(&t, 1, t0), Ok(None));
+        assert_eq!(fail(&t, 1, t0), Ok(None));
+        assert_eq!(fail(&t, 1, t0), Ok(Some(Duration::from_secs(60))));
         assert_eq!(
-            t.check(ip(1), t0 + Duration::from_secs(10)),
+            fail(&t, 1, t0 + Duration::from_secs(10)),
             Err(Duration::from_secs(50))
         );
-        assert_eq!(t.check(ip(2), t0), Ok(()), "other addresses are unaffected");
-        let t1 = t0 + Duration::from_secs(61);
-        assert_eq!(t.check(ip(1), t1), Ok(()));
-        t.record_failure(ip(1), t1);
-        t.record_failure(ip(1), t1);
-        assert_eq!(t.record_failure(ip(1), t1), Some(Duration::from_secs(120)));
-    }
-
-    #[test]
-    fn failures_outside_the_window_do_not_add_up() {
-        let t = Throttle::new(config(), 100);
-        let t0 = Instant::now();
-        t.record_failure(ip(1), t0);
-        t.record_failure(ip(1), t0);
-        assert_eq!(t.record_failure(ip(1), t0 + Duration::from_secs(301)), None);
-    }
-
-    #[test]
-    fn strikes_decay_after_a_quiet_period() {
-        let t = Throttle::new(config(), 100);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            t.record_failure(ip(1), t0);
-        }
-        let later = t0 + Duration::from_secs(60 + 3600);
-        t.record_failure(ip(1), later);
-        t.record_failure(ip(1), later);
+        assert_eq!(fail(&t, 2, t0), Ok(None), "other clients are unaffected");
+        let until = t0 + Duration::from_secs(60);
         assert_eq!(
-            t.record_failure(ip(1), later),
-            Some(Duration::from_secs(60))
+            fail(&t, 1, until - NS),
+            Err(NS),
+            "locked to the last instant"
+        );
+        assert_eq!(fail(&t, 1, until), Ok(None), "free at the instant it ends");
+        assert_eq!(fail(&t, 1, until), Ok(None));
+        assert_eq!(fail(&t, 1, until), Ok(Some(Duration::from_secs(120))));
+    }
+
+    #[test]
+    fn failures_count_only_within_the_window() {
+        let t = Throttle::new(config(), 100);
+        let t0 = Instant::now();
+        let window = Duration::from_secs(300);
+        fail(&t, 1, t0).unwrap();
+        fail(&t, 1, t0).unwrap();
+        assert_eq!(
+            fail(&t, 1, t0 + window - NS),
+            Ok(Some(Duration::from_secs(60))),
+            "the third failure just inside the window locks"
+        );
+        let t = Throttle::new(config(), 100);
+        fail(&t, 1, t0).unwrap();
+        fail(&t, 1, t0).unwrap();
+        assert_eq!(fail(&t, 1, t0 + window), Ok(None), "a new window starts");
+    }
+
+    #[test]
+    fn strikes_are_forgiven_after_a_quiet_period() {
+        let lock_then_fail_at = |after_lockout: Duration| {
+            let t = Throttle::new(config(), 100);
+            let t0 = Instant::now();
+            for _ in 0..3 {
+                fail(&t, 1, t0).unwrap();
+            }
+            let later = t0 + Duration::from_secs(60) + after_lockout;
+            fail(&t, 1, later).unwrap();
+            fail(&t, 1, later).unwrap();
+            fail(&t, 1, later).unwrap()
+        };
+        let max = Duration::from_secs(3600);
+        assert_eq!(lock_then_fail_at(max), Some(Duration::from_secs(60)));
+        assert_eq!(
+            lock_then_fail_at(max - NS),
+            Some(Duration::from_secs(120)),
+            "not quiet long enough: the lockout doubles"
         );
     }
 
     #[test]
-    fn table_is_bounded() {
+    fn lockouts_are_capped() {
+        let t = Throttle::new(config(), 100);
+        let mut now = Instant::now();
+        let mut last = None;
+        for _ in 0..10 {
+            for _ in 0..3 {
+                last = fail(&t, 1, now).unwrap();
+            }
+            now += last.unwrap();
+        }
+        assert_eq!(last, Some(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn a_refund_takes_back_one_failure() {
+        let t = Throttle::new(config(), 100);
+        let t0 = Instant::now();
+        fail(&t, 1, t0).unwrap();
+        let c = t.charge(&key(1), t0).unwrap();
+        t.refund(&key(1), c);
+        fail(&t, 1, t0).unwrap();
+        assert_eq!(fail(&t, 1, t0), Ok(Some(Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn a_refund_lifts_the_lockout_its_charge_started() {
+        let t = Throttle::new(config(), 100);
+        let t0 = Instant::now();
+        fail(&t, 1, t0).unwrap();
+        fail(&t, 1, t0).unwrap();
+        let c = t.charge(&key(1), t0).unwrap();
+        assert!(c.lockout.is_some());
+        t.refund(&key(1), c);
+        assert_eq!(
+            fail(&t, 1, t0),
+            Ok(Some(Duration::from_secs(60))),
+            "unlocked, two failures still counted, and the strike taken back"
+        );
+    }
+
+    #[test]
+    fn a_refund_after_eviction_is_harmless() {
+        let t = Throttle::new(config(), 2);
+        let t0 = Instant::now();
+        let c = t.charge(&key(1), t0).unwrap();
+        fail(&t, 2, t0).unwrap();
+        fail(&t, 3, t0).unwrap();
+        t.refund(&key(1), c);
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn concurrent_attempts_get_no_more_checks_than_sequential_ones() {
+        let t = std::sync::Arc::new(Throttle::new(config(), 100));
+        let t0 = Instant::now();
+        let allowed: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    let t = t.clone();
+                    s.spawn(move || usize::from(t.charge(&key(1), t0).is_ok()))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(allowed, 3);
+    }
+
+    #[test]
+    fn the_table_keeps_two_generations() {
+        let t = Throttle::new(config(), 4);
+        let t0 = Instant::now();
+        assert!(t.is_empty());
+        assert_eq!(t.len(), 0);
+        fail(&t, 1, t0).unwrap();
+        assert!(!t.is_empty());
+        fail(&t, 2, t0).unwrap();
+        assert_eq!(t.len(), 2);
+        fail(&t, 3, t0).unwrap(); // current full: {1,2} becomes previous
+        assert_eq!(t.len(), 3);
+        fail(&t, 1, t0).unwrap(); // 1 moves back to current
+        assert_eq!(t.len(), 3);
+        fail(&t, 4, t0).unwrap(); // {3,1} becomes previous, 2 is forgotten
+        assert_eq!(t.len(), 3);
+        assert_eq!(
+            fail(&t, 1, t0),
+            Ok(Some(Duration::from_secs(60))),
+            "1 kept its two failures across generations"
+        );
+        fail(&t, 2, t0).unwrap();
+        assert_eq!(fail(&t, 2, t0), Ok(None), "2 was forgotten: starts again");
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
         let t = Throttle::new(config(), 1000);
         let t0 = Instant::now();
         for n in 0..50_000 {
-            t.record_failure(ip(n), t0);
+            fail(&t, n, t0).unwrap();
         }
         assert!(t.len() <= 1000, "{}", t.len());
+        assert!(t.len() > 500, "{}", t.len());
     }
 }

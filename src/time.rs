@@ -39,9 +39,28 @@ impl Clock {
     }
 }
 
-/// `unix_secs` as RFC 3339 UTC, e.g. `2026-11-27T19:43:57Z`.
+/// The last second RFC 3339 can write with a four-digit year,
+/// 9999-12-31T23:59:59Z. Every stored time is at most this, so formatting
+/// one can never fail.
+pub const MAX_UNIX_SECS: u64 = 253_402_300_799;
+
+/// `unix_secs` as RFC 3339 UTC, e.g. `2026-11-27T19:43:57Z`. Total: a time
+/// past [`MAX_UNIX_SECS`] (which validation keeps out of the store) is shown
+/// as that moment instead of panicking the handler.
 pub fn rfc3339(unix_secs: u64) -> String {
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix_secs)).to_string()
+    let secs = unix_secs.min(MAX_UNIX_SECS);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+}
+
+/// Refuses a time past 9999-12-31T23:59:59Z, naming the field.
+pub fn check_in_range(field: &str, unix_secs: u64) -> Result<u64, String> {
+    if unix_secs > MAX_UNIX_SECS {
+        Err(format!(
+            "{field} {unix_secs} is after 9999-12-31T23:59:59Z ({MAX_UNIX_SECS})"
+        ))
+    } else {
+        Ok(unix_secs)
+    }
 }
 
 /// An RFC 3339 UTC time (`Z` suffix, optional fraction) as unix seconds,
@@ -67,6 +86,22 @@ mod tests {
         assert!(parse_rfc3339("2027-01-31").is_err());
         assert!(parse_rfc3339("2027-01-31T12:00:00+02:00").is_err());
         assert!(parse_rfc3339("tomorrow").is_err());
+    }
+
+    #[test]
+    fn far_future_times_are_bounded_not_panics() {
+        assert_eq!(rfc3339(MAX_UNIX_SECS), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(check_in_range("exp", MAX_UNIX_SECS), Ok(MAX_UNIX_SECS));
+        assert!(
+            check_in_range("exp", MAX_UNIX_SECS + 1)
+                .unwrap_err()
+                .contains("exp")
+        );
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59Z").unwrap(),
+            MAX_UNIX_SECS
+        );
     }
 
     #[test]

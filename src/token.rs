@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// The longest bearer token accepted; anything longer is malformed.
 pub const MAX_TOKEN_LEN: usize = 4096;
+/// The longest `jti` accepted for a revocation (ours are 22 characters).
+pub const MAX_JTI_LEN: usize = 256;
 
 /// The registered claims Tessera puts in every token, in wire order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

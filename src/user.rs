@@ -12,6 +12,8 @@ use crate::token::Claims;
 pub const MAX_USERNAME_LEN: usize = 128;
 /// The longest password accepted, in bytes.
 pub const MAX_PASSWORD_LEN: usize = 1024;
+/// The longest `note`, in characters.
+pub const MAX_NOTE_CHARS: usize = 1024;
 
 /// A username: 1–128 characters of `A-Z a-z 0-9 . _ @ -`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -18,14 +18,10 @@ use super::{AppState, Request};
 use crate::service::{AdminError, NewUser, RevokeTarget, UserPatch};
 use crate::store::{AuditEvent, Page};
 use crate::time;
-use crate::user::{AccountStatus, User, UserView};
+use crate::user::{AccountStatus, MAX_NOTE_CHARS, User, UserView};
 
 /// Largest JSON body on the admin listener.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
-/// Largest import snapshot.
-pub const MAX_IMPORT_BYTES: usize = 512 * 1024 * 1024;
-/// Longest `note`.
-const MAX_NOTE_CHARS: usize = 1024;
 /// Default and largest page size.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -35,8 +31,12 @@ pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn authorized(state: &AppState, req: &Request) -> bool {
-    let Some(value) = req.header("authorization") else {
+/// Whether the request head carries the admin token.
+pub fn authorized(state: &AppState, headers: &warp::http::HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(warp::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let Some((scheme, token)) = value.split_once(' ') else {
@@ -46,20 +46,24 @@ fn authorized(state: &AppState, req: &Request) -> bool {
         && bool::from(token_digest(token.trim()).ct_eq(&state.admin_token_digest))
 }
 
-/// Routes one admin request.
+/// The 401 for a request without the admin token. Its body is never read,
+/// so the connection is closed rather than drained.
+pub fn unauthorized() -> Response {
+    let r = with_header(
+        admin_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send Authorization: Bearer <admin token> (see the admin token file)",
+        ),
+        WWW_AUTHENTICATE,
+        r#"Bearer realm="tessera-admin""#,
+    );
+    with_header(r, warp::http::header::CONNECTION, "close")
+}
+
+/// Routes one admin request (already authorized).
 pub async fn handle(state: &AppState, req: Request) -> Response {
     let started = Instant::now();
-    if !authorized(state, &req) {
-        return with_header(
-            admin_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "send Authorization: Bearer <admin token> (see the admin token file)",
-            ),
-            WWW_AUTHENTICATE,
-            r#"Bearer realm="tessera-admin""#,
-        );
-    }
     let segments: Result<Vec<String>, _> = req
         .path
         .trim_start_matches('/')
@@ -130,7 +134,6 @@ async fn route(state: &AppState, req: &Request, segs: &[&str]) -> (&'static str,
         }
         ["admin", "audit"] if *m == Method::GET => ("audit", audit(state, req)),
         ["admin", "export"] if *m == Method::GET => ("export", Ok(export(state))),
-        ["admin", "import"] if *m == Method::POST => ("import", import(state, req).await),
         ["metrics"] if *m == Method::GET => ("metrics", Ok(metrics(state))),
         ["admin", "users", _, "password" | "revoke"]
         | ["admin", "keys", "rotate"]
@@ -482,16 +485,32 @@ fn export(state: &AppState) -> Response {
     )
 }
 
-async fn import(state: &AppState, req: &Request) -> Handled {
-    let counts = state
+/// `POST /admin/import`: the body is streamed into the service as it
+/// arrives (never gathered), each chunk within the body-read timeout of the
+/// one before.
+pub async fn import<B: bytes::Buf>(
+    state: &AppState,
+    body: impl futures_util::Stream<Item = Result<B, warp::Error>>,
+) -> Response {
+    let started = Instant::now();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let feed = super::stream_body(body, tx, state.body_read_timeout);
+    let (fed, imported) = tokio::join!(feed, state.service.import(rx));
+    let response = match (fed, imported) {
+        (Err(e), _) => super::body_error(super::Listener::Admin, e),
+        (Ok(()), Ok(counts)) => json(StatusCode::OK, &counts),
+        (Ok(()), Err(AdminError::Invalid(m))) => with_header(
+            invalid(m),
+            warp::http::header::CONNECTION,
+            "close", // the rest of a refused snapshot is never read
+        ),
+        (Ok(()), Err(other)) => from_admin_error(other),
+    };
+    state
         .service
-        .import(req.body.clone())
-        .await
-        .map_err(|e| match e {
-            AdminError::Invalid(m) => invalid(m),
-            other => from_admin_error(other),
-        })?;
-    Ok(json(StatusCode::OK, &counts))
+        .metrics()
+        .observe("admin", "import", started.elapsed().as_secs_f64());
+    response
 }
 
 fn metrics(state: &AppState) -> Response {

@@ -21,6 +21,7 @@ const INVALID_CREDENTIALS: &str = "invalid username or password";
 const ACCOUNT_REFUSED: &str = "token expired";
 const MISSING_FIELDS: &str = "missing username or password";
 const TOO_MANY_ATTEMPTS: &str = "too many attempts";
+const SERVER_BUSY: &str = "server busy";
 
 /// Routes one partner request.
 pub async fn handle(state: &AppState, req: Request) -> Response {
@@ -143,11 +144,7 @@ async fn generate_token_inner(state: &AppState, req: &Request) -> Response {
             "POST",
         );
     }
-    let client = req.client_ip(&state.trusted_proxies);
-    if let Err(wait) = state.throttle.check(client, Instant::now()) {
-        metrics.token_request("throttled");
-        return throttled(wait.as_secs_f64().ceil() as u64);
-    }
+    let client = req.client_key(&state.trusted_proxies);
     let (username, password) = match read_credentials(req) {
         Ok(c) => c,
         Err(r) => {
@@ -155,7 +152,11 @@ async fn generate_token_inner(state: &AppState, req: &Request) -> Response {
             return r;
         }
     };
-    match state.service.issue_token(&username, &password).await {
+    match state
+        .service
+        .issue_token(&client, &username, &password)
+        .await
+    {
         Ok(issued) => {
             metrics.token_request("issued");
             tracing::debug!(user = %*username, "token issued");
@@ -174,11 +175,19 @@ async fn generate_token_inner(state: &AppState, req: &Request) -> Response {
         }
         Err(IssueError::InvalidCredentials) => {
             metrics.token_request("invalid_credentials");
-            tracing::info!(client = %client, "failed login");
-            if let Some(lockout) = state.throttle.record_failure(client, Instant::now()) {
-                tracing::warn!(client = %client, seconds = lockout.as_secs(), "client throttled after repeated failed logins");
-            }
             text(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS)
+        }
+        Err(IssueError::Throttled(wait)) => {
+            metrics.token_request("throttled");
+            throttled(wait.as_secs_f64().ceil() as u64)
+        }
+        Err(IssueError::Busy) => {
+            metrics.token_request("busy");
+            with_header(
+                text(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY),
+                RETRY_AFTER,
+                "1",
+            )
         }
         Err(IssueError::AccountState(reason)) => {
             metrics.token_request("account_refused");

@@ -1,0 +1,622 @@
+//! The export format — JSON Lines: a header naming the format and version,
+//! one line per user (with its password hash), key (with its private seed)
+//! and revocation, and an end line with the counts — and every check an
+//! import makes before anything is stored (SPEC §5 "Import checks all it
+//! stores"). Shared by every storage backend: a backend writes what
+//! [`Reader`] hands it and refuses only what needs the whole table to see
+//! (a username or `jti` twice, via [`BadSnapshot::twice`]).
+//!
+//! Imports are read as a stream of chunks ([`Lines`]), one line at a time,
+//! so a snapshot is never held whole in memory.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::MAX_TOKEN_TTL_SECS;
+use crate::keys::{self, KeyRecord};
+use crate::time;
+use crate::token::MAX_JTI_LEN;
+use crate::user::{MAX_NOTE_CHARS, User, Username};
+
+/// The first line of an export names this format.
+pub const EXPORT_FORMAT: &str = "tessera-export";
+/// The export format version this build writes and reads.
+pub const EXPORT_VERSION: u64 = 1;
+/// The longest line an import accepts (a user line is at most a few KiB).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// One line of an export.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum Line {
+    Header {
+        format: String,
+        version: u64,
+        exported_at: String,
+    },
+    User {
+        user: User,
+    },
+    Key {
+        key: KeyRecord,
+    },
+    Revocation {
+        jti: String,
+        exp: u64,
+    },
+    /// The last line: its counts let an import detect a truncated snapshot.
+    End {
+        users: u64,
+        keys: u64,
+        revocations: u64,
+    },
+}
+
+/// A record of a snapshot, checked and ready to store.
+#[derive(Debug)]
+pub enum Item {
+    /// A user with its hash.
+    User(User),
+    /// A signing key with its seed.
+    Key(KeyRecord),
+    /// A revoked token id and the expiry after which it can be forgotten.
+    Revocation {
+        /// The token id.
+        jti: String,
+        /// Unix seconds.
+        exp: u64,
+    },
+}
+
+/// Counts of what a snapshot holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    /// Users.
+    pub users: u64,
+    /// Keys.
+    pub keys: u64,
+    /// Revocations.
+    pub revocations: u64,
+}
+
+/// Why a snapshot was refused; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("import line {line}: {reason}")]
+pub struct BadSnapshot {
+    /// 1-based line number (0: the snapshot as a whole).
+    pub line: usize,
+    /// What is wrong, and where useful what to do.
+    pub reason: String,
+}
+
+impl BadSnapshot {
+    fn new(line: usize, reason: impl Into<String>) -> Self {
+        Self {
+            line,
+            reason: reason.into(),
+        }
+    }
+
+    /// A username or `jti` that a backend found stored twice.
+    pub fn twice(line: usize, what: &str, name: &str) -> Self {
+        Self::new(line, format!("{what} {name} appears twice"))
+    }
+}
+
+/// What an accepted snapshot held, once its last line was read.
+#[derive(Debug)]
+pub struct Summary {
+    /// The counts (equal to the end line's).
+    pub counts: ImportCounts,
+    /// The longest per-user token TTL, for key retention.
+    pub max_ttl_secs: u64,
+}
+
+/// Reads a snapshot line by line, checking each as it comes.
+#[derive(Debug, Default)]
+pub struct Reader {
+    line: usize,
+    saw_header: bool,
+    end: Option<ImportCounts>,
+    counts: ImportCounts,
+    keys: Vec<KeyRecord>,
+    max_ttl_secs: u64,
+}
+
+fn check_time(field: &str, secs: u64) -> Result<(), String> {
+    time::check_in_range(field, secs).map(|_| ())
+}
+
+fn check_user(user: &User) -> Result<(), String> {
+    let name = &user.username;
+    let in_user = |e: String| format!("user {name}: {e}");
+    Username::parse(name).map_err(|e| in_user(e.to_string()))?;
+    check_time("created_at", user.created_at).map_err(in_user)?;
+    check_time("updated_at", user.updated_at).map_err(in_user)?;
+    for (field, t) in [
+        ("expires_at", user.expires_at),
+        ("tokens_valid_after", user.tokens_valid_after),
+    ] {
+        if let Some(t) = t {
+            check_time(field, t).map_err(in_user)?;
+        }
+    }
+    if let Some(ttl) = user.token_ttl_secs {
+        check_ttl(ttl).map_err(in_user)?;
+    }
+    if user
+        .note
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+    {
+        return Err(in_user(format!("note is over {MAX_NOTE_CHARS} characters")));
+    }
+    user.password.validate().map_err(in_user)
+}
+
+/// A token TTL must be 1 s to 366 days.
+pub fn check_ttl(ttl: u64) -> Result<(), String> {
+    if (1..=MAX_TOKEN_TTL_SECS).contains(&ttl) {
+        Ok(())
+    } else {
+        Err(format!(
+            "token_ttl_secs {ttl} is outside 1-{MAX_TOKEN_TTL_SECS} (1 s to 366 days)"
+        ))
+    }
+}
+
+fn check_key(key: &KeyRecord) -> Result<(), String> {
+    key.validate()?;
+    let in_key = |e: String| format!("key {}: {e}", key.kid);
+    check_time("created_at", key.created_at).map_err(in_key)?;
+    for (field, t) in [
+        ("retired_at", key.retired_at),
+        ("drop_after", key.drop_after),
+    ] {
+        if let Some(t) = t {
+            check_time(field, t).map_err(in_key)?;
+        }
+    }
+    Ok(())
+}
+
+/// A `jti` must be 1-256 characters and its `exp` a time RFC 3339 can show.
+pub fn check_revocation(jti: &str, exp: u64) -> Result<(), String> {
+    if jti.is_empty() || jti.chars().count() > MAX_JTI_LEN {
+        return Err(format!("jti must be 1-{MAX_JTI_LEN} characters"));
+    }
+    check_time("exp", exp)
+}
+
+impl Reader {
+    /// A reader before the first line.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of the line read last (1-based).
+    pub fn line_number(&self) -> usize {
+        self.line
+    }
+
+    /// Reads the next line (without its newline). `Some` is a record to
+    /// store; `None` a line that stores nothing (header, end, blank).
+    pub fn read(&mut self, raw: &[u8]) -> Result<Option<Item>, BadSnapshot> {
+        self.line += 1;
+        let n = self.line;
+        let bad = |reason: String| BadSnapshot::new(n, reason);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let parsed: Line = serde_json::from_slice(raw).map_err(|e| bad(e.to_string()))?;
+        if let Line::Header {
+            format, version, ..
+        } = &parsed
+        {
+            if self.saw_header || n != 1 {
+                return Err(bad("the header must be the first line, once".into()));
+            }
+            if format != EXPORT_FORMAT || *version != EXPORT_VERSION {
+                return Err(bad(format!(
+                    "format {format:?} version {version}; this build reads {EXPORT_FORMAT:?} version {EXPORT_VERSION}"
+                )));
+            }
+            self.saw_header = true;
+            return Ok(None);
+        }
+        if !self.saw_header {
+            return Err(bad("the first line must be the export header".into()));
+        }
+        if self.end.is_some() {
+            return Err(bad("nothing may follow the end line".into()));
+        }
+        match parsed {
+            Line::Header { .. } => Ok(None),
+            Line::End {
+                users,
+                keys,
+                revocations,
+            } => {
+                self.end = Some(ImportCounts {
+                    users,
+                    keys,
+                    revocations,
+                });
+                Ok(None)
+            }
+            Line::User { user } => {
+                check_user(&user).map_err(bad)?;
+                self.counts.users += 1;
+                self.max_ttl_secs = self.max_ttl_secs.max(user.token_ttl_secs.unwrap_or(0));
+                Ok(Some(Item::User(user)))
+            }
+            Line::Key { key } => {
+                check_key(&key).map_err(bad)?;
+                if self.keys.iter().any(|k| k.kid == key.kid) {
+                    return Err(bad(format!("key {} appears twice", key.kid)));
+                }
+                self.counts.keys += 1;
+                self.keys.push(key.clone());
+                Ok(Some(Item::Key(key)))
+            }
+            Line::Revocation { jti, exp } => {
+                check_revocation(&jti, exp).map_err(|e| bad(format!("revocation {jti:?}: {e}")))?;
+                self.counts.revocations += 1;
+                Ok(Some(Item::Revocation { jti, exp }))
+            }
+        }
+    }
+
+    /// After the last line: the header and end line were there, the counts
+    /// match, and the keys form a keyring that starts.
+    pub fn finish(self) -> Result<Summary, BadSnapshot> {
+        if !self.saw_header {
+            return Err(BadSnapshot::new(1, "empty snapshot: no export header"));
+        }
+        let Some(end) = self.end else {
+            return Err(BadSnapshot::new(
+                0,
+                "truncated snapshot: no end line; export again",
+            ));
+        };
+        let c = self.counts;
+        if end != c {
+            return Err(BadSnapshot::new(
+                0,
+                format!(
+                    "the end line counts {} users, {} keys, {} revocations but the snapshot holds {}, {}, {}",
+                    end.users, end.keys, end.revocations, c.users, c.keys, c.revocations
+                ),
+            ));
+        }
+        keys::validate_records(&self.keys).map_err(|e| BadSnapshot::new(0, e))?;
+        Ok(Summary {
+            counts: c,
+            max_ttl_secs: self.max_ttl_secs,
+        })
+    }
+}
+
+/// Splits a stream of chunks into lines of at most [`MAX_LINE_BYTES`],
+/// holding no more than one line at a time. A chunk error (the upload broke
+/// off) ends the stream with that error.
+pub struct Lines<I> {
+    chunks: I,
+    buf: Vec<u8>,
+    start: usize,
+    done: bool,
+}
+
+impl<I> Lines<I> {
+    /// Lines of `chunks`.
+    pub fn new(chunks: I) -> Self {
+        Self {
+            chunks,
+            buf: Vec::new(),
+            start: 0,
+            done: false,
+        }
+    }
+}
+
+impl<I, B> Iterator for Lines<I>
+where
+    I: Iterator<Item = Result<B, String>>,
+    B: AsRef<[u8]>,
+{
+    type Item = Result<Vec<u8>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(at) = self.buf[self.start..].iter().position(|&b| b == b'\n') {
+                let line = self.buf[self.start..self.start + at].to_vec();
+                self.start += at + 1;
+                return Some(Ok(line));
+            }
+            if self.buf.len() - self.start > MAX_LINE_BYTES {
+                self.done = true;
+                self.buf.clear();
+                self.start = 0;
+                return Some(Err(format!("a line is longer than {MAX_LINE_BYTES} bytes")));
+            }
+            if self.done {
+                if self.start < self.buf.len() {
+                    let line = self.buf[self.start..].to_vec();
+                    self.buf.clear();
+                    self.start = 0;
+                    return Some(Ok(line));
+                }
+                return None;
+            }
+            self.buf.drain(..self.start);
+            self.start = 0;
+            match self.chunks.next() {
+                Some(Ok(chunk)) => self.buf.extend_from_slice(chunk.as_ref()),
+                Some(Err(e)) => {
+                    self.done = true;
+                    self.buf.clear();
+                    return Some(Err(e));
+                }
+                None => self.done = true,
+            }
+        }
+    }
+}
+
+/// Writes an export: [`Writer::header`], the records, then
+/// [`Writer::end`] with the counts.
+pub struct Writer<W> {
+    out: W,
+    counts: ImportCounts,
+}
+
+impl<W: Write> Writer<W> {
+    /// Starts an export taken at `now`.
+    pub fn header(out: W, now: u64) -> std::io::Result<Self> {
+        let mut w = Self {
+            out,
+            counts: ImportCounts::default(),
+        };
+        w.line(&Line::Header {
+            format: EXPORT_FORMAT.to_owned(),
+            version: EXPORT_VERSION,
+            exported_at: time::rfc3339(now),
+        })?;
+        Ok(w)
+    }
+
+    fn line(&mut self, line: &Line) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.out, line)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// One user.
+    pub fn user(&mut self, user: User) -> std::io::Result<()> {
+        self.counts.users += 1;
+        self.line(&Line::User { user })
+    }
+
+    /// One key.
+    pub fn key(&mut self, key: KeyRecord) -> std::io::Result<()> {
+        self.counts.keys += 1;
+        self.line(&Line::Key { key })
+    }
+
+    /// One revocation.
+    pub fn revocation(&mut self, jti: String, exp: u64) -> std::io::Result<()> {
+        self.counts.revocations += 1;
+        self.line(&Line::Revocation { jti, exp })
+    }
+
+    /// The end line; flushes.
+    pub fn end(mut self) -> std::io::Result<ImportCounts> {
+        let c = self.counts;
+        self.line(&Line::End {
+            users: c.users,
+            keys: c.keys,
+            revocations: c.revocations,
+        })?;
+        self.out.flush()?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyStatus, initial_records};
+    use crate::password::hash_new;
+
+    fn user(name: &str) -> User {
+        let name = Username::parse(name).unwrap();
+        User::new(
+            &name,
+            hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
+            1,
+        )
+    }
+
+    /// A snapshot of `users` and a fresh keyring, as text lines.
+    fn snapshot(users: Vec<User>, keys: Vec<KeyRecord>, revs: &[(&str, u64)]) -> Vec<u8> {
+        let mut w = Writer::header(Vec::new(), 5).unwrap();
+        for u in users {
+            w.user(u).unwrap();
+        }
+        for k in keys {
+            w.key(k).unwrap();
+        }
+        for (j, e) in revs {
+            w.revocation((*j).to_owned(), *e).unwrap();
+        }
+        let counts = w.counts;
+        let mut out = w.out;
+        serde_json::to_writer(
+            &mut out,
+            &Line::End {
+                users: counts.users,
+                keys: counts.keys,
+                revocations: counts.revocations,
+            },
+        )
+        .unwrap();
+        out.push(b'\n');
+        out
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<(Vec<Item>, Summary), BadSnapshot> {
+        let mut r = Reader::new();
+        let mut items = Vec::new();
+        for line in bytes.split(|&b| b == b'\n') {
+            if let Some(item) = r.read(line)? {
+                items.push(item);
+            }
+        }
+        Ok((items, r.finish()?))
+    }
+
+    fn refused(bytes: &[u8]) -> String {
+        read_all(bytes).expect_err("should be refused").to_string()
+    }
+
+    #[test]
+    fn a_written_snapshot_reads_back() {
+        let keys = initial_records(1).unwrap();
+        let mut u = user("a");
+        u.token_ttl_secs = Some(600);
+        let bytes = snapshot(vec![u, user("b")], keys, &[("j", 9)]);
+        let (items, summary) = read_all(&bytes).unwrap();
+        assert_eq!(items.len(), 5);
+        assert_eq!(
+            summary.counts,
+            ImportCounts {
+                users: 2,
+                keys: 2,
+                revocations: 1
+            }
+        );
+        assert_eq!(summary.max_ttl_secs, 600);
+    }
+
+    #[test]
+    fn the_keyring_must_start() {
+        let keys = initial_records(1).unwrap();
+        let mut retired_copy = keys[0].clone();
+        retired_copy.status = KeyStatus::Retired;
+        let doubled = [keys.clone(), vec![retired_copy]].concat();
+        assert!(refused(&snapshot(vec![], doubled, &[])).contains("appears twice"));
+        assert!(refused(&snapshot(vec![], keys[..1].to_vec(), &[])).contains("0 next"));
+        let mut forged = keys.clone();
+        forged[1].kid = "not-the-thumbprint".into();
+        assert!(refused(&snapshot(vec![], forged, &[])).contains("thumbprint"));
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        let keys = || initial_records(1).unwrap();
+        let far = time::MAX_UNIX_SECS + 1;
+        let mut cases: Vec<(User, &str)> = Vec::new();
+        for field in [
+            "created_at",
+            "updated_at",
+            "expires_at",
+            "tokens_valid_after",
+        ] {
+            let mut u = user("a");
+            match field {
+                "created_at" => u.created_at = far,
+                "updated_at" => u.updated_at = far,
+                "expires_at" => u.expires_at = Some(far),
+                _ => u.tokens_valid_after = Some(far),
+            }
+            cases.push((u, field));
+        }
+        for ttl in [0, MAX_TOKEN_TTL_SECS + 1] {
+            let mut u = user("a");
+            u.token_ttl_secs = Some(ttl);
+            cases.push((u, "token_ttl_secs"));
+        }
+        let mut u = user("a");
+        u.note = Some("n".repeat(MAX_NOTE_CHARS + 1));
+        cases.push((u, "note"));
+        let mut u = user("a");
+        u.password = crate::password::PasswordHash::Argon2id {
+            phc: "$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
+        };
+        cases.push((u, "exceed"));
+        let mut u = user("a");
+        u.username = "no spaces".into();
+        cases.push((u, "username"));
+        for (u, what) in cases {
+            let why = refused(&snapshot(vec![u], keys(), &[]));
+            assert!(
+                why.contains(what) && why.contains("line 2"),
+                "{what}: {why}"
+            );
+        }
+        let mut ok = user("a");
+        ok.token_ttl_secs = Some(MAX_TOKEN_TTL_SECS);
+        ok.expires_at = Some(time::MAX_UNIX_SECS);
+        ok.note = Some("n".repeat(MAX_NOTE_CHARS));
+        assert!(
+            read_all(&snapshot(vec![ok], keys(), &[])).is_ok(),
+            "the limits pass"
+        );
+        let mut k = keys();
+        k[0].created_at = far;
+        assert!(refused(&snapshot(vec![], k, &[])).contains("created_at"));
+        assert!(refused(&snapshot(vec![], keys(), &[("j", far)])).contains("exp"));
+        assert!(refused(&snapshot(vec![], keys(), &[("", 5)])).contains("jti"));
+        let long = "j".repeat(MAX_JTI_LEN + 1);
+        assert!(refused(&snapshot(vec![], keys(), &[(&long, 5)])).contains("jti"));
+        let longest = "j".repeat(MAX_JTI_LEN);
+        assert!(read_all(&snapshot(vec![], keys(), &[(&longest, 5)])).is_ok());
+    }
+
+    #[test]
+    fn framing_is_checked() {
+        let full = snapshot(vec![user("a")], initial_records(1).unwrap(), &[]);
+        let text = String::from_utf8(full.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let without_end = lines[..lines.len() - 1].join("\n");
+        assert!(refused(without_end.as_bytes()).contains("truncated"));
+        let without_header = lines[1..].join("\n");
+        assert!(refused(without_header.as_bytes()).contains("header"));
+        assert!(refused(b"").contains("no export header"));
+        let header_twice = format!("{}\n{text}", lines[0]);
+        assert!(refused(header_twice.as_bytes()).contains("once"));
+        let after_end = format!("{text}{}\n", lines[1]);
+        assert!(refused(after_end.as_bytes()).contains("follow the end"));
+        let miscounted = text.replace("\"users\":1", "\"users\":2");
+        assert!(refused(miscounted.as_bytes()).contains("end line counts"));
+        let other = text.replace("\"version\":1", "\"version\":2");
+        assert!(refused(other.as_bytes()).contains("version 2"));
+    }
+
+    fn split(chunks: &[&[u8]]) -> Vec<Result<Vec<u8>, String>> {
+        Lines::new(chunks.iter().map(|c| Ok::<_, String>(c.to_vec()))).collect()
+    }
+
+    #[test]
+    fn lines_are_split_across_chunks() {
+        let got = split(&[b"ab", b"c\nde", b"\n\nf"]);
+        let want: Vec<Result<Vec<u8>, String>> = vec![
+            Ok(b"abc".to_vec()),
+            Ok(b"de".to_vec()),
+            Ok(b"".to_vec()),
+            Ok(b"f".to_vec()),
+        ];
+        assert_eq!(got, want);
+        assert!(split(&[]).is_empty());
+        let long = vec![b'x'; MAX_LINE_BYTES + 1];
+        let got = split(&[&long, b"\n"]);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].as_ref().unwrap_err().contains("longer"));
+        let exact = vec![b'x'; MAX_LINE_BYTES];
+        let got = split(&[&exact[..10], &exact[10..], b"\n"]);
+        assert_eq!(got, vec![Ok(exact.clone())]);
+        let broken: Vec<_> =
+            Lines::new([Ok(b"a\nb".to_vec()), Err("gone".to_string())].into_iter()).collect();
+        assert_eq!(broken, vec![Ok(b"a".to_vec()), Err("gone".to_string())]);
+    }
+}
