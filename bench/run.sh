@@ -9,6 +9,10 @@
 #   - GET /verify, one hot token reused
 #   - GET /verify, many distinct tokens (more than the verified-token cache)
 #   - generated-password logins while 32 connections hammer an Argon2id user
+#   - the hostile flood (SPEC §5): 256 connections of non-UUID guesses for
+#     unknown users, while 8 connections log in with generated passwords and
+#     2 send admin PATCHes; reports their p99s, the flood's 503s (from the
+#     server's own counter), socket errors, and peak RSS
 # It reports req/s, p50/p99, non-2xx, server CPU µs per request and peak RSS,
 # start-to-ready on the 100k-user data dir and the import time, then runs the
 # reference peers (warp hello/sign, node-oidc-provider with 2 workers, the
@@ -146,6 +150,28 @@ USERS=$USERS measure "tessera generateToken under argon2" 8 -s "$HERE/wrk/gentok
 wait "$HAMMER" || true
 echo "argon2 hammer: $(awk '/Requests\/sec/{print $2}' "$OUT/wrk-argon2-hammer.txt") req/s, p99 $(awk '$1=="99%"{print $2}' "$OUT/wrk-argon2-hammer.txt"), non-2xx $(awk '/Non-2xx/{print $NF}' "$OUT/wrk-argon2-hammer.txt")" | tee -a "$SUMMARY"
 echo "peak RSS including the argon2 burst: $(( $(rss_peak_kib "$SRV") / 1024 )) MiB" | tee -a "$SUMMARY"
+stop
+
+echo "== hostile flood: 256 connections of non-UUID guesses for unknown users"
+start   # fresh process, so its peak RSS is the flood's
+busy_count() { curl -sf -H "$AUTH" "http://$ADMIN/metrics" | awk -F' ' '/^tessera_token_requests_total\{outcome="busy"\}/{print $2}'; }
+BUSY0=$(busy_count); BUSY0=${BUSY0:-0}
+FLOOD_S=$(( ${DUR%s} + 6 ))
+wrk -t1 -c256 -d"${FLOOD_S}s" --latency -s "$HERE/wrk/flood.lua" "http://$PARTNER/generateToken" >"$OUT/wrk-flood.txt" 2>&1 &
+FLOOD=$!
+sleep 2
+ADMIN_TOKEN=$TOKEN_ADMIN wrk -t1 -c2 -d"$DUR" --latency -s "$HERE/wrk/patch.lua" "http://$ADMIN/admin/users" >"$OUT/wrk-flood-admin-patch.txt" 2>&1 &
+PATCHER=$!
+USERS=$USERS measure "tessera generateToken under flood" 8 -s "$HERE/wrk/gentoken.lua" "http://$PARTNER/generateToken"
+wait "$PATCHER" || true
+wait "$FLOOD" || true
+BUSY1=$(busy_count); BUSY1=${BUSY1:-0}
+summ "$OUT/wrk-flood-admin-patch.txt" "admin PATCH under flood -c2" 0 >/dev/null
+{
+  echo "flood: $(awk '/Requests\/sec/{print $2}' "$OUT/wrk-flood.txt") req/s, p99 $(awk '$1=="99%"{print $2}' "$OUT/wrk-flood.txt"), 503 server busy: $((BUSY1 - BUSY0)), non-2xx $(awk '/Non-2xx/{print $NF}' "$OUT/wrk-flood.txt"), socket errors: $(grep -h 'Socket errors' "$OUT"/wrk-flood*.txt "$OUT/wrk-tessera_generateToken_under_flood.txt" | tr '\n' ' ')"
+  echo "admin PATCH under flood: $(awk '/Requests\/sec/{print $2}' "$OUT/wrk-flood-admin-patch.txt") req/s, p50 $(awk '$1=="50%"{print $2}' "$OUT/wrk-flood-admin-patch.txt"), p99 $(awk '$1=="99%"{print $2}' "$OUT/wrk-flood-admin-patch.txt"), non-2xx $(awk '/Non-2xx/{print $NF}' "$OUT/wrk-flood-admin-patch.txt")"
+  echo "peak RSS under the flood: $(( $(rss_peak_kib "$SRV") / 1024 )) MiB (targets: login p99 <= 5 ms, admin PATCH p99 <= 50 ms, RSS <= 96 MiB)"
+} | tee -a "$SUMMARY"
 stop
 
 median() { sort -n | awk '{a[NR]=$1} END{ if (NR==0) print 0; else print a[int((NR+1)/2)] }'; }

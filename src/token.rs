@@ -367,6 +367,37 @@ mod tests {
         assert_eq!(check(&dup, &k, NOW), Err(TokenError::Malformed));
     }
 
+    /// A token of exactly `len` bytes, signed by `k` (any kid).
+    fn token_of_len(len: usize, k: &SigningKey) -> String {
+        // base64url never makes a part of 4n+1 characters, so vary the
+        // header's length as well as the payload's.
+        for kid in ["k1", "k12", "k123"] {
+            for n in 1..len {
+                let mut c = claims();
+                c.sub = "a".repeat(n);
+                let t = encode(&c, &encoded_header(kid), k);
+                if t.len() == len {
+                    return t;
+                }
+                if t.len() > len {
+                    break;
+                }
+            }
+        }
+        panic!("no token of {len} bytes")
+    }
+
+    #[test]
+    fn the_size_limit_is_exact() {
+        let k = key(1);
+        let vk = k.verifying_key();
+        let any_kid = |t: &str| verify(t, |_| Some(&vk), "tessera", NOW).map(|_| ());
+        let longest = token_of_len(MAX_TOKEN_LEN, &k);
+        assert_eq!(any_kid(&longest), Ok(()));
+        let over = token_of_len(MAX_TOKEN_LEN + 1, &k);
+        assert_eq!(any_kid(&over), Err(TokenError::Malformed));
+    }
+
     #[test]
     fn rejects_oversize() {
         let k = key(1);

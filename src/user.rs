@@ -228,6 +228,20 @@ mod tests {
     }
 
     #[test]
+    fn password_length_rule_is_exact() {
+        assert_eq!(check_password_rule("p"), Ok(()));
+        assert_eq!(check_password_rule(&"p".repeat(MAX_PASSWORD_LEN)), Ok(()));
+        assert_eq!(
+            check_password_rule(&"p".repeat(MAX_PASSWORD_LEN + 1)),
+            Err(CredentialRuleError::BadPassword)
+        );
+        assert_eq!(
+            check_password_rule(""),
+            Err(CredentialRuleError::BadPassword)
+        );
+    }
+
+    #[test]
     fn account_state_rules() {
         let mut u = user();
         assert_eq!(u.may_get_tokens(5000), Ok(()));

@@ -61,11 +61,13 @@ fn spawn_on_with_env(
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> Result<TestApp, (Option<ExitStatus>, String)> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.arg("serve").arg("--data-dir").arg(data_dir);
+    if !args.contains(&"--listen") {
+        command.args(["--listen", "127.0.0.1:0"]);
+    }
+    let mut child = command
+        .args(["--admin-listen", "127.0.0.1:0"])
         .args(args)
         .env("TESSERA_LOG", "debug")
         .envs(envs.iter().copied())
@@ -165,6 +167,30 @@ impl TestApp {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The server's resident set size in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    /// The value of one metric series, e.g.
+    /// `tessera_password_checks_total{scheme="argon2id"}` (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self.admin_get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
     }
 
     /// Takes the data dir's ownership away so a restart can reuse it.

@@ -4,6 +4,7 @@
 mod admin;
 mod corpus;
 mod helpers;
+mod hostile;
 mod interop;
 mod lifecycle;
 mod partner;
