@@ -7,7 +7,8 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera::keys::{self, Keyring};
 use tessera::password;
-use tessera::store::{Audit, Store};
+use tessera::service::new_jti;
+use tessera::store::{Audit, RedbStore, Store};
 use tessera::token::{self, Claims};
 use tessera::user::{User, Username};
 
@@ -27,7 +28,7 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("mint (claims + jti + sign)", |b| {
         b.iter(|| {
             let mut cl = claims();
-            cl.jti = token::new_jti();
+            cl.jti = new_jti();
             black_box(token::encode(&cl, &active.header_b64, active))
         })
     });
@@ -61,7 +62,7 @@ fn passwords(c: &mut Criterion) {
 
 fn store(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
     let hash = password::hash_generated(&password::generate().unwrap()).unwrap();
     let mut lines = String::from(
         "{\"type\":\"header\",\"format\":\"tessera-export\",\"version\":1,\"exported_at\":\"2026-01-01T00:00:00Z\"}\n",
@@ -78,20 +79,24 @@ fn store(c: &mut Criterion) {
     }
     lines.push_str("{\"type\":\"end\",\"users\":100000,\"keys\":2,\"revocations\":0}\n");
     store
-        .import(lines.lines().map(|l| Ok(l.as_bytes().to_vec())), |_| {
-            Audit {
+        .import(
+            &mut lines.lines().map(|l| Ok(l.as_bytes().to_vec())),
+            &|_| Audit {
                 at: 1,
                 action: "bench",
                 target: "-".into(),
                 detail: String::new(),
-            }
-        })
+            },
+        )
         .unwrap();
-    let mut i = 0u64;
+    let names: Vec<Username> = (0..100_000)
+        .map(|i| Username::parse(&format!("user{i:06}")).unwrap())
+        .collect();
+    let mut i = 0usize;
     c.bench_function("store lookup, 100k users (get + decode)", |b| {
         b.iter(|| {
             i = (i + 7919) % 100_000;
-            black_box(store.user(&format!("user{i:06}")).unwrap())
+            black_box(store.user(&names[i]).unwrap())
         })
     });
 }

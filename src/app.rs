@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Config;
-use crate::http::{self, AppState, ConnectionLimits, Listener};
+use crate::http::{self, AppState, ConnectionLimits};
 use crate::service::{InternalError, Service, Settings};
-use crate::store::{Store, StoreError};
+use crate::store::{RedbStore, Store, StoreError};
 use crate::time::Clock;
 
 /// How often expired revocations and retired keys are swept.
@@ -121,8 +121,8 @@ impl App {
     /// Opens the store (failing at once if another process has it), loads or
     /// creates keys and the admin token, and binds both listeners.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let store = Store::open(&config.data_dir)?;
-        tracing::info!(path = %store.path().display(), "opened database");
+        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.data_dir)?);
+        tracing::info!(path = %store.describe(), "opened database");
         let admin_token = load_or_create_admin_token(&config.admin_token_file)?;
         let service = Service::start(
             store,
@@ -174,13 +174,13 @@ impl App {
         };
         let partner = tokio::spawn(http::serve(
             self.partner,
-            http::routes(self.state.clone(), Listener::Partner),
+            http::partner_routes(&self.state),
             self.limits,
             stopped(),
         ));
         let admin = tokio::spawn(http::serve(
             self.admin,
-            http::routes(self.state.clone(), Listener::Admin),
+            http::admin_routes(&self.state),
             self.limits,
             stopped(),
         ));
@@ -189,13 +189,7 @@ impl App {
             let mut tick = tokio::time::interval(PRUNE_INTERVAL);
             loop {
                 tick.tick().await;
-                match service.prune().await {
-                    Ok((0, 0)) => {}
-                    Ok((revocations, keys)) => {
-                        tracing::info!(revocations, keys, "pruned expired revocations and keys");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "pruning failed; will retry"),
-                }
+                service.prune().await;
             }
         });
         shutdown.await;

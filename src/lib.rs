@@ -9,7 +9,8 @@
 //! - [`http`]: the HTTP edge; `partner` and `admin` route requests to the
 //!   service, `reply` maps results to responses, `form` decodes credentials.
 //! - [`service`]: the use cases; knows no HTTP and no redb.
-//! - [`token`]: the pure JWT codec and token-level verification rules.
+//! - [`token`]: the pure JWT codec and token-level verification rules, from
+//!   the `tessera-verify` crate (`verify/`), shared with partners' services.
 //! - [`keys`]: the Ed25519 keyring, `kid` thumbprints, JWKS, rotation plan.
 //! - [`password`]: hash schemes, constant-time verify, dummy verify.
 //! - [`hash_pool`]: the bounded thread pool that runs Argon2id.
@@ -17,7 +18,6 @@
 //! - [`store`]: the only module that imports redb.
 //! - [`client`]: which client a request counts as (proxies, ports, /64s).
 //! - [`throttle`]: bounded per-client brute-force throttling.
-//! - [`snapshot`]: the export format and every check an import makes.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`time`]: unix seconds, RFC 3339, and an injectable clock.
 #![forbid(unsafe_code)]
@@ -33,9 +33,9 @@ pub mod keys;
 pub mod metrics;
 pub mod password;
 pub mod service;
-pub mod snapshot;
 pub mod store;
 pub mod throttle;
 pub mod time;
-pub mod token;
 pub mod user;
+
+pub use tessera_verify::token;

@@ -67,6 +67,8 @@ pub struct Metrics {
     hot_routes: Vec<(&'static str, Histogram)>,
     users: Gauge,
     revocations: Gauge,
+    pruned: Family<Outcome, Counter>,
+    background_errors: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -106,6 +108,18 @@ impl Metrics {
             .collect();
         let users = Gauge::default();
         let revocations = Gauge::default();
+        let pruned = Family::<Outcome, Counter>::default();
+        let background_errors = Family::<Outcome, Counter>::default();
+        registry.register(
+            "pruned",
+            "Records removed by background pruning, by kind",
+            pruned.clone(),
+        );
+        registry.register(
+            "background_errors",
+            "Background task failures, by task (each logged; retried next round)",
+            background_errors.clone(),
+        );
         registry.register(
             "token_requests",
             "POST /generateToken requests by outcome",
@@ -146,7 +160,24 @@ impl Metrics {
             hot_routes,
             users,
             revocations,
+            pruned,
+            background_errors,
         }
+    }
+
+    /// Counts what one round of pruning removed.
+    pub fn pruned(&self, revocations: u64, keys: u64) {
+        self.pruned
+            .get_or_create(&[("kind", "revocations")])
+            .inc_by(revocations);
+        self.pruned.get_or_create(&[("kind", "keys")]).inc_by(keys);
+    }
+
+    /// Counts one failed background task.
+    pub fn background_error(&self, task: &'static str) {
+        self.background_errors
+            .get_or_create(&[("task", task)])
+            .inc();
     }
 
     /// Counts one `/generateToken` outcome (`issued`, `invalid_credentials`, …).

@@ -15,9 +15,38 @@ pub const MAX_PASSWORD_LEN: usize = 1024;
 /// The longest `note`, in characters.
 pub const MAX_NOTE_CHARS: usize = 1024;
 
-/// A username: 1–128 characters of `A-Z a-z 0-9 . _ @ -`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A username: 1–128 characters of `A-Z a-z 0-9 . _ @ -`. Parsed once at
+/// the edge and kept parsed down to the store; deserialising one (a stored
+/// record, an import line) checks it too.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Username(String);
+
+impl TryFrom<String> for Username {
+    type Error = CredentialRuleError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        if Self::is_valid(&raw) {
+            Ok(Self(raw))
+        } else {
+            Err(CredentialRuleError::BadUsername)
+        }
+    }
+}
+
+impl From<Username> for String {
+    fn from(name: Username) -> Self {
+        name.0
+    }
+}
+
+impl std::str::FromStr for Username {
+    type Err = CredentialRuleError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Self::parse(raw)
+    }
+}
 
 /// Why a username or password was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,16 +62,19 @@ pub enum CredentialRuleError {
 impl Username {
     /// Validates `raw`.
     pub fn parse(raw: &str) -> Result<Self, CredentialRuleError> {
-        let ok = !raw.is_empty()
-            && raw.len() <= MAX_USERNAME_LEN
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
-        if ok {
+        if Self::is_valid(raw) {
             Ok(Self(raw.to_owned()))
         } else {
             Err(CredentialRuleError::BadUsername)
         }
+    }
+
+    fn is_valid(raw: &str) -> bool {
+        !raw.is_empty()
+            && raw.len() <= MAX_USERNAME_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'))
     }
 
     /// The name as text.
@@ -80,8 +112,8 @@ pub enum AccountStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
-    /// The login name (validated).
-    pub username: String,
+    /// The login name.
+    pub username: Username,
     /// Active or disabled.
     pub status: AccountStatus,
     /// When the account was created.
@@ -122,7 +154,7 @@ impl User {
     /// revocation or note.
     pub fn new(username: &Username, password: PasswordHash, now: u64) -> Self {
         Self {
-            username: username.to_string(),
+            username: username.clone(),
             status: AccountStatus::Active,
             created_at: now,
             updated_at: now,
@@ -164,7 +196,7 @@ impl User {
     /// The JSON view the admin API returns (no password hash).
     pub fn view(&self) -> UserView {
         UserView {
-            username: self.username.clone(),
+            username: self.username.to_string(),
             status: self.status,
             created_at: time::rfc3339(self.created_at),
             updated_at: time::rfc3339(self.updated_at),
@@ -223,7 +255,10 @@ mod tests {
         assert!(Username::parse(&"a".repeat(128)).is_ok());
         for bad in ["", "a b", "ü", "a/b", "a\0", "a%20"] {
             assert!(Username::parse(bad).is_err(), "{bad:?}");
+            assert!(serde_json::from_str::<Username>(&format!("{bad:?}")).is_err());
         }
+        let name: Username = serde_json::from_str("\"ok\"").unwrap();
+        assert_eq!(serde_json::to_string(&name).unwrap(), "\"ok\"");
         assert!(Username::parse(&"a".repeat(129)).is_err());
     }
 

@@ -1,24 +1,29 @@
 //! The admin listener: every route of SPEC §3 behind the admin bearer token
-//! (compared in constant time), JSON in and out, errors as
-//! `{"error","message"}`. Each handler parses, calls one service function and
-//! renders; the service commits durably before it returns.
+//! (checked from the request head before any body is read, compared in
+//! constant time), one filter per path, JSON in and out. Each handler
+//! parses, calls one service function and renders; the service commits
+//! durably before it returns. Failures become responses in `errors`.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use warp::http::header::{ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
+use warp::Filter;
+use warp::http::header::{CONNECTION, CONTENT_TYPE};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::form;
-use super::reply::{self, admin_error, from_admin_error, json, with_header};
-use super::{AppState, Request};
-use crate::service::{AdminError, NewUser, RevokeTarget, UserPatch};
+use super::errors::{ApiError, Listener, Unauthorized, methods};
+use super::reply::{self, json, with_header};
+use super::{AppState, body, form, raw_query, with_state};
+use crate::service::{AdminError, KeyView, NewUser, RevokeTarget, UserPatch};
 use crate::store::{AuditEvent, Page};
 use crate::time;
-use crate::user::{AccountStatus, MAX_NOTE_CHARS, User, UserView};
+use crate::user::{AccountStatus, MAX_NOTE_CHARS, User, UserView, Username};
 
 /// Largest JSON body on the admin listener.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
@@ -26,174 +31,97 @@ pub const MAX_JSON_BYTES: usize = 64 * 1024;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
+type Handled = Result<Response, ApiError>;
+
 /// SHA-256 of an admin token, the form it is kept and compared in.
 pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// Whether the request head carries the admin token.
-pub fn authorized(state: &AppState, headers: &warp::http::HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(warp::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some((scheme, token)) = value.split_once(' ') else {
+/// Whether an `Authorization` header carries the admin token.
+fn authorized(state: &AppState, value: Option<&str>) -> bool {
+    let Some((scheme, token)) = value.and_then(|v| v.split_once(' ')) else {
         return false;
     };
     scheme.eq_ignore_ascii_case("bearer")
         && bool::from(token_digest(token.trim()).ct_eq(&state.admin_token_digest))
 }
 
-/// The 401 for a request without the admin token. Its body is never read,
-/// so the connection is closed rather than drained.
-pub fn unauthorized() -> Response {
-    let r = with_header(
-        admin_error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send Authorization: Bearer <admin token> (see the admin token file)",
-        ),
-        WWW_AUTHENTICATE,
-        r#"Bearer realm="tessera-admin""#,
-    );
-    with_header(r, warp::http::header::CONNECTION, "close")
+/// Passes only requests whose head carries the admin token; nothing after
+/// it (no body) runs for anyone else.
+fn admin_token(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone + use<> {
+    with_state(state)
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(|state: Arc<AppState>, value: Option<String>| async move {
+            if authorized(&state, value.as_deref()) {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(Unauthorized))
+            }
+        })
+        .untuple_one()
 }
 
-/// Routes one admin request (already authorized).
-pub async fn handle(state: &AppState, req: Request) -> Response {
+/// Every admin route, behind the admin token.
+pub fn routes(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static + use<>
+{
+    let users = users(state)
+        .or(user(state))
+        .unify()
+        .or(user_password(state))
+        .unify()
+        .or(user_revoke(state))
+        .unify()
+        .boxed();
+    let rest = revocations(state)
+        .or(keys(state))
+        .unify()
+        .or(rotate(state))
+        .unify()
+        .or(audit(state))
+        .unify()
+        .or(export(state))
+        .unify()
+        .or(import(state))
+        .unify()
+        .or(metrics(state))
+        .unify()
+        .boxed();
+    admin_token(state).and(users.or(rest).unify())
+}
+
+/// Runs a handler, records its latency, renders its failure.
+async fn respond(
+    state: &AppState,
+    route: &'static str,
+    handled: impl Future<Output = Handled>,
+) -> Response {
     let started = Instant::now();
-    let segments: Result<Vec<String>, _> = req
-        .path
-        .trim_start_matches('/')
-        .split('/')
-        .map(|s| form::percent_decode(s, false))
-        .collect();
-    let Ok(segments) = segments else {
-        return admin_error(StatusCode::BAD_REQUEST, "bad_request", "malformed path");
-    };
-    let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let (route, response) = route(state, &req, &segs).await;
-    state
-        .service
-        .metrics()
-        .observe("admin", route, started.elapsed().as_secs_f64());
+    let response = handled.await.unwrap_or_else(ApiError::response);
+    state.observe("admin", route, started);
     response
 }
 
-async fn route(state: &AppState, req: &Request, segs: &[&str]) -> (&'static str, Response) {
-    let m = &req.method;
-    let result = match segs {
-        ["admin", "users"] => match *m {
-            Method::POST => ("users.create", create_user(state, req).await),
-            Method::GET => ("users.list", list_users(state, req)),
-            _ => return ("users", not_allowed("GET, POST")),
-        },
-        ["admin", "users", name] => match *m {
-            Method::GET => (
-                "user.get",
-                state
-                    .service
-                    .user(name)
-                    .map(|u| json(StatusCode::OK, &u.view()))
-                    .map_err(from_admin_error),
-            ),
-            Method::PATCH => ("user.patch", patch_user(state, req, name).await),
-            Method::DELETE => (
-                "user.delete",
-                state
-                    .service
-                    .delete_user(name)
-                    .await
-                    .map(|()| reply::empty(StatusCode::NO_CONTENT))
-                    .map_err(from_admin_error),
-            ),
-            _ => return ("user", not_allowed("GET, PATCH, DELETE")),
-        },
-        ["admin", "users", name, "password"] if *m == Method::POST => {
-            ("user.password", set_password(state, req, name).await)
-        }
-        ["admin", "users", name, "revoke"] if *m == Method::POST => (
-            "user.revoke",
-            state
-                .service
-                .revoke_user_tokens(name)
-                .await
-                .map(|()| reply::empty(StatusCode::NO_CONTENT))
-                .map_err(from_admin_error),
-        ),
-        ["admin", "revocations"] => match *m {
-            Method::POST => ("revocations.create", revoke_token(state, req).await),
-            Method::GET => ("revocations.list", list_revocations(state, req)),
-            _ => return ("revocations", not_allowed("GET, POST")),
-        },
-        ["admin", "keys"] if *m == Method::GET => ("keys.list", keys(state)),
-        ["admin", "keys", "rotate"] if *m == Method::POST => {
-            ("keys.rotate", rotate(state, req).await)
-        }
-        ["admin", "audit"] if *m == Method::GET => ("audit", audit(state, req)),
-        ["admin", "export"] if *m == Method::GET => ("export", Ok(export(state))),
-        ["metrics"] if *m == Method::GET => ("metrics", Ok(metrics(state))),
-        ["admin", "users", _, "password" | "revoke"]
-        | ["admin", "keys", "rotate"]
-        | ["admin", "import"] => {
-            return ("method", not_allowed("POST"));
-        }
-        ["admin", "keys"] | ["admin", "audit"] | ["admin", "export"] | ["metrics"] => {
-            return ("method", not_allowed("GET"));
-        }
-        _ => {
-            return (
-                "not_found",
-                admin_error(
-                    StatusCode::NOT_FOUND,
-                    "not_found",
-                    format!("no route {} {}", m, req.path),
-                ),
-            );
-        }
-    };
-    let (name, outcome) = result;
-    (name, outcome.unwrap_or_else(|e| e))
-}
-
-type Handled = Result<Response, Response>;
-
-fn not_allowed(allow: &str) -> Response {
-    with_header(
-        admin_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed",
-        ),
-        ALLOW,
-        allow,
-    )
-}
-
-fn bad_request(message: impl Into<String>) -> Response {
-    admin_error(StatusCode::BAD_REQUEST, "bad_request", message)
-}
-
-fn invalid(message: impl Into<String>) -> Response {
-    admin_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
-}
-
-/// Parses a JSON body (an empty body reads as `{}`), refusing unknown fields.
-fn body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
-    let bytes: &[u8] = if req.body.iter().all(u8::is_ascii_whitespace) {
+/// The JSON body of a request (an empty body reads as `{}`), refusing
+/// unknown fields (400).
+fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
-        &req.body
+        body
     };
-    serde_json::from_slice(bytes).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-/// Reads `name` from the query string.
-fn query_param(req: &Request, name: &str) -> Result<Option<String>, Response> {
-    let pairs = form::parse_pairs(&req.query)
-        .map_err(|e| bad_request(format!("malformed query string: {e}")))?;
+/// Reads `name` from the query string (the last one wins).
+fn query_param(query: &str, name: &str) -> Result<Option<String>, ApiError> {
+    let pairs = form::parse_pairs(query)
+        .map_err(|e| ApiError::BadRequest(format!("malformed query string: {e}")))?;
     Ok(pairs
         .into_iter()
         .rev()
@@ -201,29 +129,37 @@ fn query_param(req: &Request, name: &str) -> Result<Option<String>, Response> {
         .map(|(_, v)| v))
 }
 
-fn limit_param(req: &Request) -> Result<usize, Response> {
-    match query_param(req, "limit")? {
+fn limit_param(query: &str) -> Result<usize, ApiError> {
+    match query_param(query, "limit")? {
         None => Ok(DEFAULT_LIMIT),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(invalid(format!(
+            _ => Err(ApiError::invalid(format!(
                 "limit must be a whole number from 1 to {MAX_LIMIT}"
             ))),
         },
     }
 }
 
-fn parse_time(field: &str, text: &str) -> Result<u64, Response> {
-    time::parse_rfc3339(text).map_err(|e| invalid(format!("{field}: {e}")))
+fn parse_time(field: &str, text: &str) -> Result<u64, ApiError> {
+    time::parse_rfc3339(text).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
 }
 
-fn check_note(note: &Option<String>) -> Result<(), Response> {
+fn check_note(note: &Option<String>) -> Result<(), ApiError> {
     match note {
-        Some(n) if n.chars().count() > MAX_NOTE_CHARS => Err(invalid(format!(
+        Some(n) if n.chars().count() > MAX_NOTE_CHARS => Err(ApiError::invalid(format!(
             "note must be at most {MAX_NOTE_CHARS} characters"
         ))),
         _ => Ok(()),
     }
+}
+
+/// A `{username}` path segment: percent-decoded and parsed; a name that
+/// breaks the rules can not exist, so it is a 404 like any unknown user.
+fn username(segment: &str) -> Result<Username, ApiError> {
+    let decoded = form::percent_decode(segment, false)
+        .map_err(|_| ApiError::BadRequest("malformed path".into()))?;
+    Username::parse(&decoded).map_err(|_| AdminError::no_user(&decoded).into())
 }
 
 /// Distinguishes an absent field (None) from an explicit null (Some(None)).
@@ -231,6 +167,28 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
+}
+
+// ---- /admin/users ----
+
+fn users(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "users")
+        .and(methods(&[Method::GET, Method::POST], "GET, POST"))
+        .and(warp::method())
+        .and(with_state(state))
+        .and(raw_query())
+        .and(body::bytes(MAX_JSON_BYTES, state.body_read_timeout))
+        .then(
+            |m: Method, state: Arc<AppState>, query: String, body: Bytes| async move {
+                if m == Method::POST {
+                    respond(&state, "users.create", create_user(&state, &body)).await
+                } else {
+                    respond(&state, "users.list", async { list_users(&state, &query) }).await
+                }
+            },
+        )
 }
 
 #[derive(Deserialize)]
@@ -255,8 +213,8 @@ struct CreatedUser<'a> {
     password: Option<&'a str>,
 }
 
-async fn create_user(state: &AppState, req: &Request) -> Handled {
-    let b: CreateUserBody = body(req)?;
+async fn create_user(state: &AppState, body: &[u8]) -> Handled {
+    let b: CreateUserBody = json_body(body)?;
     check_note(&b.note)?;
     let expires_at = b
         .expires_at
@@ -272,8 +230,7 @@ async fn create_user(state: &AppState, req: &Request) -> Handled {
             token_ttl_secs: b.token_ttl_secs,
             note: b.note,
         })
-        .await
-        .map_err(from_admin_error)?;
+        .await?;
     Ok(json(
         StatusCode::CREATED,
         &CreatedUser {
@@ -289,13 +246,10 @@ struct UserList {
     next: Option<String>,
 }
 
-fn list_users(state: &AppState, req: &Request) -> Handled {
-    let limit = limit_param(req)?;
-    let after = query_param(req, "after")?;
-    let Page { items, next } = state
-        .service
-        .list_users(after.as_deref(), limit)
-        .map_err(from_admin_error)?;
+fn list_users(state: &AppState, query: &str) -> Handled {
+    let limit = limit_param(query)?;
+    let after = query_param(query, "after")?;
+    let Page { items, next } = state.service.list_users(after.as_deref(), limit)?;
     Ok(json(
         StatusCode::OK,
         &UserList {
@@ -303,6 +257,44 @@ fn list_users(state: &AppState, req: &Request) -> Handled {
             next,
         },
     ))
+}
+
+// ---- /admin/users/{name} ----
+
+fn user(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "users" / String)
+        .and(methods(
+            &[Method::GET, Method::PATCH, Method::DELETE],
+            "GET, PATCH, DELETE",
+        ))
+        .and(warp::method())
+        .and(with_state(state))
+        .and(body::bytes(MAX_JSON_BYTES, state.body_read_timeout))
+        .then(
+            |name: String, m: Method, state: Arc<AppState>, body: Bytes| async move {
+                match m {
+                    Method::PATCH => {
+                        respond(&state, "user.patch", patch_user(&state, &name, &body)).await
+                    }
+                    Method::DELETE => {
+                        respond(&state, "user.delete", delete_user(&state, &name)).await
+                    }
+                    _ => respond(&state, "user.get", async { get_user(&state, &name) }).await,
+                }
+            },
+        )
+}
+
+fn get_user(state: &AppState, name: &str) -> Handled {
+    let user = state.service.user(&username(name)?)?;
+    Ok(json(StatusCode::OK, &user.view()))
+}
+
+async fn delete_user(state: &AppState, name: &str) -> Handled {
+    state.service.delete_user(&username(name)?).await?;
+    Ok(reply::empty(StatusCode::NO_CONTENT))
 }
 
 #[derive(Deserialize)]
@@ -318,10 +310,11 @@ struct PatchUserBody {
     note: Option<Option<String>>,
 }
 
-async fn patch_user(state: &AppState, req: &Request, name: &str) -> Handled {
-    let b: PatchUserBody = body(req)?;
+async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Handled {
+    let name = username(name)?;
+    let b: PatchUserBody = json_body(body)?;
     if b.status == Some(None) {
-        return Err(invalid(
+        return Err(ApiError::invalid(
             "status can not be null: send \"active\" or \"disabled\"",
         ));
     }
@@ -336,7 +329,7 @@ async fn patch_user(state: &AppState, req: &Request, name: &str) -> Handled {
     let user = state
         .service
         .patch_user(
-            name,
+            &name,
             UserPatch {
                 status: b.status.flatten(),
                 expires_at,
@@ -344,9 +337,24 @@ async fn patch_user(state: &AppState, req: &Request, name: &str) -> Handled {
                 note: b.note,
             },
         )
-        .await
-        .map_err(from_admin_error)?;
+        .await?;
     Ok(json(StatusCode::OK, &user.view()))
+}
+
+// ---- /admin/users/{name}/password and /revoke ----
+
+fn user_password(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "users" / String / "password")
+        .and(methods(&[Method::POST], "POST"))
+        .and(with_state(state))
+        .and(body::bytes(MAX_JSON_BYTES, state.body_read_timeout))
+        .then(
+            |name: String, state: Arc<AppState>, body: Bytes| async move {
+                respond(&state, "user.password", set_password(&state, &name, &body)).await
+            },
+        )
 }
 
 #[derive(Deserialize)]
@@ -356,16 +364,56 @@ struct PasswordBody {
     password: Option<String>,
 }
 
-async fn set_password(state: &AppState, req: &Request, name: &str) -> Handled {
-    let b: PasswordBody = body(req)?;
-    match state.service.set_password(name, b.password).await {
-        Ok(Some(generated)) => Ok(json(
+async fn set_password(state: &AppState, name: &str, body: &[u8]) -> Handled {
+    let name = username(name)?;
+    let b: PasswordBody = json_body(body)?;
+    Ok(match state.service.set_password(&name, b.password).await? {
+        Some(generated) => json(
             StatusCode::OK,
             &serde_json::json!({ "password": generated.as_str() }),
-        )),
-        Ok(None) => Ok(reply::empty(StatusCode::NO_CONTENT)),
-        Err(e) => Err(from_admin_error(e)),
-    }
+        ),
+        None => reply::empty(StatusCode::NO_CONTENT),
+    })
+}
+
+fn user_revoke(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "users" / String / "revoke")
+        .and(methods(&[Method::POST], "POST"))
+        .and(with_state(state))
+        .then(|name: String, state: Arc<AppState>| async move {
+            respond(&state, "user.revoke", async {
+                state.service.revoke_user_tokens(&username(&name)?).await?;
+                Ok(reply::empty(StatusCode::NO_CONTENT))
+            })
+            .await
+        })
+}
+
+// ---- /admin/revocations ----
+
+fn revocations(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "revocations")
+        .and(methods(&[Method::GET, Method::POST], "GET, POST"))
+        .and(warp::method())
+        .and(with_state(state))
+        .and(raw_query())
+        .and(body::bytes(MAX_JSON_BYTES, state.body_read_timeout))
+        .then(
+            |m: Method, state: Arc<AppState>, query: String, body: Bytes| async move {
+                if m == Method::POST {
+                    respond(&state, "revocations.create", revoke_token(&state, &body)).await
+                } else {
+                    respond(&state, "revocations.list", async {
+                        list_revocations(&state, &query)
+                    })
+                    .await
+                }
+            },
+        )
 }
 
 #[derive(Deserialize)]
@@ -379,8 +427,8 @@ struct RevokeBody {
     exp: Option<u64>,
 }
 
-async fn revoke_token(state: &AppState, req: &Request) -> Handled {
-    let b: RevokeBody = body(req)?;
+async fn revoke_token(state: &AppState, body: &[u8]) -> Handled {
+    let b: RevokeBody = json_body(body)?;
     let target = match b {
         RevokeBody {
             token: Some(t),
@@ -392,26 +440,23 @@ async fn revoke_token(state: &AppState, req: &Request) -> Handled {
             jti: Some(jti),
             exp: Some(exp),
         } => RevokeTarget::Jti { jti, exp },
-        _ => return Err(invalid(r#"send {"token":"…"} or {"jti":"…","exp":N}"#)),
+        _ => {
+            return Err(ApiError::invalid(
+                r#"send {"token":"…"} or {"jti":"…","exp":N}"#,
+            ));
+        }
     };
-    let (jti, exp) = state
-        .service
-        .revoke_token(target)
-        .await
-        .map_err(from_admin_error)?;
+    let (jti, exp) = state.service.revoke_token(target).await?;
     Ok(json(
         StatusCode::CREATED,
         &serde_json::json!({ "jti": jti, "exp": exp }),
     ))
 }
 
-fn list_revocations(state: &AppState, req: &Request) -> Handled {
-    let limit = limit_param(req)?;
-    let after = query_param(req, "after")?;
-    let Page { items, next } = state
-        .service
-        .list_revocations(after.as_deref(), limit)
-        .map_err(from_admin_error)?;
+fn list_revocations(state: &AppState, query: &str) -> Handled {
+    let limit = limit_param(query)?;
+    let after = query_param(query, "after")?;
+    let Page { items, next } = state.service.list_revocations(after.as_deref(), limit)?;
     let revocations: Vec<_> = items
         .into_iter()
         .map(|(jti, exp)| serde_json::json!({ "jti": jti, "exp": exp }))
@@ -422,51 +467,120 @@ fn list_revocations(state: &AppState, req: &Request) -> Handled {
     ))
 }
 
-fn keys(state: &AppState) -> Handled {
-    let keys = state.service.keys().map_err(from_admin_error)?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "keys": keys })))
+// ---- /admin/keys ----
+
+fn key_views(keys: Vec<KeyView>) -> serde_json::Value {
+    let keys: Vec<_> = keys
+        .into_iter()
+        .map(|k| {
+            serde_json::json!({
+                "kid": k.kid,
+                "status": k.status,
+                "created_at": time::rfc3339(k.created_at),
+                "retired_at": k.retired_at.map(time::rfc3339),
+            })
+        })
+        .collect();
+    serde_json::json!({ "keys": keys })
 }
 
-async fn rotate(state: &AppState, req: &Request) -> Handled {
-    let force = match query_param(req, "force")?.as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(invalid("force must be true or false")),
-    };
-    let keys = state
-        .service
-        .rotate_keys(force)
-        .await
-        .map_err(from_admin_error)?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "keys": keys })))
+fn keys(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "keys")
+        .and(methods(&[Method::GET], "GET"))
+        .and(with_state(state))
+        .then(|state: Arc<AppState>| async move {
+            respond(&state, "keys.list", async {
+                Ok(json(StatusCode::OK, &key_views(state.service.keys()?)))
+            })
+            .await
+        })
 }
+
+fn rotate(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "keys" / "rotate")
+        .and(methods(&[Method::POST], "POST"))
+        .and(with_state(state))
+        .and(raw_query())
+        .then(|state: Arc<AppState>, query: String| async move {
+            respond(&state, "keys.rotate", async {
+                let force = match query_param(&query, "force")?.as_deref() {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(_) => return Err(ApiError::invalid("force must be true or false")),
+                };
+                let keys = state.service.rotate_keys(force).await?;
+                Ok(json(StatusCode::OK, &key_views(keys)))
+            })
+            .await
+        })
+}
+
+// ---- /admin/audit ----
 
 #[derive(Serialize)]
-struct AuditList {
-    events: Vec<AuditEvent>,
+struct AuditView {
+    seq: u64,
+    at: String,
+    action: String,
+    target: String,
+    detail: String,
 }
 
-fn audit(state: &AppState, req: &Request) -> Handled {
-    let limit = limit_param(req)?;
-    let before = match query_param(req, "before")? {
-        None => None,
-        Some(v) => Some(
-            v.parse::<u64>()
-                .map_err(|_| invalid("before must be a seq number"))?,
-        ),
-    };
-    let events = state
-        .service
-        .audit_events(before, limit)
-        .map_err(from_admin_error)?;
-    Ok(json(StatusCode::OK, &AuditList { events }))
+impl From<AuditEvent> for AuditView {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            seq: e.seq,
+            at: time::rfc3339(e.at),
+            action: e.action,
+            target: e.target,
+            detail: e.detail,
+        }
+    }
 }
+
+fn audit(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "audit")
+        .and(methods(&[Method::GET], "GET"))
+        .and(with_state(state))
+        .and(raw_query())
+        .then(|state: Arc<AppState>, query: String| async move {
+            respond(&state, "audit", async {
+                let limit = limit_param(&query)?;
+                let before = match query_param(&query, "before")? {
+                    None => None,
+                    Some(v) => Some(
+                        v.parse::<u64>()
+                            .map_err(|_| ApiError::invalid("before must be a seq number"))?,
+                    ),
+                };
+                let events: Vec<AuditView> = state
+                    .service
+                    .audit_events(before, limit)?
+                    .into_iter()
+                    .map(AuditView::from)
+                    .collect();
+                Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "events": events }),
+                ))
+            })
+            .await
+        })
+}
+
+// ---- /admin/export and /admin/import ----
 
 /// The export channel as a body stream.
-struct ExportStream(tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>);
+struct ExportStream(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
 
 impl futures_util::Stream for ExportStream {
-    type Item = std::io::Result<bytes::Bytes>;
+    type Item = std::io::Result<Bytes>;
 
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
@@ -476,47 +590,65 @@ impl futures_util::Stream for ExportStream {
     }
 }
 
-fn export(state: &AppState) -> Response {
-    let body = warp::reply::stream(ExportStream(state.service.export()));
-    with_header(
-        warp::Reply::into_response(body),
-        CONTENT_TYPE,
-        "application/x-ndjson",
-    )
+fn export(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "export")
+        .and(methods(&[Method::GET], "GET"))
+        .and(with_state(state))
+        .map(|state: Arc<AppState>| {
+            let body = warp::reply::stream(ExportStream(state.service.export()));
+            with_header(
+                warp::Reply::into_response(body),
+                CONTENT_TYPE,
+                "application/x-ndjson",
+            )
+        })
 }
 
 /// `POST /admin/import`: the body is streamed into the service as it
-/// arrives (never gathered), each chunk within the body-read timeout of the
-/// one before.
-pub async fn import<B: bytes::Buf>(
-    state: &AppState,
-    body: impl futures_util::Stream<Item = Result<B, warp::Error>>,
-) -> Response {
-    let started = Instant::now();
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let feed = super::stream_body(body, tx, state.body_read_timeout);
-    let (fed, imported) = tokio::join!(feed, state.service.import(rx));
-    let response = match (fed, imported) {
-        (Err(e), _) => super::body_error(super::Listener::Admin, e),
-        (Ok(()), Ok(counts)) => json(StatusCode::OK, &counts),
-        (Ok(()), Err(AdminError::Invalid(m))) => with_header(
-            invalid(m),
-            warp::http::header::CONNECTION,
-            "close", // the rest of a refused snapshot is never read
-        ),
-        (Ok(()), Err(other)) => from_admin_error(other),
-    };
-    state
-        .service
-        .metrics()
-        .observe("admin", "import", started.elapsed().as_secs_f64());
-    response
+/// arrives (never gathered), each chunk within the body-read timeout of
+/// the one before.
+fn import(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "import")
+        .and(methods(&[Method::POST], "POST"))
+        .and(with_state(state))
+        .and(warp::body::stream())
+        .then(|state: Arc<AppState>, stream| async move {
+            let started = Instant::now();
+            let (tx, rx) = tokio::sync::mpsc::channel(4);
+            let feed = body::stream_into(stream, tx, state.body_read_timeout);
+            let (fed, imported) = tokio::join!(feed, state.service.import(rx));
+            let response = match (fed, imported) {
+                (Err(e), _) => e.response(Listener::Admin),
+                (Ok(()), Ok(counts)) => json(StatusCode::OK, &counts),
+                // The rest of a refused snapshot is never read.
+                (Ok(()), Err(e)) => with_header(ApiError::from(e).response(), CONNECTION, "close"),
+            };
+            state.observe("admin", "import", started);
+            response
+        })
 }
 
-fn metrics(state: &AppState) -> Response {
-    with_header(
-        reply::text(StatusCode::OK, state.service.metrics_text()),
-        CONTENT_TYPE,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-    )
+// ---- /metrics ----
+
+fn metrics(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("metrics")
+        .and(methods(&[Method::GET], "GET"))
+        .and(with_state(state))
+        .map(|state: Arc<AppState>| {
+            let (users, revocations) = state.service.counts();
+            with_header(
+                reply::text(
+                    StatusCode::OK,
+                    state.service.metrics().render(users, revocations),
+                ),
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
+        })
 }

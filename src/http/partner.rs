@@ -1,166 +1,200 @@
-//! The partner listener: `POST /generateToken` (the seed contract, word for
-//! word), `GET /verify` (forward-auth), the JWKS, and health checks.
+//! The partner listener, one filter per route: `POST /generateToken` (the
+//! seed contract, word for word), `GET /verify` (forward-auth), the JWKS,
+//! and health checks. Each handler parses, calls one service function and
+//! renders; failures become responses in `errors`.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use warp::http::header::{ALLOW, RETRY_AFTER, WWW_AUTHENTICATE};
-use warp::http::{HeaderName, Method, StatusCode};
+use bytes::Bytes;
+use warp::Filter;
+use warp::http::header::CACHE_CONTROL;
+use warp::http::{HeaderMap, HeaderName, Method, StatusCode};
 use warp::reply::Response;
+use zeroize::Zeroizing;
 
+use super::errors::{self, LoginError, methods};
 use super::form::{self, Credentials};
 use super::reply::{self, no_store, text, with_header};
-use super::{AppState, Request};
-use crate::service::{IssueError, VerifyError};
+use super::{AppState, body, peer, raw_query, with_state};
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
-use zeroize::Zeroizing;
 
 /// The largest body `/generateToken` accepts.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
-const INVALID_CREDENTIALS: &str = "invalid username or password";
-const ACCOUNT_REFUSED: &str = "token expired";
-const MISSING_FIELDS: &str = "missing username or password";
-const TOO_MANY_ATTEMPTS: &str = "too many attempts";
-const SERVER_BUSY: &str = "server busy";
+const GET: &[Method] = &[Method::GET, Method::HEAD];
 
-/// Routes one partner request.
-pub async fn handle(state: &AppState, req: Request) -> Response {
-    let started = Instant::now();
-    let (route, response) = match req.path.as_str() {
-        "/generateToken" => ("generate_token", generate_token(state, &req).await),
-        "/verify" => ("verify", verify(state, &req)),
-        "/.well-known/jwks.json" => ("jwks", only_get(&req, || jwks(state))),
-        "/healthz" => ("healthz", only_get(&req, || text(StatusCode::OK, "ok"))),
-        "/readyz" => ("readyz", only_get(&req, || readyz(state))),
-        _ => ("not_found", text(StatusCode::NOT_FOUND, "not found")),
-    };
-    state
-        .service
-        .metrics()
-        .observe("partner", route, started.elapsed().as_secs_f64());
-    response
+/// Every partner route, most-requested first.
+pub fn routes(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static + use<>
+{
+    generate_token(state)
+        .or(verify(state))
+        .unify()
+        .or(jwks(state))
+        .unify()
+        .or(healthz())
+        .unify()
+        .or(readyz(state))
+        .unify()
 }
 
-fn only_get(req: &Request, ok: impl FnOnce() -> Response) -> Response {
-    if req.method == Method::GET || req.method == Method::HEAD {
-        ok()
-    } else {
-        with_header(
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-            ALLOW,
-            "GET, HEAD",
-        )
-    }
+fn generate_token(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("generateToken")
+        .and(methods(&[Method::POST], "POST"))
+        .and(with_state(state))
+        .and(raw_query())
+        .and(warp::header::headers_cloned())
+        .and(peer())
+        .and(body::bytes(MAX_BODY_BYTES, state.body_read_timeout))
+        .then(issue)
 }
 
-fn jwks(state: &AppState) -> Response {
-    with_header(
-        reply::raw_json(StatusCode::OK, state.service.jwks()),
-        warp::http::header::CACHE_CONTROL,
-        &format!("public, max-age={}", crate::service::JWKS_MAX_AGE_SECS),
-    )
+fn verify(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    // Any method: nginx `auth_request` forwards the original one.
+    warp::path!("verify")
+        .and(with_state(state))
+        .and(warp::header::headers_cloned())
+        .map(|state: Arc<AppState>, headers: HeaderMap| {
+            let started = Instant::now();
+            let response = check_bearer(&state, &headers);
+            state.observe("partner", "verify", started);
+            response
+        })
 }
 
-fn readyz(state: &AppState) -> Response {
-    if state.service.ready() {
-        text(StatusCode::OK, "ready")
-    } else {
-        text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
+fn jwks(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path(".well-known")
+        .and(warp::path("jwks.json"))
+        .and(warp::path::end())
+        .and(methods(GET, "GET, HEAD"))
+        .and(with_state(state))
+        .map(|state: Arc<AppState>| {
+            with_header(
+                reply::raw_json(StatusCode::OK, state.service.jwks()),
+                CACHE_CONTROL,
+                &format!("public, max-age={}", crate::service::JWKS_MAX_AGE_SECS),
+            )
+        })
 }
 
-fn body_is_form(req: &Request) -> bool {
-    match req.header("content-type") {
+fn healthz() -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::path!("healthz")
+        .and(methods(GET, "GET, HEAD"))
+        .map(|| text(StatusCode::OK, "ok"))
+}
+
+fn readyz(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("readyz")
+        .and(methods(GET, "GET, HEAD"))
+        .and(with_state(state))
+        .map(|state: Arc<AppState>| {
+            if state.service.ready() {
+                text(StatusCode::OK, "ready")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+            }
+        })
+}
+
+fn body_is_form(headers: &HeaderMap) -> bool {
+    match headers.get("content-type").map(|v| v.to_str()) {
         None => true,
-        Some(ct) => ct.split(';').next().is_some_and(|m| {
+        Some(Err(_)) => false,
+        Some(Ok(ct)) => ct.split(';').next().is_some_and(|m| {
             m.trim()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         }),
     }
 }
 
-/// Reads and checks the credentials; Err is the 4xx to send.
-fn read_credentials(req: &Request) -> Result<(Zeroizing<String>, Zeroizing<String>), Response> {
-    let body = if req.body.is_empty() {
+type Secret = Zeroizing<String>;
+
+/// Reads and checks the credentials of a login request.
+fn read_credentials(
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(Secret, Secret), LoginError> {
+    let body = if body.is_empty() {
         ""
-    } else if !body_is_form(req) {
-        return Err(text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send credentials as application/x-www-form-urlencoded or in the query string",
-        ));
+    } else if !body_is_form(headers) {
+        return Err(LoginError::UnsupportedMediaType);
     } else {
-        std::str::from_utf8(&req.body)
-            .map_err(|_| text(StatusCode::BAD_REQUEST, "request body is not valid UTF-8"))?
+        std::str::from_utf8(body)
+            .map_err(|_| LoginError::BadRequest("request body is not valid UTF-8".into()))?
     };
-    let Credentials { username, password } = form::credentials(&req.query, body).map_err(|e| {
-        text(
-            StatusCode::BAD_REQUEST,
-            format!("malformed credentials: {e}"),
-        )
-    })?;
+    let Credentials { username, password } = form::credentials(query, body)
+        .map_err(|e| LoginError::BadRequest(format!("malformed credentials: {e}")))?;
     let (Some(username), Some(password)) =
         (username.map(Zeroizing::new), password.map(Zeroizing::new))
     else {
-        return Err(text(StatusCode::BAD_REQUEST, MISSING_FIELDS));
+        return Err(LoginError::MissingFields);
     };
     if username.is_empty() || password.is_empty() {
-        return Err(text(StatusCode::BAD_REQUEST, MISSING_FIELDS));
+        return Err(LoginError::MissingFields);
     }
     if username.chars().count() > MAX_USERNAME_LEN {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("username too long (at most {MAX_USERNAME_LEN} characters)"),
-        ));
+        return Err(LoginError::BadRequest(format!(
+            "username too long (at most {MAX_USERNAME_LEN} characters)"
+        )));
     }
     if password.len() > MAX_PASSWORD_LEN {
-        return Err(text(
-            StatusCode::BAD_REQUEST,
-            format!("password too long (at most {MAX_PASSWORD_LEN} bytes)"),
-        ));
+        return Err(LoginError::BadRequest(format!(
+            "password too long (at most {MAX_PASSWORD_LEN} bytes)"
+        )));
     }
     Ok((username, password))
 }
 
-fn wants_json(req: &Request) -> bool {
-    req.header("accept").is_some_and(|a| {
-        a.split(',').any(|m| {
-            m.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',').any(|m| {
+                m.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            })
         })
-    })
 }
 
-async fn generate_token(state: &AppState, req: &Request) -> Response {
-    no_store(generate_token_inner(state, req).await)
-}
-
-async fn generate_token_inner(state: &AppState, req: &Request) -> Response {
+/// `POST /generateToken`.
+async fn issue(
+    state: Arc<AppState>,
+    query: String,
+    headers: HeaderMap,
+    peer: SocketAddr,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
     let metrics = state.service.metrics();
-    if req.method != Method::POST {
-        return with_header(
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-            ALLOW,
-            "POST",
-        );
+    let result = async {
+        let (username, password) = read_credentials(&query, &headers, &body)?;
+        let client = state.client_key(peer, &headers);
+        let issued = state
+            .service
+            .issue_token(&client, &username, &password)
+            .await?;
+        tracing::debug!(user = %*username, "token issued");
+        Ok::<_, LoginError>(issued)
     }
-    let client = req.client_key(&state.trusted_proxies);
-    let (username, password) = match read_credentials(req) {
-        Ok(c) => c,
-        Err(r) => {
-            metrics.token_request("bad_request");
-            return r;
-        }
-    };
-    match state
-        .service
-        .issue_token(&client, &username, &password)
-        .await
-    {
+    .await;
+    let response = match result {
         Ok(issued) => {
             metrics.token_request("issued");
-            tracing::debug!(user = %*username, "token issued");
-            if wants_json(req) {
+            if wants_json(&headers) {
                 reply::json(
                     StatusCode::OK,
                     &serde_json::json!({
@@ -173,45 +207,21 @@ async fn generate_token_inner(state: &AppState, req: &Request) -> Response {
                 text(StatusCode::OK, issued.token)
             }
         }
-        Err(IssueError::InvalidCredentials) => {
-            metrics.token_request("invalid_credentials");
-            text(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS)
+        Err(e) => {
+            metrics.token_request(e.outcome());
+            if let LoginError::Issue(crate::service::IssueError::AccountState(reason)) = &e {
+                tracing::info!(%reason, "token refused");
+            }
+            e.response()
         }
-        Err(IssueError::Throttled(wait)) => {
-            metrics.token_request("throttled");
-            throttled(wait.as_secs_f64().ceil() as u64)
-        }
-        Err(IssueError::Busy) => {
-            metrics.token_request("busy");
-            with_header(
-                text(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY),
-                RETRY_AFTER,
-                "1",
-            )
-        }
-        Err(IssueError::AccountState(reason)) => {
-            metrics.token_request("account_refused");
-            tracing::info!(user = %*username, %reason, "token refused");
-            text(StatusCode::FORBIDDEN, ACCOUNT_REFUSED)
-        }
-        Err(IssueError::Internal(e)) => {
-            metrics.token_request("error");
-            reply::internal(&e)
-        }
-    }
-}
-
-fn throttled(retry_after_secs: u64) -> Response {
-    with_header(
-        text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS),
-        RETRY_AFTER,
-        &retry_after_secs.max(1).to_string(),
-    )
+    };
+    state.observe("partner", "generate_token", started);
+    no_store(response)
 }
 
 /// Extracts the token from `Authorization: Bearer <token>`; None when absent.
-fn bearer(req: &Request) -> Option<Result<&str, ()>> {
-    let value = req.headers.get(warp::http::header::AUTHORIZATION)?;
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    let value = headers.get(warp::http::header::AUTHORIZATION)?;
     let Ok(value) = value.to_str() else {
         return Some(Err(()));
     };
@@ -227,27 +237,17 @@ fn bearer(req: &Request) -> Option<Result<&str, ()>> {
     }
 }
 
-fn verify(state: &AppState, req: &Request) -> Response {
+/// `GET /verify`.
+fn check_bearer(state: &AppState, headers: &HeaderMap) -> Response {
     let metrics = state.service.metrics();
-    let challenge = |description: &str| {
-        let r = text(StatusCode::UNAUTHORIZED, "unauthorized");
-        let value = if description.is_empty() {
-            r#"Bearer realm="tessera""#.to_owned()
-        } else {
-            format!(
-                r#"Bearer realm="tessera", error="invalid_token", error_description="{description}""#
-            )
-        };
-        no_store(with_header(r, WWW_AUTHENTICATE, &value))
-    };
-    let token = match bearer(req) {
+    let token = match bearer(headers) {
         None => {
             metrics.verify_request("no_token");
-            return challenge("");
+            return errors::bearer_challenge(None);
         }
         Some(Err(())) => {
             metrics.verify_request("malformed");
-            return challenge("malformed token");
+            return errors::bearer_challenge(Some("malformed token"));
         }
         Some(Ok(t)) => t,
     };
@@ -263,13 +263,9 @@ fn verify(state: &AppState, req: &Request) -> Response {
                 &claims.exp.to_string(),
             )
         }
-        Err(VerifyError::Internal(e)) => {
-            metrics.verify_request("error");
-            reply::internal(&e)
-        }
         Err(e) => {
             metrics.verify_request(e.outcome());
-            challenge(&e.to_string())
+            errors::verify_error(&e)
         }
     }
 }

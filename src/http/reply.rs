@@ -1,14 +1,11 @@
-//! Every response shape in one place: plain-text partner replies, JSON admin
-//! replies and errors, and the mapping of domain errors to status codes.
-//! Internal errors are logged with their cause here and shown to clients
-//! only as a plain 500.
+//! Response shapes: plain-text partner replies, JSON admin replies and the
+//! admin error body, headers. Which error gets which status is decided in
+//! `errors`.
 
 use serde::Serialize;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use warp::http::{HeaderName, StatusCode};
 use warp::reply::Response;
-
-use crate::service::AdminError;
 
 /// A response with `body` as `text/plain; charset=utf-8`.
 pub fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -57,19 +54,6 @@ pub fn no_store(r: Response) -> Response {
     with_header(r, CACHE_CONTROL, "no-store")
 }
 
-/// Logs an internal error with its cause chain; the client sees a plain 500.
-pub fn internal(err: &(dyn std::error::Error + 'static)) -> Response {
-    let mut chain = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    tracing::error!(error = %chain, "internal error");
-    text(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
-}
-
 /// An admin error body `{"error": code, "message": text}`.
 pub fn admin_error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     #[derive(Serialize)]
@@ -84,14 +68,4 @@ pub fn admin_error(status: StatusCode, code: &str, message: impl Into<String>) -
             message: message.into(),
         },
     )
-}
-
-/// Maps a failed operator action to its status and error code.
-pub fn from_admin_error(err: AdminError) -> Response {
-    match err {
-        AdminError::Invalid(m) => admin_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
-        AdminError::NotFound(m) => admin_error(StatusCode::NOT_FOUND, "not_found", m),
-        AdminError::Conflict(m) => admin_error(StatusCode::CONFLICT, "conflict", m),
-        AdminError::Internal(e) => internal(&e),
-    }
 }

@@ -1,7 +1,8 @@
 //! The JWT codec: claims in, compact EdDSA JWS out, and the reverse with every
 //! token-level verification rule of SPEC §2. Pure: no I/O, and the clock is
 //! passed in so tests never sleep. Account-level rules (revocation, user
-//! state) need the store and live in `service`.
+//! state) need the issuer's state: the server checks them against its store,
+//! a partner's service against the revocation feed.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -166,16 +167,6 @@ pub fn verify<'k>(
     let claims = verify_signature(token, find_key)?;
     check_claims(&claims, issuer, now)?;
     Ok(claims)
-}
-
-/// A fresh `jti`: 128 random bits, base64url without padding, from the
-/// thread-local CSPRNG (ChaCha12 seeded and reseeded from the OS), which
-/// spares a system call per token.
-pub fn new_jti() -> String {
-    use rand::Rng as _;
-    let mut bytes = [0u8; 16];
-    rand::rng().fill_bytes(&mut bytes);
-    B64.encode(bytes)
 }
 
 #[cfg(test)]

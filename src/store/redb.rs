@@ -1,8 +1,8 @@
-//! The embedded database: the only module that imports `redb`. It owns the
-//! table definitions, the schema version and typed methods, each one
-//! transaction. Every write commits with `Durability::Immediate` (fsync)
-//! before it returns, and every admin mutation appends its audit event in the
-//! same transaction as the change.
+//! The embedded backend: one redb file, `<data-dir>/tessera.redb` — the
+//! only module that imports `redb`. It owns the table definitions and the
+//! schema version. Every write commits with `Durability::Immediate` (fsync)
+//! before it returns, with the mutation's audit event in the same
+//! transaction.
 //!
 //! Writes are serialised by one writer lock held from `begin_write` until
 //! the committed state is published, so what readers see ([`Store::user`],
@@ -11,7 +11,7 @@
 //!
 //! User records are postcard (compact binary serde) because every login
 //! and verify decodes one; keys and audit events are JSON. Exports are JSON
-//! Lines ([`crate::snapshot`]) whatever the storage encoding.
+//! Lines ([`snapshot`]) whatever the storage encoding.
 
 use std::collections::HashMap;
 use std::fs;
@@ -26,12 +26,12 @@ use redb::{
     Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
     TableDefinition, WriteTransaction,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
+use super::{Audit, AuditEvent, Page, SnapshotLines, Store, StoreError, UserChange};
 use crate::keys::{KeyRecord, KeyStatus};
-use crate::snapshot::{self, BadSnapshot, ImportCounts, Item};
-use crate::time;
-use crate::user::User;
+use crate::user::{User, Username};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const USERNAME_TO_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
@@ -51,60 +51,17 @@ const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// The database file name inside the data dir.
 pub const DB_FILE: &str = "tessera.redb";
 
-/// A store failure. Messages name the path and what to do next.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Another process holds the database lock.
-    #[error(
-        "data dir {0} is in use by another tessera process; stop it or pass another --data-dir"
-    )]
-    InUse(PathBuf),
-    /// The file was written by an incompatible build.
-    #[error(
-        "database {path} has schema version {found}, this build reads version {SCHEMA_VERSION}; run a matching tessera build or restore an export"
-    )]
-    Schema {
-        /// The database file.
-        path: PathBuf,
-        /// The version found.
-        found: u64,
-    },
-    /// Creating or securing the data dir failed.
-    #[error("could not prepare data dir {path}: {source}")]
-    Io {
-        /// The file or dir.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A stored record does not parse.
-    #[error("corrupt record in table {table} (key {key}): {reason}")]
-    Corrupt {
-        /// The table.
-        table: &'static str,
-        /// The record's key.
-        key: String,
-        /// The parse error.
-        reason: String,
-    },
-    /// A snapshot for import is not valid; nothing was changed.
-    #[error(transparent)]
-    BadSnapshot(#[from] BadSnapshot),
-    /// redb itself failed.
-    #[error("database error: {0}")]
-    Db(#[from] redb::Error),
-}
-
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
+                StoreError::Backend(Box::new(redb::Error::from(e)))
             }
         }
     )*};
 }
 from_redb!(
+    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
@@ -112,45 +69,8 @@ from_redb!(
     redb::CommitError
 );
 
-/// One admin mutation, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// Position in the log, increasing from 1.
-    pub seq: u64,
-    /// RFC 3339 UTC.
-    pub at: String,
-    /// What was done, e.g. `user.create`.
-    pub action: String,
-    /// What it was done to (a username, a jti, a kid).
-    pub target: String,
-    /// A short description; never a secret.
-    pub detail: String,
-}
-
-/// What an admin mutation asks the store to record alongside it.
-#[derive(Debug, Clone)]
-pub struct Audit {
-    /// Unix seconds.
-    pub at: u64,
-    /// e.g. `user.create`.
-    pub action: &'static str,
-    /// A username, jti or kid.
-    pub target: String,
-    /// Short, secret-free.
-    pub detail: String,
-}
-
-/// A page of results and the key to continue after, if there is more.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    /// The items, in key order.
-    pub items: Vec<T>,
-    /// Pass back as `after` to get the next page.
-    pub next: Option<String>,
-}
-
 /// The open database.
-pub struct Store {
+pub struct RedbStore {
     /// The users table as of the last commit. Every login and verify reads
     /// it; keeping it open saves a read transaction and a table-root lookup
     /// per request. Replaced right after each commit, under `writer`.
@@ -192,13 +112,6 @@ fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
-fn io_error(source: std::io::Error) -> StoreError {
-    StoreError::Io {
-        path: PathBuf::from("<export>"),
-        source,
-    }
-}
-
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Our records are plain structs of strings and numbers: cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
@@ -207,14 +120,7 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 fn append_audit(tx: &WriteTransaction, audit: Audit) -> Result<(), StoreError> {
     let mut table = tx.open_table(SEQ_TO_AUDIT)?;
     let seq = table.last()?.map_or(0, |(k, _)| k.value()) + 1;
-    let event = AuditEvent {
-        seq,
-        at: time::rfc3339(audit.at),
-        action: audit.action.to_owned(),
-        target: audit.target,
-        detail: audit.detail,
-    };
-    table.insert(seq, to_json(&event).as_slice())?;
+    table.insert(seq, to_json(&audit.into_event(seq)).as_slice())?;
     Ok(())
 }
 
@@ -232,6 +138,7 @@ fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
                 return Err(StoreError::Schema {
                     path: path.to_owned(),
                     found,
+                    expected: SCHEMA_VERSION,
                 });
             }
         }
@@ -274,7 +181,7 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Store {
+impl RedbStore {
     /// Opens (or creates) `<data_dir>/tessera.redb` with mode 0600, checks
     /// the schema version, and makes sure every table exists. Fails at once
     /// when another process has it open.
@@ -336,16 +243,6 @@ impl Store {
         &self.path
     }
 
-    /// One user by name (a single point read).
-    pub fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        match self.users.load().get(username)? {
-            None => Ok(None),
-            Some(v) => decode_user(v.value())
-                .map(Some)
-                .map_err(|e| corrupt("users", username, e)),
-        }
-    }
-
     #[cfg(test)]
     fn test_pause(&self) {
         if self
@@ -358,16 +255,6 @@ impl Store {
 
     #[cfg(not(test))]
     fn test_pause(&self) {}
-
-    /// Whether `jti` is revoked, as of the last commit.
-    pub fn is_revoked(&self, jti: &str) -> bool {
-        self.revoked.load().contains_key(jti)
-    }
-
-    /// How many revocations are held.
-    pub fn revocation_count(&self) -> u64 {
-        self.revoked.load().len() as u64
-    }
 
     /// Commits `tx` durably, then points [`Store::user`] at the new state.
     /// The caller holds the write lock, so publications happen in commit
@@ -383,9 +270,31 @@ impl Store {
         self.users.store(Arc::new(fresh));
         Ok(())
     }
+}
 
-    /// Inserts a new user; false (and nothing written) when the name exists.
-    pub fn create_user(&self, user: &User, audit: Audit) -> Result<bool, StoreError> {
+impl Store for RedbStore {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn user(&self, name: &Username) -> Result<Option<User>, StoreError> {
+        match self.users.load().get(name.as_str())? {
+            None => Ok(None),
+            Some(v) => decode_user(v.value())
+                .map(Some)
+                .map_err(|e| corrupt("users", name.as_str(), e)),
+        }
+    }
+
+    fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.load().contains_key(jti)
+    }
+
+    fn revocation_count(&self) -> u64 {
+        self.revoked.load().len() as u64
+    }
+
+    fn create_user(&self, user: &User, audit: Audit) -> Result<bool, StoreError> {
         let writer = self.write_lock();
         let tx = self.db.begin_write()?;
         {
@@ -401,12 +310,13 @@ impl Store {
     }
 
     /// Read-modify-write of one user in one transaction; None when absent.
-    pub fn update_user(
+    fn update_user(
         &self,
-        username: &str,
-        change: impl FnOnce(&mut User),
+        name: &Username,
+        change: UserChange<'_>,
         audit: Audit,
     ) -> Result<Option<User>, StoreError> {
+        let username = name.as_str();
         let writer = self.write_lock();
         let tx = self.db.begin_write()?;
         let updated = {
@@ -426,7 +336,8 @@ impl Store {
     }
 
     /// Deletes a user; false when absent.
-    pub fn delete_user(&self, username: &str, audit: Audit) -> Result<bool, StoreError> {
+    fn delete_user(&self, name: &Username, audit: Audit) -> Result<bool, StoreError> {
+        let username = name.as_str();
         let writer = self.write_lock();
         let tx = self.db.begin_write()?;
         let existed = tx.open_table(USERNAME_TO_USER)?.remove(username)?.is_some();
@@ -439,7 +350,7 @@ impl Store {
     }
 
     /// Users sorted by name, strictly after `after`, at most `limit`.
-    pub fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError> {
+    fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(USERNAME_TO_USER)?;
         let range = match after {
@@ -459,7 +370,7 @@ impl Store {
             items.push(decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?);
         }
         let next = if more {
-            items.last().map(|u: &User| u.username.clone())
+            items.last().map(|u: &User| u.username.to_string())
         } else {
             None
         };
@@ -467,13 +378,13 @@ impl Store {
     }
 
     /// How many users exist.
-    pub fn user_count(&self) -> Result<u64, StoreError> {
+    fn user_count(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
         Ok(tx.open_table(USERNAME_TO_USER)?.len()?)
     }
 
     /// Every key record.
-    pub fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+    fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let tx = self.db.begin_read()?;
         let table = tx.open_table(KID_TO_KEY)?;
         let mut out = Vec::new();
@@ -493,11 +404,7 @@ impl Store {
     }
 
     /// Replaces the whole keyring with `records`, auditing when asked.
-    pub fn replace_keys(
-        &self,
-        records: &[KeyRecord],
-        audit: Option<Audit>,
-    ) -> Result<(), StoreError> {
+    fn replace_keys(&self, records: &[KeyRecord], audit: Option<Audit>) -> Result<(), StoreError> {
         let _writer = self.write_lock();
         let tx = self.db.begin_write()?;
         {
@@ -515,7 +422,7 @@ impl Store {
     }
 
     /// Records a revoked `jti` that can be forgotten after `exp`.
-    pub fn revoke(&self, jti: &str, exp: u64, audit: Audit) -> Result<(), StoreError> {
+    fn revoke(&self, jti: &str, exp: u64, audit: Audit) -> Result<(), StoreError> {
         let _writer = self.write_lock();
         let tx = self.db.begin_write()?;
         tx.open_table(JTI_TO_EXP)?.insert(jti, exp)?;
@@ -529,7 +436,7 @@ impl Store {
     }
 
     /// Revocations sorted by jti, strictly after `after`, at most `limit`.
-    pub fn list_revocations(
+    fn list_revocations(
         &self,
         after: Option<&str>,
         limit: usize,
@@ -560,13 +467,8 @@ impl Store {
         Ok(Page { items, next })
     }
 
-    /// Every revocation, for the in-memory set.
-    pub fn all_revocations(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        Ok(self.list_revocations(None, usize::MAX)?.items)
-    }
-
     /// Drops revocations whose `exp` has passed; returns how many.
-    pub fn prune_revocations(&self, now: u64) -> Result<u64, StoreError> {
+    fn prune_revocations(&self, now: u64) -> Result<u64, StoreError> {
         let _writer = self.write_lock();
         let tx = self.db.begin_write()?;
         let mut removed = 0;
@@ -589,7 +491,7 @@ impl Store {
     }
 
     /// Audit events newest first, with `seq < before`, at most `limit`.
-    pub fn audit_events(
+    fn audit_events(
         &self,
         before: Option<u64>,
         limit: usize,
@@ -608,7 +510,7 @@ impl Store {
     }
 
     /// The longest token TTL ever in force (0 when never recorded).
-    pub fn ttl_high_water(&self) -> Result<u64, StoreError> {
+    fn ttl_high_water(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
         Ok(tx
             .open_table(META)?
@@ -617,7 +519,7 @@ impl Store {
     }
 
     /// Raises the TTL high-water mark to `ttl` if it is higher.
-    pub fn raise_ttl_high_water(&self, ttl: u64) -> Result<(), StoreError> {
+    fn raise_ttl_high_water(&self, ttl: u64) -> Result<(), StoreError> {
         if ttl <= self.ttl_high_water()? {
             return Ok(());
         }
@@ -634,26 +536,26 @@ impl Store {
 
     /// Writes a JSON Lines snapshot (header, users, keys, revocations, and an
     /// end line with the counts) taken in one read transaction.
-    pub fn export(&self, out: impl Write, now: u64) -> Result<ImportCounts, StoreError> {
+    fn export(&self, out: &mut dyn Write, now: u64) -> Result<ImportCounts, StoreError> {
         let tx = self.db.begin_read()?;
-        let mut w = snapshot::Writer::header(out, now).map_err(io_error)?;
+        let mut w = snapshot::Writer::header(out, now).map_err(StoreError::Export)?;
         for entry in tx.open_table(USERNAME_TO_USER)?.iter()? {
             let (k, v) = entry?;
             let user = decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
-            w.user(user).map_err(io_error)?;
+            w.user(user).map_err(StoreError::Export)?;
         }
         for entry in tx.open_table(KID_TO_KEY)?.iter()? {
             let (k, v) = entry?;
             let key =
                 serde_json::from_slice(v.value()).map_err(|e| corrupt("keys", k.value(), e))?;
-            w.key(key).map_err(io_error)?;
+            w.key(key).map_err(StoreError::Export)?;
         }
         for entry in tx.open_table(JTI_TO_EXP)?.iter()? {
             let (k, v) = entry?;
             w.revocation(k.value().to_owned(), v.value())
-                .map_err(io_error)?;
+                .map_err(StoreError::Export)?;
         }
-        w.end().map_err(io_error)
+        w.end().map_err(StoreError::Export)
     }
 
     /// Replaces users, keys and revocations with a snapshot's, all or
@@ -661,10 +563,10 @@ impl Store {
     /// (the snapshot is never held whole) and checked by
     /// [`snapshot::Reader`]; an `Err` line (the upload broke off) or any
     /// refused line aborts the transaction and changes nothing.
-    pub fn import(
+    fn import(
         &self,
-        lines: impl Iterator<Item = Result<Vec<u8>, String>>,
-        audit: impl FnOnce(ImportCounts) -> Audit,
+        lines: SnapshotLines<'_>,
+        audit: &dyn Fn(ImportCounts) -> Audit,
     ) -> Result<ImportCounts, StoreError> {
         let mut reader = snapshot::Reader::new();
         let mut revoked = RevokedSet::new();
@@ -718,30 +620,19 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::contract::{audit, name, populate, store_contract_tests, user};
 
-    fn user(name: &str) -> User {
-        let name = crate::user::Username::parse(name).unwrap();
-        User::new(
-            &name,
-            crate::password::hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
-            1,
-        )
-    }
-
-    fn audit(action: &'static str, target: &str) -> Audit {
-        Audit {
-            at: 1,
-            action,
-            target: target.into(),
-            detail: String::new(),
-        }
-    }
+    store_contract_tests!(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Box<dyn Store> = Box::new(RedbStore::open(dir.path()).unwrap());
+        (dir, store)
+    });
 
     #[test]
     fn second_open_of_same_dir_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
-        let err = Store::open(dir.path()).err().unwrap();
+        let _first = RedbStore::open(dir.path()).unwrap();
+        let err = RedbStore::open(dir.path()).err().unwrap();
         assert!(
             err.to_string()
                 .contains("is in use by another tessera process"),
@@ -755,7 +646,7 @@ mod tests {
         let data = dir.path().join("data");
         fs::create_dir(&data).unwrap();
         fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
-        let _store = Store::open(&data).unwrap();
+        let _store = RedbStore::open(&data).unwrap();
         assert_eq!(
             fs::metadata(&data).unwrap().permissions().mode() & 0o777,
             0o700
@@ -771,7 +662,7 @@ mod tests {
             tx.open_table(META).unwrap().insert(SCHEMA_KEY, 99).unwrap();
             tx.commit().unwrap();
         }
-        let err = Store::open(dir.path()).err().unwrap();
+        let err = RedbStore::open(dir.path()).err().unwrap();
         let text = err.to_string();
         assert!(
             text.contains("schema version 99") && text.contains(DB_FILE),
@@ -780,157 +671,44 @@ mod tests {
     }
 
     #[test]
-    fn users_crud_and_pagination() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        for n in ["c", "a", "b", "d"] {
-            assert!(s.create_user(&user(n), audit("user.create", n)).unwrap());
-        }
-        assert!(
-            !s.create_user(&user("a"), audit("user.create", "a"))
-                .unwrap()
-        );
-        let p = s.list_users(None, 3).unwrap();
-        assert_eq!(
-            p.items
-                .iter()
-                .map(|u| u.username.as_str())
-                .collect::<Vec<_>>(),
-            ["a", "b", "c"]
-        );
-        assert_eq!(p.next.as_deref(), Some("c"));
-        let p = s.list_users(Some("c"), 3).unwrap();
-        assert_eq!(p.items.len(), 1);
-        assert_eq!(p.next, None);
-        let u = s
-            .update_user(
-                "b",
-                |u| u.note = Some("hi".into()),
-                audit("user.update", "b"),
-            )
-            .unwrap();
-        assert_eq!(u.unwrap().note.as_deref(), Some("hi"));
-        assert!(
-            s.update_user("zz", |_| {}, audit("user.update", "zz"))
-                .unwrap()
-                .is_none()
-        );
-        assert!(s.delete_user("b", audit("user.delete", "b")).unwrap());
-        assert!(!s.delete_user("b", audit("user.delete", "b")).unwrap());
-        assert_eq!(s.user_count().unwrap(), 3);
-        let events = s.audit_events(None, 100).unwrap();
-        assert_eq!(events.len(), 6, "failed mutations are not audited");
-        assert_eq!(events[0].action, "user.delete");
-        assert_eq!(
-            s.audit_events(Some(events[0].seq), 2).unwrap()[0].seq,
-            events[1].seq
-        );
-    }
-
-    #[test]
-    fn revocations_are_pruned_after_exp() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
-        s.revoke("j2", 200, audit("token.revoke", "j2")).unwrap();
-        assert_eq!(s.prune_revocations(99).unwrap(), 0);
-        assert_eq!(s.prune_revocations(100).unwrap(), 1);
-        assert_eq!(s.all_revocations().unwrap(), vec![("j2".to_string(), 200)]);
-        assert!(!s.is_revoked("j1") && s.is_revoked("j2"));
-        assert_eq!(s.revocation_count(), 1);
-    }
-
-    #[test]
     fn data_survives_reopen_and_files_are_private() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let s = Store::open(dir.path()).unwrap();
+            let s = RedbStore::open(dir.path()).unwrap();
             s.create_user(&user("a"), audit("user.create", "a"))
                 .unwrap();
+            s.revoke("j", 100, audit("token.revoke", "j")).unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
-        assert!(s.user("a").unwrap().is_some());
+        let s = RedbStore::open(dir.path()).unwrap();
+        assert!(s.user(&name("a")).unwrap().is_some());
+        assert!(s.is_revoked("j"), "the revocation set is loaded at open");
         let mode = fs::metadata(s.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
 
-    fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
-        bytes.split(|&b| b == b'\n').map(|l| Ok(l.to_vec()))
-    }
-
-    /// A store holding `users`, a fresh keyring and revocation `j1`.
-    fn populated(users: &[&str]) -> (tempfile::TempDir, Store) {
+    #[test]
+    fn audit_events_written_as_rfc3339_text_still_read() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
-        s.replace_keys(&crate::keys::initial_records(1).unwrap(), None)
-            .unwrap();
-        for u in users {
-            s.create_user(&user(u), audit("user.create", u)).unwrap();
+        let s = RedbStore::open(dir.path()).unwrap();
+        {
+            let tx = s.db.begin_write().unwrap();
+            let old = br#"{"seq":1,"at":"2026-11-27T19:43:57Z","action":"user.create","target":"a","detail":""}"#;
+            tx.open_table(SEQ_TO_AUDIT)
+                .unwrap()
+                .insert(1, old.as_slice())
+                .unwrap();
+            tx.commit().unwrap();
         }
-        s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
-        (dir, s)
-    }
-
-    #[test]
-    fn import_is_all_or_nothing() {
-        let (_d, s) = populated(&["keep"]);
-        let mut snap = Vec::new();
-        s.export(&mut snap, 5).unwrap();
-        let text = String::from_utf8(snap.clone()).unwrap();
-        let user_line = text.lines().nth(1).unwrap();
-        let broken = text.replacen(user_line, "{\"type\":\"user\",\"user\":{}}", 1);
-        assert!(matches!(
-            s.import(lines(broken.as_bytes()), |_| audit("import", "-")),
-            Err(StoreError::BadSnapshot(BadSnapshot { line: 2, .. }))
-        ));
-        assert!(s.user("keep").unwrap().is_some());
-        let (_d2, s2) = populated(&["gone"]);
-        let counts = s2.import(lines(&snap), |_| audit("import", "-")).unwrap();
-        assert_eq!(counts.users, 1);
-        assert!(s2.user("keep").unwrap().is_some());
-        assert!(s2.user("gone").unwrap().is_none());
-        assert!(s2.is_revoked("j1"));
-    }
-
-    #[test]
-    fn import_refuses_names_twice_and_broken_uploads() {
-        let (_d, s) = populated(&["a"]);
-        let mut snap = Vec::new();
-        s.export(&mut snap, 5).unwrap();
-        let text = String::from_utf8(snap).unwrap();
-        let all: Vec<&str> = text.lines().collect();
-        let user_twice = [&all[..2], &all[1..]].concat().join("\n");
-        let user_twice = user_twice.replace("\"users\":1", "\"users\":2");
-        let err = s.import(lines(user_twice.as_bytes()), |_| audit("i", "-"));
-        assert!(
-            err.unwrap_err()
-                .to_string()
-                .contains("user a appears twice")
-        );
-        let rev = all
-            .iter()
-            .position(|l| l.contains("\"revocation\""))
-            .unwrap();
-        let jti_twice = [&all[..=rev], &all[rev..]].concat().join("\n");
-        let jti_twice = jti_twice.replace("\"revocations\":1", "\"revocations\":2");
-        let err = s.import(lines(jti_twice.as_bytes()), |_| audit("i", "-"));
-        assert!(
-            err.unwrap_err()
-                .to_string()
-                .contains("jti j1 appears twice")
-        );
-        let broken = lines(text.as_bytes())
-            .take(2)
-            .chain(std::iter::once(Err("the upload broke off".to_string())));
-        let err = s.import(broken, |_| audit("i", "-"));
-        assert!(err.unwrap_err().to_string().contains("broke off"));
-        assert!(s.user("a").unwrap().is_some(), "nothing changed");
-        assert!(s.is_revoked("j1"));
+        assert_eq!(s.audit_events(None, 1).unwrap()[0].at, 1_795_808_637);
     }
 
     /// Runs `first` with a pause between reading its committed state and
     /// publishing it, and `second` during that pause; returns when both did.
-    fn race(s: &Arc<Store>, first: impl FnOnce(&Store) + Send, second: impl FnOnce(&Store) + Send) {
+    fn race(
+        s: &RedbStore,
+        first: impl FnOnce(&RedbStore) + Send,
+        second: impl FnOnce(&RedbStore) + Send,
+    ) {
         s.pause_before_publish
             .store(true, std::sync::atomic::Ordering::SeqCst);
         std::thread::scope(|scope| {
@@ -945,18 +723,23 @@ mod tests {
     /// writer lock the earlier commit's snapshot overwrites the later one.
     #[test]
     fn a_later_commit_is_never_hidden_by_an_earlier_publish() {
-        let (_d, s) = populated(&["u"]);
-        let s = Arc::new(s);
+        let dir = tempfile::tempdir().unwrap();
+        let s = RedbStore::open(dir.path()).unwrap();
+        populate(&s, &["u"]);
         let set = |at: u64| {
-            move |s: &Store| {
-                s.update_user("u", |u| u.updated_at = at, audit("user.update", "u"))
-                    .unwrap();
+            move |s: &RedbStore| {
+                s.update_user(
+                    &name("u"),
+                    Box::new(move |u| u.updated_at = at),
+                    audit("user.update", "u"),
+                )
+                .unwrap();
             }
         };
         race(&s, set(1), set(2));
-        assert_eq!(s.user("u").unwrap().unwrap().updated_at, 2);
+        assert_eq!(s.user(&name("u")).unwrap().unwrap().updated_at, 2);
         let revoke = |jti: &'static str| {
-            move |s: &Store| {
+            move |s: &RedbStore| {
                 s.revoke(jti, 100, audit("token.revoke", jti)).unwrap();
             }
         };

@@ -1,0 +1,126 @@
+//! The use cases' errors. Each says what went wrong in domain terms; the
+//! HTTP edge (`http::errors`) is the one place that maps them to statuses.
+
+use crate::keys;
+use crate::store::StoreError;
+use crate::token::TokenError;
+use crate::user::{AccountError, CredentialRuleError};
+
+/// Why no token was issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// Unknown user or wrong password (indistinguishable on purpose).
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The password matched but the account may not get tokens.
+    #[error("account may not get tokens: {0}")]
+    AccountState(AccountError),
+    /// The client is locked out after too many failures; retry after this.
+    #[error("too many attempts")]
+    Throttled(std::time::Duration),
+    /// Every hashing thread is busy and the queue is full; nothing was
+    /// checked and nothing was counted against the client.
+    #[error("server busy")]
+    Busy,
+    /// Something broke inside; logged, shown as a plain 500.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A token-level rule failed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token's `jti` was revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// The account refuses the token.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// Something broke inside; logged, shown as a plain 500.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl VerifyError {
+    /// A stable label for metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Token(TokenError::Malformed) => "malformed",
+            Self::Token(TokenError::UnsupportedAlgorithm | TokenError::CriticalHeader) => {
+                "bad_header"
+            }
+            Self::Token(TokenError::UnknownKey) => "unknown_key",
+            Self::Token(TokenError::BadSignature) => "bad_signature",
+            Self::Token(TokenError::WrongIssuer) => "wrong_issuer",
+            Self::Token(TokenError::NotYetValid) => "not_yet_valid",
+            Self::Token(TokenError::Expired) => "expired",
+            Self::Revoked | Self::Account(AccountError::Revoked) => "revoked",
+            Self::Account(_) => "account",
+            Self::Internal(_) => "error",
+        }
+    }
+}
+
+/// A failure that is not the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum InternalError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The OS random source or a hash failed.
+    #[error("{0}")]
+    Crypto(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The stored keys do not form a keyring.
+    #[error(transparent)]
+    Keyring(#[from] keys::KeyringError),
+}
+
+/// Wraps a crypto or randomness failure.
+pub(crate) fn crypto(e: impl std::fmt::Display) -> InternalError {
+    InternalError::Crypto(e.to_string())
+}
+
+/// Why an operator action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// Input that breaks a rule.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such user, key or revocation.
+    #[error("{0}")]
+    NotFound(String),
+    /// The action conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// Something broke inside.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+impl AdminError {
+    /// The answer for a user that does not exist.
+    pub fn no_user(name: &str) -> Self {
+        Self::NotFound(format!("no user named {name:?}"))
+    }
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BadSnapshot(_) => AdminError::Invalid(e.to_string()),
+            other => AdminError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<CredentialRuleError> for AdminError {
+    fn from(e: CredentialRuleError) -> Self {
+        AdminError::Invalid(e.to_string())
+    }
+}

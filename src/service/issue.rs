@@ -1,0 +1,126 @@
+//! Issuing a token for credentials (`POST /generateToken`, and every other
+//! login endpoint through the same function): throttle charge, password
+//! check with the work of the guess's shape, refund, account state, sign.
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use zeroize::Zeroizing;
+
+use super::{IssueError, Service, crypto};
+use crate::client::ClientKey;
+use crate::hash_pool::PoolError;
+use crate::password::{self, Attempt, PasswordHash};
+use crate::token::{self, Claims};
+use crate::user::Username;
+
+/// An issued token.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The compact JWS.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// A fresh `jti`: 128 random bits, base64url without padding, from the
+/// thread-local CSPRNG (ChaCha12 seeded and reseeded from the OS), which
+/// spares a system call per token.
+pub fn new_jti() -> String {
+    use rand::Rng as _;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    B64.encode(bytes)
+}
+
+impl Service {
+    /// Checks a login guess against a user's hash (None: unknown user) with
+    /// the work of the guess's shape (SPEC §4). Argon2id runs on the bounded
+    /// hash pool and is counted only if it runs; the fast scheme runs here.
+    async fn check_login(
+        &self,
+        stored: Option<&PasswordHash>,
+        guess: &str,
+    ) -> Result<bool, IssueError> {
+        let attempt = Attempt::plan(stored, guess);
+        let target = attempt.target();
+        if !target.is_slow() {
+            self.metrics.password_check(target.scheme());
+            return Ok(password::check(
+                target,
+                attempt.can_match(),
+                guess.as_bytes(),
+            ));
+        }
+        let counter = self.metrics.password_check_counter(target.scheme());
+        let (target, can_match) = (target.clone(), attempt.can_match());
+        let guess = Zeroizing::new(guess.to_owned());
+        self.hash_pool
+            .run(move || {
+                counter.inc();
+                password::check(&target, can_match, guess.as_bytes())
+            })
+            .await
+            .map_err(|e| match e {
+                PoolError::Busy => IssueError::Busy,
+                PoolError::Stopped => IssueError::Internal(crypto(e)),
+            })
+    }
+
+    /// Issues a token for credentials: charges the attempt to the client's
+    /// throttle, checks the password (the work depends only on the guess's
+    /// shape), refunds the charge when the password matched or was never
+    /// checked, then checks the account state and signs. Every login
+    /// endpoint goes through here, so they share one throttle and one set
+    /// of rules.
+    pub async fn issue_token(
+        &self,
+        client: &ClientKey,
+        username: &str,
+        password: &str,
+    ) -> Result<IssuedToken, IssueError> {
+        let charge = self
+            .throttle
+            .charge(client, Instant::now())
+            .map_err(IssueError::Throttled)?;
+        let user = match Username::parse(username) {
+            Ok(name) => self.store.user(&name).map_err(super::InternalError::from)?,
+            Err(_) => None,
+        };
+        let matched = match self
+            .check_login(user.as_ref().map(|u| &u.password), password)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                self.throttle.refund(client, charge);
+                return Err(e);
+            }
+        };
+        let Some(user) = user.filter(|_| matched) else {
+            tracing::info!(client = %client, "failed login");
+            if let Some(lockout) = charge.lockout {
+                tracing::warn!(client = %client, seconds = lockout.as_secs(), "client throttled after repeated failed logins");
+            }
+            return Err(IssueError::InvalidCredentials);
+        };
+        self.throttle.refund(client, charge);
+        let now = self.clock.now();
+        user.may_get_tokens(now).map_err(IssueError::AccountState)?;
+        let exp = user.token_exp(now, self.settings.default_ttl_secs);
+        let claims = Claims {
+            iss: self.settings.issuer.clone(),
+            sub: user.username.into(),
+            iat: now,
+            exp,
+            jti: new_jti(),
+        };
+        let keys = self.keys.load();
+        let active = keys.ring.active();
+        Ok(IssuedToken {
+            token: token::encode(&claims, &active.header_b64, active),
+            expires_in: exp.saturating_sub(now),
+        })
+    }
+}

@@ -1,0 +1,203 @@
+//! The use cases, one file per job: issuing tokens (`issue`), verifying
+//! them (`verify`), users (`users`), revocations (`revocations`), signing
+//! keys (`keys`), export and import (`backup`), and their errors
+//! (`error`). Knows nothing of HTTP and sees storage only through the
+//! [`Store`] trait. Read-mostly state every request reads — the keyring
+//! with its verified-token cache — is an `arc-swap` snapshot replaced
+//! right after the commit that changed it, under one lock, so no request
+//! sees state older than an acknowledged write.
+
+mod backup;
+mod error;
+mod issue;
+mod keys;
+mod revocations;
+mod users;
+mod verify;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Mutex;
+
+use crate::config::ThrottleConfig;
+use crate::hash_pool::HashPool;
+use crate::keys::Keyring;
+use crate::metrics::Metrics;
+use crate::password;
+use crate::store::{Audit, AuditEvent, Store, StoreError};
+use crate::throttle::{self, Throttle};
+use crate::time::Clock;
+
+pub use error::{AdminError, InternalError, IssueError, VerifyError};
+pub use issue::{IssuedToken, new_jti};
+pub use keys::{JWKS_MAX_AGE_SECS, KeyView};
+pub use revocations::RevokeTarget;
+pub use users::{NewUser, UserPatch};
+
+use error::crypto;
+use verify::KeyState;
+
+/// Settings the use cases need from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The `iss` claim.
+    pub issuer: String,
+    /// Token lifetime for users without their own `token_ttl_secs`.
+    pub default_ttl_secs: u64,
+    /// Login throttling per client.
+    pub throttle: ThrottleConfig,
+    /// Argon2id login checks that may wait for a hashing thread.
+    pub hash_queue: usize,
+}
+
+/// What one round of background pruning removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Revocations whose tokens have all expired.
+    pub revocations: u64,
+    /// Retired keys whose tokens have all expired.
+    pub keys: usize,
+}
+
+/// The running service: every use case, shared by both listeners and the
+/// offline CLI.
+pub struct Service {
+    store: Arc<dyn Store>,
+    settings: Settings,
+    clock: Clock,
+    metrics: Metrics,
+    /// Replaced whole, under `key_changes`, after each commit of keys.
+    keys: ArcSwap<KeyState>,
+    throttle: Throttle,
+    hash_pool: HashPool,
+    /// Serialises key changes (rotate, drop, import) from read to publish.
+    key_changes: Mutex<()>,
+}
+
+impl Service {
+    /// Loads (or on first start creates) the keyring.
+    pub fn start(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        clock: Clock,
+    ) -> Result<Self, InternalError> {
+        let now = clock.now();
+        let mut records = store.keys()?;
+        if records.is_empty() {
+            records = crate::keys::initial_records(now).map_err(crypto)?;
+            store.replace_keys(&records, None)?;
+            tracing::info!(
+                count = records.len(),
+                "created signing keys (active and next)"
+            );
+        }
+        store.raise_ttl_high_water(settings.default_ttl_secs)?;
+        let keyring = Keyring::load(&records)?;
+        let hash_pool = HashPool::new(HashPool::default_threads(), settings.hash_queue);
+        // Build the Argon2id dummy hash on the thread that will reuse its memory.
+        hash_pool.spawn(password::warm_up);
+        Ok(Self {
+            store,
+            throttle: Throttle::new(settings.throttle, throttle::DEFAULT_CAPACITY),
+            settings,
+            clock,
+            metrics: Metrics::new(),
+            keys: ArcSwap::from_pointee(KeyState::new(keyring)),
+            hash_pool,
+            key_changes: Mutex::new(()),
+        })
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The clock every rule reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Readiness: the store answers and a signing key is loaded.
+    pub fn ready(&self) -> bool {
+        self.store.user_count().is_ok()
+    }
+
+    /// Users and revocations held, for the metrics gauges.
+    pub fn counts(&self) -> (u64, u64) {
+        let users = self.store.user_count().unwrap_or(0);
+        (users, self.store.revocation_count())
+    }
+
+    /// Publishes a new keyring (with an empty verified-token cache). Call
+    /// with `key_changes` held, right after the keys were committed.
+    fn set_keyring(&self, ring: Keyring) {
+        self.keys.store(Arc::new(KeyState::new(ring)));
+    }
+
+    /// Runs a store call on the blocking pool (writes fsync).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, AdminError> {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(InternalError::from)??)
+    }
+
+    fn audit(&self, action: &'static str, target: &str, detail: String) -> Audit {
+        Audit {
+            at: self.clock.now(),
+            action,
+            target: target.to_owned(),
+            detail,
+        }
+    }
+
+    /// Audit events newest first.
+    pub fn audit_events(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, AdminError> {
+        Ok(self
+            .store
+            .audit_events(before, limit)
+            .map_err(InternalError::from)?)
+    }
+
+    /// Background maintenance: forgets revocations whose tokens have expired
+    /// and retired keys past their retention. Never fails to its caller:
+    /// errors are logged and counted (`tessera_background_errors_total`),
+    /// and the next round tries again.
+    pub async fn prune(&self) -> Pruned {
+        let mut pruned = Pruned::default();
+        match self.prune_revocations().await {
+            Ok(n) => pruned.revocations = n,
+            Err(e) => self.background_failed("prune revocations", &e),
+        }
+        match self.drop_retired_keys().await {
+            Ok(n) => pruned.keys = n,
+            Err(e) => self.background_failed("drop retired keys", &e),
+        }
+        if pruned != Pruned::default() {
+            tracing::info!(
+                revocations = pruned.revocations,
+                keys = pruned.keys,
+                "pruned expired revocations and keys"
+            );
+            self.metrics.pruned(pruned.revocations, pruned.keys as u64);
+        }
+        pruned
+    }
+
+    fn background_failed(&self, task: &'static str, e: &AdminError) {
+        tracing::warn!(task, error = %e, "background task failed; will retry");
+        self.metrics.background_error(task);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+//! The use cases with a fixed clock: account rules, revoke-all in its own
+//! second, re-created users, revocation pruning and key rotation pacing.
+use std::time::Duration;
+
+use super::*;
+use crate::client::ClientKey;
+use crate::store::RedbStore;
+use crate::token::TokenError;
+use crate::user::{AccountError, AccountStatus, Username};
+
+const T0: u64 = 1_900_000_000;
+
+fn service(dir: &std::path::Path, clock: Clock) -> Service {
+    let store = Arc::new(RedbStore::open(dir).unwrap());
+    Service::start(
+        store,
+        Settings {
+            issuer: "tessera".into(),
+            default_ttl_secs: 3600,
+            throttle: ThrottleConfig {
+                failures: 10,
+                window: Duration::from_secs(300),
+                lockout: Duration::from_secs(60),
+                max_lockout: Duration::from_secs(3600),
+            },
+            hash_queue: 64,
+        },
+        clock,
+    )
+    .unwrap()
+}
+
+fn name(n: &str) -> Username {
+    Username::parse(n).unwrap()
+}
+
+fn local() -> ClientKey {
+    ClientKey::from_ip(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+async fn user_with_token(s: &Service, name: &str) -> String {
+    let (_, pw) = s
+        .create_user(NewUser {
+            username: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s.issue_token(&local(), name, &pw.unwrap())
+        .await
+        .unwrap()
+        .token
+}
+
+#[tokio::test]
+async fn issue_then_verify_and_account_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::fixed(T0);
+    let s = service(dir.path(), clock.clone());
+    let t = user_with_token(&s, "alice").await;
+    let c = s.verify_bearer(&t).unwrap();
+    assert_eq!((c.sub.as_str(), c.iat, c.exp), ("alice", T0, T0 + 3600));
+
+    s.patch_user(
+        &name("alice"),
+        UserPatch {
+            status: Some(AccountStatus::Disabled),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.verify_bearer(&t),
+        Err(VerifyError::Account(AccountError::Disabled))
+    ));
+    s.patch_user(
+        &name("alice"),
+        UserPatch {
+            status: Some(AccountStatus::Active),
+            expires_at: Some(Some(T0 + 10)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(s.verify_bearer(&t).is_ok());
+    clock.set(T0 + 10);
+    assert!(matches!(
+        s.verify_bearer(&t),
+        Err(VerifyError::Account(AccountError::Expired))
+    ));
+    s.patch_user(
+        &name("alice"),
+        UserPatch {
+            expires_at: Some(None),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    clock.set(T0 + 3600);
+    assert!(matches!(
+        s.verify_bearer(&t),
+        Err(VerifyError::Token(TokenError::Expired))
+    ));
+}
+
+#[tokio::test]
+async fn recreated_user_does_not_revive_old_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::fixed(T0);
+    let s = service(dir.path(), clock.clone());
+    let t = user_with_token(&s, "bob").await;
+    s.delete_user(&name("bob")).await.unwrap();
+    assert!(matches!(
+        s.verify_bearer(&t),
+        Err(VerifyError::Account(AccountError::Deleted))
+    ));
+    clock.set(T0 + 1);
+    user_with_token(&s, "bob").await;
+    assert!(matches!(
+        s.verify_bearer(&t),
+        Err(VerifyError::Account(AccountError::Revoked))
+    ));
+}
+
+#[tokio::test]
+async fn revoke_all_kills_tokens_of_the_same_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::fixed(T0);
+    let s = service(dir.path(), clock.clone());
+    let t = user_with_token(&s, "carol").await;
+    s.revoke_user_tokens(&name("carol")).await.unwrap();
+    assert!(matches!(
+        s.verify_bearer(&t),
+        Err(VerifyError::Account(AccountError::Revoked))
+    ));
+    clock.set(T0 + 1);
+    let pw = s.set_password(&name("carol"), None).await.unwrap().unwrap();
+    let t2 = s.issue_token(&local(), "carol", &pw).await.unwrap().token;
+    assert!(s.verify_bearer(&t2).is_ok());
+}
+
+#[tokio::test]
+async fn revoked_jti_is_refused_and_pruned_after_exp() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::fixed(T0);
+    let s = service(dir.path(), clock.clone());
+    let t = user_with_token(&s, "dave").await;
+    s.revoke_token(RevokeTarget::Token(t.clone()))
+        .await
+        .unwrap();
+    assert!(matches!(s.verify_bearer(&t), Err(VerifyError::Revoked)));
+    assert!(
+        s.revoke_token(RevokeTarget::Token("junk".into()))
+            .await
+            .is_err()
+    );
+    assert_eq!(s.prune().await.revocations, 0);
+    clock.set(T0 + 3600);
+    assert_eq!(s.prune().await.revocations, 1);
+    assert!(s.list_revocations(None, 10).unwrap().items.is_empty());
+}
+
+#[tokio::test]
+async fn rotation_keeps_old_tokens_until_retention_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::fixed(T0);
+    let s = service(dir.path(), clock.clone());
+    let old = user_with_token(&s, "erin").await;
+    assert!(matches!(
+        s.rotate_keys(false).await,
+        Err(AdminError::Conflict(_))
+    ));
+    clock.set(T0 + JWKS_MAX_AGE_SECS);
+    let keys = s.rotate_keys(false).await.unwrap();
+    assert_eq!(keys.len(), 3);
+    assert!(s.verify_bearer(&old).is_ok());
+    let pw = s.set_password(&name("erin"), None).await.unwrap().unwrap();
+    let new = s.issue_token(&local(), "erin", &pw).await.unwrap().token;
+    assert_ne!(new.split('.').next(), old.split('.').next(), "new kid");
+    clock.set(T0 + JWKS_MAX_AGE_SECS + 3600);
+    let jwks_before: serde_json::Value = serde_json::from_str(&s.jwks()).unwrap();
+    assert_eq!(jwks_before["keys"].as_array().unwrap().len(), 3);
+    assert_eq!(s.prune().await.keys, 1);
+    assert_eq!(s.keys().unwrap().len(), 2);
+    let jwks: serde_json::Value = serde_json::from_str(&s.jwks()).unwrap();
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "the dropped key leaves the JWKS"
+    );
+}

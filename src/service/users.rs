@@ -1,0 +1,237 @@
+//! Provisioning partner users: create, read, list, change, set a password,
+//! revoke all their tokens, delete. Each mutation is one store transaction
+//! with its audit event, committed before it returns.
+
+use zeroize::Zeroizing;
+
+use super::{AdminError, InternalError, Service, crypto};
+use crate::password::{self, PasswordHash};
+use crate::store::snapshot;
+use crate::store::{Page, UserChange};
+use crate::time;
+use crate::user::{AccountStatus, User, Username, check_password_rule};
+
+/// A new user, as the operator asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Login name (validated here: 422 when it breaks the rules).
+    pub username: String,
+    /// The password, or None to generate one.
+    pub password: Option<String>,
+    /// Unix seconds, or None.
+    pub expires_at: Option<u64>,
+    /// Seconds (1 s to 366 days), or None for the server default.
+    pub token_ttl_secs: Option<u64>,
+    /// Free text.
+    pub note: Option<String>,
+}
+
+/// A change to a user: `None` leaves a field, `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// New status.
+    pub status: Option<AccountStatus>,
+    /// New expiry or clear.
+    pub expires_at: Option<Option<u64>>,
+    /// New TTL or clear.
+    pub token_ttl_secs: Option<Option<u64>>,
+    /// New note or clear.
+    pub note: Option<Option<String>>,
+}
+
+impl UserPatch {
+    /// The fields this patch touches, for the audit log.
+    fn fields(&self) -> Vec<&'static str> {
+        [
+            ("status", self.status.is_some()),
+            ("expires_at", self.expires_at.is_some()),
+            ("token_ttl_secs", self.token_ttl_secs.is_some()),
+            ("note", self.note.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+
+    fn apply(self, u: &mut User) {
+        if let Some(s) = self.status {
+            u.status = s;
+        }
+        if let Some(e) = self.expires_at {
+            u.expires_at = e;
+        }
+        if let Some(t) = self.token_ttl_secs {
+            u.token_ttl_secs = t;
+        }
+        if let Some(n) = self.note {
+            u.note = n;
+        }
+    }
+}
+
+fn validate_ttl(ttl: Option<u64>) -> Result<(), AdminError> {
+    ttl.map_or(Ok(()), |t| {
+        snapshot::check_ttl(t).map_err(AdminError::Invalid)
+    })
+}
+
+fn validate_time(field: &str, t: Option<u64>) -> Result<(), AdminError> {
+    t.map_or(Ok(()), |t| {
+        time::check_in_range(field, t)
+            .map(|_| ())
+            .map_err(AdminError::Invalid)
+    })
+}
+
+impl Service {
+    /// Hashes a new password with the scheme its shape calls for; generates
+    /// a UUID v4 when none is given. Argon2id runs on tokio's blocking pool,
+    /// never behind login checks. Returns the generated password, if any.
+    async fn hash_new_password(
+        &self,
+        chosen: Option<String>,
+    ) -> Result<(PasswordHash, Option<Zeroizing<String>>), AdminError> {
+        match chosen {
+            None => {
+                let generated = Zeroizing::new(password::generate().map_err(crypto)?);
+                let hash = password::hash_generated(&generated).map_err(crypto)?;
+                Ok((hash, Some(generated)))
+            }
+            Some(pw) => {
+                let pw = Zeroizing::new(pw);
+                check_password_rule(&pw)?;
+                let hash = tokio::task::spawn_blocking(move || password::hash_new(&pw))
+                    .await
+                    .map_err(InternalError::from)?
+                    .map_err(crypto)?;
+                Ok((hash, None))
+            }
+        }
+    }
+
+    /// Records that a TTL is in force, so retired keys are kept long enough.
+    async fn note_ttl(&self, ttl: Option<u64>) -> Result<(), AdminError> {
+        if let Some(t) = ttl {
+            self.blocking(move |s| s.raise_ttl_high_water(t)).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates a user; returns it and the generated password, if any.
+    pub async fn create_user(
+        &self,
+        new: NewUser,
+    ) -> Result<(User, Option<Zeroizing<String>>), AdminError> {
+        let name = Username::parse(&new.username)?;
+        validate_ttl(new.token_ttl_secs)?;
+        validate_time("expires_at", new.expires_at)?;
+        let (hash, generated) = self.hash_new_password(new.password).await?;
+        let user = User {
+            expires_at: new.expires_at,
+            token_ttl_secs: new.token_ttl_secs,
+            note: new.note,
+            ..User::new(&name, hash, self.clock.now())
+        };
+        let detail = format!("password {}", user.password.scheme());
+        let audit = self.audit("user.create", name.as_str(), detail);
+        self.note_ttl(user.token_ttl_secs).await?;
+        let stored = user.clone();
+        if !self
+            .blocking(move |s| s.create_user(&stored, audit))
+            .await?
+        {
+            return Err(AdminError::Conflict(format!("user {name} already exists")));
+        }
+        Ok((user, generated))
+    }
+
+    /// One user.
+    pub fn user(&self, name: &Username) -> Result<User, AdminError> {
+        self.store
+            .user(name)
+            .map_err(InternalError::from)?
+            .ok_or_else(|| AdminError::no_user(name.as_str()))
+    }
+
+    /// A page of users sorted by name.
+    pub fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, AdminError> {
+        Ok(self
+            .store
+            .list_users(after, limit)
+            .map_err(InternalError::from)?)
+    }
+
+    async fn update_user(
+        &self,
+        name: &Username,
+        action: &'static str,
+        detail: String,
+        change: impl FnOnce(&mut User) + Send + 'static,
+    ) -> Result<User, AdminError> {
+        let audit = self.audit(action, name.as_str(), detail);
+        let now = self.clock.now();
+        let target = name.clone();
+        let change: UserChange<'static> = Box::new(move |u: &mut User| {
+            change(u);
+            u.updated_at = now;
+        });
+        self.blocking(move |s| s.update_user(&target, change, audit))
+            .await?
+            .ok_or_else(|| AdminError::no_user(name.as_str()))
+    }
+
+    /// Applies a patch; `Some(None)` clears a field.
+    pub async fn patch_user(&self, name: &Username, patch: UserPatch) -> Result<User, AdminError> {
+        if let Some(ttl) = patch.token_ttl_secs {
+            validate_ttl(ttl)?;
+            self.note_ttl(ttl).await?;
+        }
+        if let Some(e) = patch.expires_at {
+            validate_time("expires_at", e)?;
+        }
+        let detail = format!("changed {}", patch.fields().join(", "));
+        self.update_user(name, "user.update", detail, move |u| patch.apply(u))
+            .await
+    }
+
+    /// Sets (or generates) a new password; returns the generated one.
+    pub async fn set_password(
+        &self,
+        name: &Username,
+        chosen: Option<String>,
+    ) -> Result<Option<Zeroizing<String>>, AdminError> {
+        // Fail fast on a missing user before paying for a hash.
+        self.user(name)?;
+        let (hash, generated) = self.hash_new_password(chosen).await?;
+        let detail = format!("password {}", hash.scheme());
+        self.update_user(name, "user.password", detail, move |u| u.password = hash)
+            .await?;
+        Ok(generated)
+    }
+
+    /// Invalidates every token issued to the user so far, including those of
+    /// the current second: `tokens_valid_after` becomes the next second.
+    pub async fn revoke_user_tokens(&self, name: &Username) -> Result<(), AdminError> {
+        let valid_after = self.clock.now() + 1;
+        let detail = format!("tokens_valid_after {}", time::rfc3339(valid_after));
+        self.update_user(name, "user.revoke_tokens", detail, move |u| {
+            u.tokens_valid_after = Some(valid_after);
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a user; their tokens fail from then on.
+    pub async fn delete_user(&self, name: &Username) -> Result<(), AdminError> {
+        let audit = self.audit("user.delete", name.as_str(), String::new());
+        let target = name.clone();
+        if self
+            .blocking(move |s| s.delete_user(&target, audit))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(AdminError::no_user(name.as_str()))
+        }
+    }
+}

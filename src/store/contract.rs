@@ -1,0 +1,237 @@
+//! The contract every [`Store`] backend must pass: each function takes a
+//! fresh, empty store. A backend runs them all with
+//! `store_contract_tests!(|| -> (guard, Box<dyn Store>))`, so a new backend
+//! is held to exactly the same behaviour as the embedded one.
+
+use super::snapshot::BadSnapshot;
+use super::{Audit, Store, StoreError};
+use crate::keys::{self, KeyStatus};
+use crate::user::{User, Username};
+
+/// Generates one `#[test]` per contract function for a backend; `$fresh`
+/// makes a fresh empty store as `(guard, Box<dyn Store>)`.
+macro_rules! store_contract_tests {
+    ($fresh:expr) => {
+        store_contract_tests!(@each $fresh;
+            users_crud_pagination_and_audit,
+            revocations_are_kept_until_exp,
+            keys_are_replaced_whole_and_ordered,
+            the_ttl_high_water_mark_only_rises,
+            an_export_imports_into_an_empty_store,
+            an_import_is_all_or_nothing,
+            an_import_refuses_names_twice_and_broken_uploads
+        );
+    };
+    (@each $fresh:expr; $($name:ident),*) => {
+        mod contract {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    let (_guard, store) = ($fresh)();
+                    crate::store::contract::$name(&*store);
+                }
+            )*
+        }
+    };
+}
+pub(crate) use store_contract_tests;
+
+pub(crate) fn name(n: &str) -> Username {
+    Username::parse(n).unwrap()
+}
+
+pub(crate) fn user(n: &str) -> User {
+    User::new(
+        &name(n),
+        crate::password::hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
+        1,
+    )
+}
+
+pub(crate) fn audit(action: &'static str, target: &str) -> Audit {
+    Audit {
+        at: 1,
+        action,
+        target: target.into(),
+        detail: String::new(),
+    }
+}
+
+fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
+    bytes.split(|&b| b == b'\n').map(|l| Ok(l.to_vec()))
+}
+
+/// Fills `s` with `users`, a fresh keyring and revocation `j1`.
+pub(crate) fn populate(s: &dyn Store, users: &[&str]) {
+    s.replace_keys(&keys::initial_records(1).unwrap(), None)
+        .unwrap();
+    for u in users {
+        s.create_user(&user(u), audit("user.create", u)).unwrap();
+    }
+    s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
+}
+
+fn export(s: &dyn Store) -> String {
+    let mut out = Vec::new();
+    s.export(&mut out, 5).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn import(s: &dyn Store, text: &str) -> Result<super::snapshot::ImportCounts, StoreError> {
+    s.import(&mut lines(text.as_bytes()), &|_| audit("store.import", "-"))
+}
+
+pub(crate) fn users_crud_pagination_and_audit(s: &dyn Store) {
+    for n in ["c", "a", "b", "d"] {
+        assert!(s.create_user(&user(n), audit("user.create", n)).unwrap());
+    }
+    assert!(
+        !s.create_user(&user("a"), audit("user.create", "a"))
+            .unwrap()
+    );
+    let p = s.list_users(None, 3).unwrap();
+    let names: Vec<&str> = p.items.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert_eq!(p.next.as_deref(), Some("c"));
+    let p = s.list_users(Some("c"), 3).unwrap();
+    assert_eq!(p.items.len(), 1);
+    assert_eq!(p.next, None);
+    let u = s
+        .update_user(
+            &name("b"),
+            Box::new(|u| u.note = Some("hi".into())),
+            audit("user.update", "b"),
+        )
+        .unwrap();
+    assert_eq!(u.unwrap().note.as_deref(), Some("hi"));
+    assert_eq!(
+        s.user(&name("b")).unwrap().unwrap().note.as_deref(),
+        Some("hi")
+    );
+    assert!(
+        s.update_user(&name("zz"), Box::new(|_| {}), audit("user.update", "zz"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.delete_user(&name("b"), audit("user.delete", "b"))
+            .unwrap()
+    );
+    assert!(
+        !s.delete_user(&name("b"), audit("user.delete", "b"))
+            .unwrap()
+    );
+    assert!(s.user(&name("b")).unwrap().is_none());
+    assert_eq!(s.user_count().unwrap(), 3);
+    let events = s.audit_events(None, 100).unwrap();
+    assert_eq!(events.len(), 6, "failed mutations are not audited");
+    assert_eq!(events[0].action, "user.delete");
+    assert_eq!(events[0].at, 1);
+    assert!(
+        events.windows(2).all(|w| w[0].seq > w[1].seq),
+        "newest first"
+    );
+    assert_eq!(
+        s.audit_events(Some(events[0].seq), 2).unwrap()[0].seq,
+        events[1].seq
+    );
+}
+
+pub(crate) fn revocations_are_kept_until_exp(s: &dyn Store) {
+    s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
+    s.revoke("j2", 200, audit("token.revoke", "j2")).unwrap();
+    assert!(s.is_revoked("j1") && s.is_revoked("j2") && !s.is_revoked("j3"));
+    assert_eq!(s.prune_revocations(99).unwrap(), 0);
+    assert_eq!(s.prune_revocations(100).unwrap(), 1);
+    let page = s.list_revocations(None, 10).unwrap();
+    assert_eq!(page.items, vec![("j2".to_string(), 200)]);
+    assert!(!s.is_revoked("j1") && s.is_revoked("j2"));
+    assert_eq!(s.revocation_count(), 1);
+    s.revoke("j0", 300, audit("token.revoke", "j0")).unwrap();
+    let page = s.list_revocations(None, 1).unwrap();
+    assert_eq!(page.next.as_deref(), Some("j0"), "sorted by jti");
+    assert_eq!(s.list_revocations(Some("j0"), 1).unwrap().items[0].0, "j2");
+}
+
+pub(crate) fn keys_are_replaced_whole_and_ordered(s: &dyn Store) {
+    assert!(s.keys().unwrap().is_empty());
+    let first = keys::initial_records(1).unwrap();
+    s.replace_keys(&first, None).unwrap();
+    let rotated = keys::rotate(&first, 400, 3600, 300, false).unwrap();
+    s.replace_keys(&rotated, Some(audit("key.rotate", "k")))
+        .unwrap();
+    let stored = s.keys().unwrap();
+    let statuses: Vec<KeyStatus> = stored.iter().map(|k| k.status).collect();
+    assert_eq!(
+        statuses,
+        [KeyStatus::Retired, KeyStatus::Active, KeyStatus::Next]
+    );
+    assert_eq!(stored[0].kid, first[0].kid);
+    assert_eq!(s.audit_events(None, 10).unwrap().len(), 1);
+}
+
+pub(crate) fn the_ttl_high_water_mark_only_rises(s: &dyn Store) {
+    assert_eq!(s.ttl_high_water().unwrap(), 0);
+    s.raise_ttl_high_water(600).unwrap();
+    s.raise_ttl_high_water(60).unwrap();
+    assert_eq!(s.ttl_high_water().unwrap(), 600);
+}
+
+pub(crate) fn an_export_imports_into_an_empty_store(s: &dyn Store) {
+    populate(s, &["a", "b"]);
+    let text = export(s);
+    assert!(text.lines().count() == 7, "{text}");
+    let counts = import(s, &text).unwrap();
+    assert_eq!((counts.users, counts.keys, counts.revocations), (2, 2, 1));
+    assert_eq!(export(s), text, "an import of an export changes nothing");
+    let last = s.audit_events(None, 1).unwrap();
+    assert_eq!(last[0].action, "store.import");
+}
+
+pub(crate) fn an_import_is_all_or_nothing(s: &dyn Store) {
+    populate(s, &["keep"]);
+    let text = export(s);
+    let user_line = text.lines().nth(1).unwrap();
+    let broken = text.replacen(user_line, "{\"type\":\"user\",\"user\":{}}", 1);
+    assert!(matches!(
+        import(s, &broken),
+        Err(StoreError::BadSnapshot(BadSnapshot { line: 2, .. }))
+    ));
+    assert!(s.user(&name("keep")).unwrap().is_some());
+    s.create_user(&user("gone"), audit("user.create", "gone"))
+        .unwrap();
+    s.revoke("j9", 100, audit("token.revoke", "j9")).unwrap();
+    import(s, &text).unwrap();
+    assert!(s.user(&name("keep")).unwrap().is_some());
+    assert!(
+        s.user(&name("gone")).unwrap().is_none(),
+        "replaced, not merged"
+    );
+    assert!(s.is_revoked("j1") && !s.is_revoked("j9"));
+}
+
+pub(crate) fn an_import_refuses_names_twice_and_broken_uploads(s: &dyn Store) {
+    populate(s, &["a"]);
+    let text = export(s);
+    let all: Vec<&str> = text.lines().collect();
+    let user_twice = [&all[..2], &all[1..]].concat().join("\n");
+    let user_twice = user_twice.replace("\"users\":1", "\"users\":2");
+    let err = import(s, &user_twice).unwrap_err().to_string();
+    assert!(err.contains("user a appears twice"), "{err}");
+    let rev = all
+        .iter()
+        .position(|l| l.contains("\"revocation\""))
+        .unwrap();
+    let jti_twice = [&all[..=rev], &all[rev..]].concat().join("\n");
+    let jti_twice = jti_twice.replace("\"revocations\":1", "\"revocations\":2");
+    let err = import(s, &jti_twice).unwrap_err().to_string();
+    assert!(err.contains("jti j1 appears twice"), "{err}");
+    let mut broken = lines(text.as_bytes())
+        .take(2)
+        .chain(std::iter::once(Err("the upload broke off".to_string())));
+    let err = s.import(&mut broken, &|_| audit("i", "-"));
+    assert!(err.unwrap_err().to_string().contains("broke off"));
+    assert!(s.user(&name("a")).unwrap().is_some(), "nothing changed");
+    assert!(s.is_revoked("j1"));
+}

@@ -1,0 +1,233 @@
+//! Storage as the service sees it: the [`Store`] trait, its records and
+//! errors. Backends implement it — [`redb`](self::redb) (the embedded file,
+//! the default) is the one today — and every backend must pass the same
+//! contract tests (`contract.rs`). The export format and every check an
+//! import makes live in [`snapshot`], shared by all backends.
+//!
+//! What every backend guarantees:
+//! - each mutation is one transaction, committed durably (fsync) before the
+//!   method returns, with its audit event in the same transaction;
+//! - what [`Store::user`] and [`Store::is_revoked`] answer is never older
+//!   than the last mutation that returned, even when mutations race;
+//! - an import is all or nothing.
+
+pub mod redb;
+pub mod snapshot;
+
+#[cfg(test)]
+mod contract;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::keys::KeyRecord;
+use crate::user::{User, Username};
+use snapshot::{BadSnapshot, ImportCounts};
+
+pub use self::redb::RedbStore;
+
+/// A store failure. Messages name the path and what to do next.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the database lock.
+    #[error(
+        "data dir {0} is in use by another tessera process; stop it or pass another --data-dir"
+    )]
+    InUse(PathBuf),
+    /// The database was written by an incompatible build.
+    #[error(
+        "database {path} has schema version {found}, this build reads version {expected}; run a matching tessera build or restore an export"
+    )]
+    Schema {
+        /// The database.
+        path: PathBuf,
+        /// The version found.
+        found: u64,
+        /// The version this build reads.
+        expected: u64,
+    },
+    /// Creating or securing a file or dir failed.
+    #[error("could not prepare {path}: {source}")]
+    Io {
+        /// The file or dir.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A stored record does not parse.
+    #[error("corrupt record in table {table} (key {key}): {reason}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The record's key.
+        key: String,
+        /// The parse error.
+        reason: String,
+    },
+    /// A snapshot for import is not valid; nothing was changed.
+    #[error(transparent)]
+    BadSnapshot(#[from] BadSnapshot),
+    /// Writing an export failed (usually: the client went away).
+    #[error("export stopped: {0}")]
+    Export(std::io::Error),
+    /// The database engine itself failed.
+    #[error("database error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// One admin mutation, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Position in the log, increasing from 1.
+    pub seq: u64,
+    /// Unix seconds (records written before schema 2's audit change hold
+    /// RFC 3339 text, read back as seconds).
+    #[serde(deserialize_with = "seconds_or_rfc3339")]
+    pub at: u64,
+    /// What was done, e.g. `user.create`.
+    pub action: String,
+    /// What it was done to (a username, a jti, a kid).
+    pub target: String,
+    /// A short description; never a secret.
+    pub detail: String,
+}
+
+fn seconds_or_rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum At {
+        Seconds(u64),
+        Text(String),
+    }
+    match At::deserialize(d)? {
+        At::Seconds(s) => Ok(s),
+        At::Text(t) => crate::time::parse_rfc3339(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// What an admin mutation asks the store to record alongside it.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    /// Unix seconds.
+    pub at: u64,
+    /// e.g. `user.create`.
+    pub action: &'static str,
+    /// A username, jti or kid.
+    pub target: String,
+    /// Short, secret-free.
+    pub detail: String,
+}
+
+impl Audit {
+    /// The event this becomes at position `seq`.
+    pub fn into_event(self, seq: u64) -> AuditEvent {
+        AuditEvent {
+            seq,
+            at: self.at,
+            action: self.action.to_owned(),
+            target: self.target,
+            detail: self.detail,
+        }
+    }
+}
+
+/// A page of results and the key to continue after, if there is more.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items, in key order.
+    pub items: Vec<T>,
+    /// Pass back as `after` to get the next page.
+    pub next: Option<String>,
+}
+
+/// A change to one user, applied inside the store's transaction.
+pub type UserChange<'a> = Box<dyn FnOnce(&mut User) + Send + 'a>;
+
+/// The chunks of a snapshot being imported, as lines; an `Err` line means
+/// the upload broke off.
+pub type SnapshotLines<'a> = &'a mut dyn Iterator<Item = Result<Vec<u8>, String>>;
+
+/// Users, keys, revocations and the audit log. Methods block (they may
+/// fsync): the service calls mutations off the async executor. The two
+/// request-path reads ([`Store::user`], [`Store::is_revoked`]) are served
+/// from memory or a single point read and are cheap enough inline.
+pub trait Store: Send + Sync {
+    /// Where the data lives, for logs (`/path/tessera.redb`, `in memory`).
+    fn describe(&self) -> String;
+
+    /// One user (a point read of the last committed state).
+    fn user(&self, name: &Username) -> Result<Option<User>, StoreError>;
+
+    /// Whether `jti` is revoked, as of the last commit.
+    fn is_revoked(&self, jti: &str) -> bool;
+
+    /// How many revocations are held.
+    fn revocation_count(&self) -> u64;
+
+    /// How many users exist.
+    fn user_count(&self) -> Result<u64, StoreError>;
+
+    /// Inserts a new user; false (and nothing written) when the name exists.
+    fn create_user(&self, user: &User, audit: Audit) -> Result<bool, StoreError>;
+
+    /// Read-modify-write of one user in one transaction; None when absent.
+    fn update_user(
+        &self,
+        name: &Username,
+        change: UserChange<'_>,
+        audit: Audit,
+    ) -> Result<Option<User>, StoreError>;
+
+    /// Deletes a user; false when absent.
+    fn delete_user(&self, name: &Username, audit: Audit) -> Result<bool, StoreError>;
+
+    /// Users sorted by name, strictly after `after`, at most `limit`.
+    fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError>;
+
+    /// Every key record: retired, then active, then next, oldest first.
+    fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Replaces the whole keyring with `records`, auditing when asked.
+    fn replace_keys(&self, records: &[KeyRecord], audit: Option<Audit>) -> Result<(), StoreError>;
+
+    /// Records a revoked `jti` that can be forgotten after `exp`.
+    fn revoke(&self, jti: &str, exp: u64, audit: Audit) -> Result<(), StoreError>;
+
+    /// Revocations sorted by jti, strictly after `after`, at most `limit`.
+    fn list_revocations(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, u64)>, StoreError>;
+
+    /// Drops revocations whose `exp` has passed; returns how many.
+    fn prune_revocations(&self, now: u64) -> Result<u64, StoreError>;
+
+    /// Audit events newest first, with `seq < before`, at most `limit`.
+    fn audit_events(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The longest token TTL ever in force (0 when never recorded), so
+    /// retired keys are kept until their last token has expired.
+    fn ttl_high_water(&self) -> Result<u64, StoreError>;
+
+    /// Raises the TTL high-water mark to `ttl` if it is higher.
+    fn raise_ttl_high_water(&self, ttl: u64) -> Result<(), StoreError>;
+
+    /// Writes a snapshot taken in one read transaction.
+    fn export(&self, out: &mut dyn Write, now: u64) -> Result<ImportCounts, StoreError>;
+
+    /// Replaces users, keys and revocations with a snapshot's, all or
+    /// nothing, reading one line at a time (checked by
+    /// [`snapshot::Reader`]); `audit` makes the event from the counts.
+    fn import(
+        &self,
+        lines: SnapshotLines<'_>,
+        audit: &dyn Fn(ImportCounts) -> Audit,
+    ) -> Result<ImportCounts, StoreError>;
+}

@@ -1,0 +1,13 @@
+//! `tessera-verify`: everything a service needs to check a Tessera token
+//! itself, without the server. The token codec and every token-level rule
+//! of SPEC §2 live here once and are used by the server too, so the two can
+//! never disagree on what a valid token is.
+//!
+//! # Layout
+//! - [`token`]: the pure JWT codec — claims in, compact EdDSA JWS out, and
+//!   the reverse with the shape, header, key, signature, issuer and time
+//!   rules. No I/O; the clock is passed in.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod token;
