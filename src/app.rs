@@ -121,6 +121,12 @@ impl App {
     /// Opens the store (failing at once if another process has it), loads or
     /// creates keys and the admin token, and binds both listeners.
     pub async fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// [`App::build`] with the clock every rule reads: tests pass a fixed
+    /// one and move it instead of sleeping.
+    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, StartError> {
         let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.data_dir)?);
         tracing::info!(path = %store.describe(), "opened database");
         let admin_token = load_or_create_admin_token(&config.admin_token_file)?;
@@ -132,7 +138,7 @@ impl App {
                 throttle: config.throttle,
                 hash_queue: config.hash_queue,
             },
-            Clock::system(),
+            clock,
         )?;
         if crate::client::trusts_everyone(&config.trusted_proxies) {
             tracing::warn!(
@@ -160,6 +166,11 @@ impl App {
             partner_addr,
             admin_addr,
         })
+    }
+
+    /// The use cases this app serves (tests drive background work with it).
+    pub fn service(&self) -> Arc<Service> {
+        self.state.service.clone()
     }
 
     /// Serves both listeners until `shutdown` resolves, then stops accepting,

@@ -272,21 +272,23 @@ async fn revoke_all_kills_earlier_tokens_but_not_later_ones() {
             .await
             .contains("token revoked")
     );
+    // Tokens issued in the revoke's own second die too.
+    let same_second = app.token_for("r", &pw).await;
+    assert!(
+        app.verify_rejection(&same_second)
+            .await
+            .contains("token revoked")
+    );
     let v: Value = app.admin_get("/admin/users/r").await.json().await.unwrap();
-    let valid_after = v["tokens_valid_after"].as_str().unwrap().to_owned();
-    // Tokens issued in the revoke's own second die too; wait for the next one.
-    let mut after = app.token_for("r", &pw).await;
-    while humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH
-            + std::time::Duration::from_secs(claims_of(&after)["iat"].as_u64().unwrap()),
+    let next_second = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(app.now() + 1),
     )
-    .to_string()
-        < valid_after
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        after = app.token_for("r", &pw).await;
-    }
+    .to_string();
+    assert_eq!(v["tokens_valid_after"], next_second.as_str());
+    app.advance(1);
+    let after = app.token_for("r", &pw).await;
     assert_eq!(app.verify(&after).await.status(), StatusCode::OK);
+    assert_eq!(app.verify(&before).await.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -582,4 +584,57 @@ async fn metrics_in_prometheus_text_format() {
     ] {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn rotation_is_paced_and_old_keys_and_revocations_are_pruned_by_the_clock() {
+    let app = spawn_app().await;
+    let pw = app.create_user("clock").await;
+    let old = app.token_for("clock", &pw).await;
+    let r = app
+        .admin_post(
+            "/admin/revocations",
+            json!({"jti": "gone-soon", "exp": app.now() + 30}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = app.admin_post("/admin/keys/rotate", json!({})).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "the next key was just published"
+    );
+    app.advance(299);
+    let r = app.admin_post("/admin/keys/rotate", json!({})).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "one second short of the JWKS max-age"
+    );
+    app.advance(1);
+    let r = app.admin_post("/admin/keys/rotate", json!({})).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "rotation once the JWKS max-age has passed"
+    );
+    assert_eq!(app.prune().await.revocations, 1, "its exp has passed");
+    let revs: Value = app
+        .admin_get("/admin/revocations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(revs["revocations"], json!([]));
+    // The retired key verifies until its last token (1 h TTL) can have expired.
+    app.advance(3599);
+    assert_eq!(app.prune().await.keys, 0);
+    assert_eq!(app.jwks().await["keys"].as_array().unwrap().len(), 3);
+    app.advance(1);
+    assert_eq!(app.prune().await.keys, 1);
+    assert_eq!(app.jwks().await["keys"].as_array().unwrap().len(), 2);
+    assert!(
+        app.verify_rejection(&old).await.contains("unknown key"),
+        "its key is gone"
+    );
 }

@@ -8,7 +8,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 
-use crate::helpers::{forge, now, spawn_app};
+use crate::helpers::{forge, spawn_app};
 
 /// The group order L of Ed25519, little-endian.
 const L: [u8; 32] = [
@@ -51,7 +51,7 @@ async fn crafted_tokens_are_all_refused() {
     let x = B64.encode(public.as_bytes());
     let attacker = SigningKey::from_bytes(&[13; 32]);
     let ax = B64.encode(attacker.verifying_key().as_bytes());
-    let n = now();
+    let n = app.now();
     let header = format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#);
     let claims =
         json!({"iss":"tessera","sub":"victim","iat":n,"exp":n+600,"jti":"AAAAAAAAAAAAAAAAAAAAAA"})

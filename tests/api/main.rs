@@ -1,12 +1,15 @@
-//! One integration-test binary: every test starts the real server on port 0
-//! with a temp data dir and talks HTTP to it.
+//! One integration-test binary: every test starts the whole app in this
+//! process on port 0 with a temp data dir and a clock it controls, and
+//! talks HTTP to it. What needs a real process is in `tests/process`.
+
+#[path = "../common/http.rs"]
+mod http;
 
 mod admin;
 mod corpus;
 mod helpers;
 mod hostile;
 mod interop;
-mod lifecycle;
 mod partner;
 mod throttle;
 mod verify;

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{claims_of, now, spawn_app};
+use crate::helpers::{claims_of, spawn_app};
 
 const SEED_PASSWORD: &str = "550e8400-e29b-41d4-a716-446655440000";
 
@@ -167,7 +167,7 @@ async fn exp_follows_user_ttl_and_never_outlives_the_account() {
     let c = claims_of(&t);
     assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 120);
 
-    let ends = now() + 600;
+    let ends = app.now() + 600;
     let ends_text = humantime::format_rfc3339_seconds(
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(ends),
     )

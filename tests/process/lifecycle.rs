@@ -6,7 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, spawn_app_with_env, spawn_on};
+use crate::helpers::{
+    spawn_on, spawn_process as spawn_app, spawn_process_with as spawn_app_with,
+    spawn_process_with_env as spawn_app_with_env,
+};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

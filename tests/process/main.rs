@@ -1,0 +1,10 @@
+//! The tests that need a real process: signals, SIGKILL durability, the
+//! data-dir lock, what reaches the log, env vars, and the process's memory.
+//! Everything else runs in-process in `tests/api`.
+
+#[path = "../common/http.rs"]
+mod http;
+
+mod helpers;
+mod lifecycle;
+mod memory;
