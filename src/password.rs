@@ -429,6 +429,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_the_scheme_never_the_hash() {
+        let h = hash_new("hunter2").unwrap();
+        assert_eq!(format!("{h:?}"), "argon2id");
+        let h = hash_new(UUID).unwrap();
+        assert_eq!(format!("{h:?}"), "sha256-salted");
+    }
+
+    #[test]
     fn corrupt_hashes_never_match() {
         let h = PasswordHash::Argon2id { phc: "junk".into() };
         assert!(!h.verify(b"junk"));

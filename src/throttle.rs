@@ -146,7 +146,7 @@ impl Throttle {
             if charge.lockout.is_some() {
                 entry.locked_until = None;
                 entry.strikes = entry.strikes.saturating_sub(1);
-                entry.failures = threshold - 1;
+                entry.failures = threshold.saturating_sub(1);
             } else {
                 entry.failures = entry.failures.saturating_sub(1);
             }

@@ -2,6 +2,9 @@
 //! second, re-created users, revocation pruning and key rotation pacing.
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+
 use super::*;
 use crate::client::ClientKey;
 use crate::store::RedbStore;
@@ -191,4 +194,13 @@ async fn rotation_keeps_old_tokens_until_retention_ends() {
         2,
         "the dropped key leaves the JWKS"
     );
+}
+
+#[test]
+fn jtis_are_128_random_bits() {
+    let a = new_jti();
+    let b = new_jti();
+    assert_ne!(a, b);
+    assert_eq!(B64.decode(&a).unwrap().len(), 16, "{a}");
+    assert_eq!(a.len(), 22);
 }
