@@ -60,7 +60,17 @@ fn passwords(c: &mut Criterion) {
     g.finish();
 }
 
+/// Users in the store-lookup bench: `TESSERA_BENCH_USERS` (default 100k),
+/// so `bench/scale.sh` can run it at each scale.
+fn bench_users() -> usize {
+    std::env::var("TESSERA_BENCH_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+
 fn store(c: &mut Criterion) {
+    let n = bench_users();
     let dir = tempfile::tempdir().unwrap();
     let store = RedbStore::open(dir.path()).unwrap();
     let hash = password::hash_generated(&password::generate().unwrap()).unwrap();
@@ -71,13 +81,15 @@ fn store(c: &mut Criterion) {
         lines.push_str(&serde_json::json!({"type": "key", "key": r}).to_string());
         lines.push('\n');
     }
-    for i in 0..100_000 {
-        let name = Username::parse(&format!("user{i:06}")).unwrap();
+    for i in 0..n {
+        let name = Username::parse(&format!("user{i:07}")).unwrap();
         let u = User::new(&name, hash.clone(), 1);
         lines.push_str(&serde_json::json!({"type": "user", "user": u}).to_string());
         lines.push('\n');
     }
-    lines.push_str("{\"type\":\"end\",\"users\":100000,\"keys\":2,\"revocations\":0}\n");
+    lines.push_str(&format!(
+        "{{\"type\":\"end\",\"users\":{n},\"keys\":2,\"revocations\":0}}\n"
+    ));
     store
         .import(
             &mut lines.lines().map(|l| Ok(l.as_bytes().to_vec())),
@@ -89,13 +101,13 @@ fn store(c: &mut Criterion) {
             },
         )
         .unwrap();
-    let names: Vec<Username> = (0..100_000)
-        .map(|i| Username::parse(&format!("user{i:06}")).unwrap())
+    let names: Vec<Username> = (0..n)
+        .map(|i| Username::parse(&format!("user{i:07}")).unwrap())
         .collect();
     let mut i = 0usize;
-    c.bench_function("store lookup, 100k users (get + decode)", |b| {
+    c.bench_function(&format!("store lookup, {n} users (get + decode)"), |b| {
         b.iter(|| {
-            i = (i + 7919) % 100_000;
+            i = (i + 7919) % n;
             black_box(store.user(&names[i]).unwrap())
         })
     });

@@ -6,20 +6,43 @@
 //! # Layout
 //! - [`cli`], [`config`]: flags and env vars into a validated config.
 //! - [`app`]: start-up (store, keys, admin token, listeners) and the run loop.
-//! - [`http`]: the HTTP edge; `partner` and `admin` route requests to the
-//!   service, `reply` maps results to responses, `form` decodes credentials.
-//! - [`service`]: the use cases; knows no HTTP and no redb.
-//! - [`token`]: the pure JWT codec and token-level verification rules, from
-//!   the `tessera-verify` crate (`verify/`), shared with partners' services.
+//! - [`http`]: the edge. One warp filter per route in `http::partner` and
+//!   `http::admin`, bodies read under each route's limit and time
+//!   (`http::body`), and `http::errors`, the one place every error becomes
+//!   a status and body.
+//! - [`service`]: the use cases, one file each — `issue`, `verify`,
+//!   `users`, `revocations`, `keys`, `backup` — and their `error`s. Knows no
+//!   HTTP and no storage engine.
+//! - [`store`]: the [`store::Store`] trait, its redb backend (the only
+//!   module that imports redb), the contract tests every backend passes, and
+//!   `store::snapshot`, the export format with every import check.
+//! - [`token`]: the pure JWT codec and token-level rules, from the
+//!   `tessera-verify` crate (`verify/`) that partners' services use too.
 //! - [`keys`]: the Ed25519 keyring, `kid` thumbprints, JWKS, rotation plan.
-//! - [`password`]: hash schemes, constant-time verify, dummy verify.
-//! - [`hash_pool`]: the bounded thread pool that runs Argon2id.
-//! - [`user`]: usernames, user records and account-state rules.
-//! - [`store`]: the only module that imports redb.
-//! - [`client`]: which client a request counts as (proxies, ports, /64s).
-//! - [`throttle`]: bounded per-client brute-force throttling.
-//! - [`metrics`]: Prometheus metrics.
-//! - [`time`]: unix seconds, RFC 3339, and an injectable clock.
+//! - [`password`]: hash schemes chosen by a password's shape, and the
+//!   attempt that costs the guess's work whoever the user is.
+//! - [`hash_pool`]: the bounded pool that runs login-time Argon2id.
+//! - [`user`]: usernames, user records and the account-state rules.
+//! - [`client`], [`throttle`]: which client a request counts as, and
+//!   per-client brute-force throttling.
+//! - [`metrics`]: Prometheus metrics. [`time`]: unix seconds, RFC 3339, and
+//!   the injectable clock.
+//!
+//! # Where the rules live
+//! - A disabled or expired account gets `token expired`:
+//!   [`user::User::may_get_tokens`] decides, `http::errors` (`LoginError`)
+//!   gives the seed's exact text, only after the password matched
+//!   (`service::issue`).
+//! - Revoke-all kills tokens of its own second: `service::users`
+//!   (`revoke_user_tokens` sets `tokens_valid_after` to the next second) and
+//!   [`user::User::accepts`].
+//! - The client is the rightmost untrusted `X-Forwarded-For` hop:
+//!   [`client::client_key`].
+//! - An import is all or nothing: the [`store::Store`] contract, each
+//!   backend's `import`, and the checks in [`store::snapshot`].
+//! - The JWKS carries the next key before it signs: [`keys::Keyring`] (every
+//!   record is published) and [`keys::initial_records`] / [`keys::rotate`]
+//!   (there is always a next key).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

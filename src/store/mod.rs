@@ -1,5 +1,5 @@
 //! Storage as the service sees it: the [`Store`] trait, its records and
-//! errors. Backends implement it — [`redb`](self::redb) (the embedded file,
+//! errors. Backends implement it — [`redb`] (the embedded file,
 //! the default) is the one today — and every backend must pass the same
 //! contract tests (`contract.rs`). The export format and every check an
 //! import makes live in [`snapshot`], shared by all backends.
