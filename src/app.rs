@@ -145,14 +145,18 @@ impl App {
                 "--trusted-proxies includes 0.0.0.0/0 or ::/0: any client can choose the address its failed logins are counted under; list only your proxies"
             );
         }
+        let (partner, partner_addr) = bind(config.listen).await?;
+        let (admin, admin_addr) = bind(config.admin_listen).await?;
         let state = Arc::new(AppState {
             service: Arc::new(service),
             trusted_proxies: config.trusted_proxies.clone(),
             admin_token_digest: http::admin::token_digest(&admin_token),
             body_read_timeout: config.body_read_timeout,
+            public_url: config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{partner_addr}")),
         });
-        let (partner, partner_addr) = bind(config.listen).await?;
-        let (admin, admin_addr) = bind(config.admin_listen).await?;
         tracing::info!("listening partner={partner_addr}");
         tracing::info!("listening admin={admin_addr}");
         Ok(Self {

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// How long a client may take to send its request headers (slow-loris guard).
     #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// The partner API's URL as clients see it, for the OAuth server metadata
+    /// [default: http://<partner listen address>].
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// How long a client may take to send a request body once its head arrived
     /// (408 after; for /admin/import, the longest pause between two chunks).
     #[arg(long, env = "TESSERA_BODY_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -131,6 +135,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Argon2id login checks that may wait for a thread.
     pub hash_queue: usize,
+    /// `--public-url`, if given.
+    pub public_url: Option<String>,
 }
 
 /// The longest token lifetime, server-wide or per user: 366 days.
@@ -144,6 +150,13 @@ impl Config {
         }
         if args.token_ttl.as_secs() > MAX_TOKEN_TTL_SECS {
             return Err("--token-ttl must be at most 366d".into());
+        }
+        if let Some(url) = &args.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(format!(
+                "--public-url {url:?} must start with http:// or https://"
+            ));
         }
         if args.throttle_failures == 0 {
             return Err("--throttle-failures must be at least 1".into());
@@ -164,6 +177,7 @@ impl Config {
             body_read_timeout: args.body_read_timeout,
             max_connections: args.max_connections as usize,
             hash_queue: args.hash_queue,
+            public_url: args.public_url,
             throttle: ThrottleConfig {
                 failures: args.throttle_failures,
                 window: args.throttle_window,

@@ -60,7 +60,8 @@ const HOT_ROUTES: [&str; 2] = ["generate_token", "verify"];
 /// Every metric Tessera exports.
 pub struct Metrics {
     registry: Registry,
-    token_requests: Outcomes,
+    token_requests: Family<Route, Counter>,
+    hot_token_requests: Vec<(&'static str, &'static str, Counter)>,
     verify_requests: Outcomes,
     password_checks: Outcomes,
     request_seconds: Family<Route, Histogram, fn() -> Histogram>,
@@ -81,17 +82,23 @@ impl Metrics {
     /// Registers every metric under the `tessera_` prefix.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tessera");
-        let token_requests = Outcomes::new(
-            "outcome",
-            &[
+        let token_requests = Family::<Route, Counter>::default();
+        let mut hot_token_requests = Vec::new();
+        for endpoint in ["generate_token", "oauth_token"] {
+            for outcome in [
                 "issued",
                 "invalid_credentials",
                 "account_refused",
                 "throttled",
                 "busy",
                 "bad_request",
-            ],
-        );
+            ] {
+                let c = token_requests
+                    .get_or_create(&[("endpoint", endpoint), ("outcome", outcome)])
+                    .clone();
+                hot_token_requests.push((endpoint, outcome, c));
+            }
+        }
         let verify_requests =
             Outcomes::new("outcome", &["valid", "no_token", "expired", "malformed"]);
         let password_checks = Outcomes::new("scheme", &["sha256-salted", "argon2id"]);
@@ -122,8 +129,8 @@ impl Metrics {
         );
         registry.register(
             "token_requests",
-            "POST /generateToken requests by outcome",
-            token_requests.family.clone(),
+            "Token requests by endpoint (generate_token, oauth_token) and outcome",
+            token_requests.clone(),
         );
         registry.register(
             "verify_requests",
@@ -154,6 +161,7 @@ impl Metrics {
         Self {
             registry,
             token_requests,
+            hot_token_requests,
             verify_requests,
             password_checks,
             request_seconds,
@@ -180,9 +188,23 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one `/generateToken` outcome (`issued`, `invalid_credentials`, …).
-    pub fn token_request(&self, outcome: &'static str) {
-        self.token_requests.inc("outcome", outcome);
+    /// Counts one token request by endpoint and outcome (`issued`,
+    /// `invalid_credentials`, …).
+    pub fn token_request(&self, endpoint: &'static str, outcome: &'static str) {
+        match self
+            .hot_token_requests
+            .iter()
+            .find(|(e, o, _)| *e == endpoint && *o == outcome)
+        {
+            Some((_, _, c)) => {
+                c.inc();
+            }
+            None => {
+                self.token_requests
+                    .get_or_create(&[("endpoint", endpoint), ("outcome", outcome)])
+                    .inc();
+            }
+        }
     }
 
     /// Counts one `/verify` outcome (`valid`, `expired`, …).
@@ -233,13 +255,21 @@ mod tests {
     #[test]
     fn renders_counters_and_gauges() {
         let m = Metrics::new();
-        m.token_request("issued");
+        m.token_request("generate_token", "issued");
+        m.token_request("oauth_token", "odd");
         m.verify_request("expired");
         m.observe("partner", "generate_token", 0.001);
         let text = m.render(3, 1);
         assert!(
-            text.contains("tessera_token_requests_total{outcome=\"issued\"} 1"),
+            text.contains(
+                "tessera_token_requests_total{endpoint=\"generate_token\",outcome=\"issued\"} 1"
+            ),
             "{text}"
+        );
+        assert!(
+            text.contains(
+                "tessera_token_requests_total{endpoint=\"oauth_token\",outcome=\"odd\"} 1"
+            )
         );
         assert!(text.contains("tessera_verify_requests_total{outcome=\"expired\"} 1"));
         assert!(text.contains("tessera_users 3"));

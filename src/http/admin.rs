@@ -38,13 +38,17 @@ pub fn token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// Whether `token` is the admin token, compared in constant time.
+pub fn token_matches(state: &AppState, token: &str) -> bool {
+    bool::from(token_digest(token).ct_eq(&state.admin_token_digest))
+}
+
 /// Whether an `Authorization` header carries the admin token.
 fn authorized(state: &AppState, value: Option<&str>) -> bool {
     let Some((scheme, token)) = value.and_then(|v| v.split_once(' ')) else {
         return false;
     };
-    scheme.eq_ignore_ascii_case("bearer")
-        && bool::from(token_digest(token.trim()).ct_eq(&state.admin_token_digest))
+    scheme.eq_ignore_ascii_case("bearer") && token_matches(state, token.trim())
 }
 
 /// Passes only requests whose head carries the admin token; nothing after

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod body;
 pub mod errors;
 pub mod form;
+pub mod oauth;
 pub mod partner;
 pub mod reply;
 
@@ -49,6 +50,9 @@ pub struct AppState {
     /// How long a request body may take to arrive (for the streamed import:
     /// the longest pause between two chunks).
     pub body_read_timeout: Duration,
+    /// Where clients reach the partner API (`--public-url`), for the OAuth
+    /// server metadata.
+    pub public_url: String,
 }
 
 impl AppState {

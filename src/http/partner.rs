@@ -39,6 +39,8 @@ pub fn routes(
         .unify()
         .or(readyz(state))
         .unify()
+        .or(super::oauth::routes(state))
+        .unify()
 }
 
 fn generate_token(
@@ -193,7 +195,7 @@ async fn issue(
     .await;
     let response = match result {
         Ok(issued) => {
-            metrics.token_request("issued");
+            metrics.token_request("generate_token", "issued");
             if wants_json(&headers) {
                 reply::json(
                     StatusCode::OK,
@@ -208,7 +210,7 @@ async fn issue(
             }
         }
         Err(e) => {
-            metrics.token_request(e.outcome());
+            metrics.token_request("generate_token", e.outcome());
             if let LoginError::Issue(crate::service::IssueError::AccountState(reason)) = &e {
                 tracing::info!(%reason, "token refused");
             }

@@ -13,7 +13,7 @@ use crate::client::ClientKey;
 use crate::hash_pool::PoolError;
 use crate::password::{self, Attempt, PasswordHash};
 use crate::token::{self, Claims};
-use crate::user::Username;
+use crate::user::{User, Username};
 
 /// An issued token.
 #[derive(Debug, Clone)]
@@ -68,18 +68,20 @@ impl Service {
             })
     }
 
-    /// Issues a token for credentials: charges the attempt to the client's
-    /// throttle, checks the password (the work depends only on the guess's
-    /// shape), refunds the charge when the password matched or was never
-    /// checked, then checks the account state and signs. Every login
-    /// endpoint goes through here, so they share one throttle and one set
-    /// of rules.
-    pub async fn issue_token(
+    /// Authenticates a client (a partner user) by its credentials: charges
+    /// the attempt to the client's throttle, checks the password with the
+    /// work of the guess's shape, refunds the charge when the password
+    /// matched or was never checked, then checks that the account may hold
+    /// tokens. Every login endpoint — `/generateToken`, `/oauth/token`, and
+    /// the client authentication of `/oauth/introspect` and `/oauth/revoke`
+    /// — goes through here, so they share one throttle, one hashing path
+    /// and one set of account rules.
+    pub async fn authenticate(
         &self,
         client: &ClientKey,
         username: &str,
         password: &str,
-    ) -> Result<IssuedToken, IssueError> {
+    ) -> Result<User, IssueError> {
         let charge = self
             .throttle
             .charge(client, Instant::now())
@@ -106,8 +108,20 @@ impl Service {
             return Err(IssueError::InvalidCredentials);
         };
         self.throttle.refund(client, charge);
+        user.may_get_tokens(self.clock.now())
+            .map_err(IssueError::AccountState)?;
+        Ok(user)
+    }
+
+    /// Issues a token for credentials ([`Service::authenticate`], then sign).
+    pub async fn issue_token(
+        &self,
+        client: &ClientKey,
+        username: &str,
+        password: &str,
+    ) -> Result<IssuedToken, IssueError> {
+        let user = self.authenticate(client, username, password).await?;
         let now = self.clock.now();
-        user.may_get_tokens(now).map_err(IssueError::AccountState)?;
         let exp = user.token_exp(now, self.settings.default_ttl_secs);
         let claims = Claims {
             iss: self.settings.issuer.clone(),

@@ -114,6 +114,11 @@ impl Service {
         &self.metrics
     }
 
+    /// The `iss` of issued tokens.
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
+    }
+
     /// The clock every rule reads.
     pub fn clock(&self) -> &Clock {
         &self.clock

@@ -573,8 +573,8 @@ async fn metrics_in_prometheus_text_format() {
     assert_eq!(r.status(), StatusCode::OK);
     let text = r.text().await.unwrap();
     for needle in [
-        "tessera_token_requests_total{outcome=\"issued\"} 1",
-        "tessera_token_requests_total{outcome=\"invalid_credentials\"} 1",
+        "tessera_token_requests_total{endpoint=\"generate_token\",outcome=\"issued\"} 1",
+        "tessera_token_requests_total{endpoint=\"generate_token\",outcome=\"invalid_credentials\"} 1",
         "tessera_verify_requests_total{outcome=\"valid\"} 1",
         "tessera_verify_requests_total{outcome=\"malformed\"} 1",
         "tessera_users 1",

@@ -326,6 +326,7 @@ async fn crafted_tokens_are_all_refused() {
             reqwest::StatusCode::UNAUTHORIZED,
             "/verify accepted: {name}"
         );
+        crate::oauth::assert_same_verdict(&app, token).await;
         if *library_refuses {
             let verdict =
                 tessera::token::verify(token, |k| (k == kid).then_some(&vk), "tessera", n);
@@ -334,4 +335,5 @@ async fn crafted_tokens_are_all_refused() {
     }
     // The corpus is sharp: the sound token it was derived from passes.
     assert_eq!(app.verify(&sound).await.status(), reqwest::StatusCode::OK);
+    crate::oauth::assert_same_verdict(&app, &sound).await;
 }

@@ -324,7 +324,7 @@ async fn a_full_hash_queue_answers_503_and_admin_work_goes_on() {
     }
     assert!(busy > 0, "a queue of one can not hold 40 checks");
     let refused = app
-        .metric("tessera_token_requests_total{outcome=\"busy\"}")
+        .metric("tessera_token_requests_total{endpoint=\"generate_token\",outcome=\"busy\"}")
         .await;
     assert_eq!(refused, f64::from(busy));
     let r = app

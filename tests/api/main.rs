@@ -10,6 +10,7 @@ mod corpus;
 mod helpers;
 mod hostile;
 mod interop;
+mod oauth;
 mod partner;
 mod throttle;
 mod verify;

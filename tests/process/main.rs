@@ -6,5 +6,6 @@
 mod http;
 
 mod helpers;
+mod interop;
 mod lifecycle;
 mod memory;

@@ -1,0 +1,395 @@
+//! The OAuth 2.0 surface on the partner listener (SPEC §7): each user is a
+//! confidential client (`client_id` = username, `client_secret` =
+//! password). `POST /oauth/token` (RFC 6749 §4.4 client_credentials),
+//! `POST /oauth/introspect` (RFC 7662), `POST /oauth/revoke` (RFC 7009) and
+//! the server metadata (RFC 8414). Credentials go through the same
+//! [`Service::authenticate`](crate::service::Service::authenticate) as
+//! `/generateToken`: one throttle, one hashing path, one set of rules.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use warp::Filter;
+use warp::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use warp::http::{HeaderMap, Method, StatusCode};
+use warp::reply::Response;
+use zeroize::Zeroizing;
+
+use super::errors::{OAuthError, methods};
+use super::reply::{self, json, with_header};
+use super::{AppState, body, form, peer, with_state};
+use crate::service::{IssueError, RevokeTarget};
+use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+
+/// The largest form body the OAuth endpoints accept.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+
+/// Every OAuth route.
+pub fn routes(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + Send + Sync + 'static + use<>
+{
+    token(state)
+        .or(introspect(state))
+        .unify()
+        .or(revoke(state))
+        .unify()
+        .or(metadata(state))
+        .unify()
+}
+
+/// A form POST to `/oauth/<name>`: the form's parameters, the head, the peer.
+fn form_post(
+    state: &Arc<AppState>,
+    name: &'static str,
+) -> impl Filter<Extract = (Arc<AppState>, HeaderMap, SocketAddr, Bytes), Error = warp::Rejection>
++ Clone
++ use<> {
+    warp::path("oauth")
+        .and(warp::path(name))
+        .and(warp::path::end())
+        .and(methods(&[Method::POST], "POST"))
+        .and(with_state(state))
+        .and(warp::header::headers_cloned())
+        .and(peer())
+        .and(body::bytes(MAX_BODY_BYTES, state.body_read_timeout))
+}
+
+type Secret = Zeroizing<String>;
+
+/// The parameters of a form body; a parameter given twice is an
+/// `invalid_request` (RFC 6749 §3.2).
+fn parameters(headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, Secret>, OAuthError> {
+    if !body.is_empty() {
+        let form = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| ct.split(';').next())
+            .is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form {
+            return Err(OAuthError::invalid_request(
+                "send parameters as application/x-www-form-urlencoded",
+            ));
+        }
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
+    let pairs = form::parse_pairs(text)
+        .map_err(|e| OAuthError::invalid_request(format!("malformed form body: {e}")))?;
+    let mut out = HashMap::new();
+    for (name, value) in pairs {
+        if out.insert(name.clone(), Zeroizing::new(value)).is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// How the client authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthMethod {
+    /// `client_secret_basic`.
+    Basic,
+    /// `client_secret_post`.
+    Post,
+}
+
+/// Client credentials from HTTP Basic (id and secret form-urlencoded
+/// first, RFC 6749 §2.3.1) or from the body; both at once is an
+/// `invalid_request`, neither an `invalid_client`.
+fn client_credentials(
+    headers: &HeaderMap,
+    params: &mut HashMap<String, Secret>,
+) -> Result<(Secret, Secret, AuthMethod), OAuthError> {
+    let basic = match headers.get(AUTHORIZATION).map(|v| v.to_str()) {
+        Some(Ok(v)) => v
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .map(|(_, encoded)| decode_basic(encoded.trim()))
+            .transpose()?,
+        Some(Err(_)) => {
+            return Err(OAuthError::invalid_request(
+                "unreadable Authorization header",
+            ));
+        }
+        None => None,
+    };
+    let posted = (params.remove("client_id"), params.remove("client_secret"));
+    let (id, secret, method) = match (basic, posted) {
+        (Some(_), (Some(_), _) | (_, Some(_))) => {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not both",
+            ));
+        }
+        (Some((id, secret)), (None, None)) => (id, secret, AuthMethod::Basic),
+        (None, (Some(id), Some(secret))) => (id, secret, AuthMethod::Post),
+        (None, _) => {
+            return Err(OAuthError::invalid_client(
+                "client authentication required",
+                false,
+            ));
+        }
+    };
+    let basic = method == AuthMethod::Basic;
+    if id.is_empty() || secret.is_empty() {
+        return Err(OAuthError::invalid_client(
+            "empty client_id or client_secret",
+            basic,
+        ));
+    }
+    if id.chars().count() > MAX_USERNAME_LEN || secret.len() > MAX_PASSWORD_LEN {
+        return Err(OAuthError::invalid_request(
+            "client_id or client_secret too long",
+        ));
+    }
+    Ok((id, secret, method))
+}
+
+fn decode_basic(encoded: &str) -> Result<(Secret, Secret), OAuthError> {
+    let bad = || OAuthError::invalid_request("malformed Basic credentials");
+    let raw = Zeroizing::new(STANDARD.decode(encoded).map_err(|_| bad())?);
+    let text = std::str::from_utf8(&raw).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let id = form::percent_decode(id, true).map_err(|_| bad())?;
+    let secret = form::percent_decode(secret, true).map_err(|_| bad())?;
+    Ok((Zeroizing::new(id), Zeroizing::new(secret)))
+}
+
+/// Authenticates the calling client through the shared login path.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    params: &mut HashMap<String, Secret>,
+) -> Result<(String, AuthMethod), OAuthError> {
+    let (id, secret, method) = client_credentials(headers, params)?;
+    let client = state.client_key(peer, headers);
+    state
+        .service
+        .authenticate(&client, &id, &secret)
+        .await
+        .map_err(|e| OAuthError::from_issue(e, method == AuthMethod::Basic))?;
+    Ok((id.to_string(), method))
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+fn no_cache(r: Response) -> Response {
+    with_header(
+        with_header(r, CACHE_CONTROL, "no-store"),
+        PRAGMA,
+        "no-cache",
+    )
+}
+
+fn token(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    form_post(state, "token").then(
+        |state: Arc<AppState>, headers: HeaderMap, peer: SocketAddr, body: Bytes| async move {
+            let started = Instant::now();
+            let metrics = state.service.metrics();
+            let response = match issue(&state, &headers, peer, &body).await {
+                Ok(r) => {
+                    metrics.token_request("oauth_token", "issued");
+                    r
+                }
+                Err(e) => {
+                    metrics.token_request("oauth_token", e.outcome());
+                    e.response()
+                }
+            };
+            state.observe("partner", "oauth_token", started);
+            no_cache(response)
+        },
+    )
+}
+
+/// `POST /oauth/token`: checks the request's shape before any hash work,
+/// then authenticates and issues through the same path as
+/// `/generateToken`.
+async fn issue(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    let mut params = parameters(headers, body)?;
+    let (id, secret, method) = client_credentials(headers, &mut params)?;
+    match params.get("grant_type").map(|g| g.as_str()) {
+        None | Some("") => return Err(OAuthError::invalid_request("grant_type is required")),
+        Some("client_credentials") => {}
+        Some(_) => return Err(OAuthError::unsupported_grant_type()),
+    }
+    if params.get("scope").is_some_and(|s| !s.trim().is_empty()) {
+        return Err(OAuthError::invalid_scope());
+    }
+    let client = state.client_key(peer, headers);
+    let issued = state
+        .service
+        .issue_token(&client, &id, &secret)
+        .await
+        .map_err(|e| OAuthError::from_issue(e, method == AuthMethod::Basic))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "access_token": issued.token,
+            "token_type": "Bearer",
+            "expires_in": issued.expires_in,
+        }),
+    ))
+}
+
+/// Whether the head carries the admin token as a Bearer (introspection
+/// callers may be the operator).
+fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer")
+                && super::admin::token_matches(state, token.trim())
+        })
+}
+
+fn introspect(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    form_post(state, "introspect").then(
+        |state: Arc<AppState>, headers: HeaderMap, peer: SocketAddr, body: Bytes| async move {
+            let started = Instant::now();
+            let response = introspection(&state, &headers, peer, &body)
+                .await
+                .unwrap_or_else(OAuthError::response);
+            state.observe("partner", "oauth_introspect", started);
+            no_cache(response)
+        },
+    )
+}
+
+/// `POST /oauth/introspect` (RFC 7662): the verdict is `/verify`'s.
+async fn introspection(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    let mut params = parameters(headers, body)?;
+    if !is_admin(state, headers) {
+        authenticate(state, headers, peer, &mut params).await?;
+    }
+    let token = params
+        .get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let verdict = match state.service.verify_bearer(token) {
+        Ok(c) => serde_json::json!({
+            "active": true,
+            "sub": c.sub,
+            "client_id": c.sub,
+            "iss": c.iss,
+            "iat": c.iat,
+            "exp": c.exp,
+            "jti": c.jti,
+            "token_type": "Bearer",
+        }),
+        Err(crate::service::VerifyError::Internal(e)) => return Err(OAuthError::Internal(e)),
+        Err(_) => serde_json::json!({ "active": false }),
+    };
+    Ok(json(StatusCode::OK, &verdict))
+}
+
+fn revoke(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    form_post(state, "revoke").then(
+        |state: Arc<AppState>, headers: HeaderMap, peer: SocketAddr, body: Bytes| async move {
+            let started = Instant::now();
+            let response = revocation(&state, &headers, peer, &body)
+                .await
+                .unwrap_or_else(OAuthError::response);
+            state.observe("partner", "oauth_revoke", started);
+            no_cache(response)
+        },
+    )
+}
+
+/// `POST /oauth/revoke` (RFC 7009): the caller's own valid token is
+/// revoked; an invalid or unknown token is a 200 too (nothing to do);
+/// another client's valid token is refused and stays valid.
+async fn revocation(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    let mut params = parameters(headers, body)?;
+    let (caller, _) = authenticate(state, headers, peer, &mut params).await?;
+    let token = params
+        .get("token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    match state.service.verify_bearer(token) {
+        Ok(c) if c.sub == caller => {
+            state
+                .service
+                .revoke_token(RevokeTarget::Jti {
+                    jti: c.jti.clone(),
+                    exp: c.exp,
+                })
+                .await
+                .map_err(OAuthError::Admin)?;
+            Ok(reply::empty(StatusCode::OK))
+        }
+        Ok(_) => Err(OAuthError::unauthorized_client(
+            "the token was issued to another client",
+        )),
+        Err(crate::service::VerifyError::Internal(e)) => Err(OAuthError::Internal(e)),
+        Err(_) => Ok(reply::empty(StatusCode::OK)),
+    }
+}
+
+fn metadata(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path(".well-known")
+        .and(warp::path("oauth-authorization-server"))
+        .and(warp::path::end())
+        .and(methods(&[Method::GET, Method::HEAD], "GET, HEAD"))
+        .and(with_state(state))
+        .map(|state: Arc<AppState>| {
+            let base = state.public_url.trim_end_matches('/');
+            let methods = ["client_secret_basic", "client_secret_post"];
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "issuer": state.service.issuer(),
+                    "token_endpoint": format!("{base}/oauth/token"),
+                    "jwks_uri": format!("{base}/.well-known/jwks.json"),
+                    "introspection_endpoint": format!("{base}/oauth/introspect"),
+                    "revocation_endpoint": format!("{base}/oauth/revoke"),
+                    "grant_types_supported": ["client_credentials"],
+                    "token_endpoint_auth_methods_supported": methods,
+                    "introspection_endpoint_auth_methods_supported": methods,
+                    "revocation_endpoint_auth_methods_supported": methods,
+                    "response_types_supported": [],
+                }),
+            )
+        })
+}
+
+impl OAuthError {
+    fn from_issue(e: IssueError, basic: bool) -> Self {
+        Self::Issue { error: e, basic }
+    }
+}

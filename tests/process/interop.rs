@@ -1,0 +1,67 @@
+//! OAuth 2.0 interop with Python's authlib (SPEC §7): a real process, a
+//! client library nobody here wrote. authlib is installed from the Python
+//! package registry when missing; a missing tool fails the test, never
+//! skips it.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::helpers::spawn_process;
+
+fn python_has_authlib() -> bool {
+    Command::new("python3")
+        .args(["-c", "import authlib, requests"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ensure_authlib() {
+    if python_has_authlib() {
+        return;
+    }
+    let out = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "authlib", "requests"])
+        .output()
+        .expect("python3 -m pip runs");
+    assert!(
+        out.status.success() && python_has_authlib(),
+        "could not install authlib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn authlib_fetches_introspects_and_revokes() {
+    tokio::task::spawn_blocking(ensure_authlib).await.unwrap();
+    let app = spawn_process().await;
+    let secret = app.create_user("authlib_client").await;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/authlib_client.py"
+    );
+    let partner = app.partner.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args([script, &partner, "authlib_client", &secret])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "authlib run failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for method in ["client_secret_basic", "client_secret_post"] {
+        let m = &seen[method];
+        assert_eq!(m["token_type"], "Bearer", "{method}: {seen}");
+        assert_eq!(m["expires_in"], 3600, "{method}");
+        assert_eq!(m["active_before"], true, "{method}");
+        assert_eq!(m["sub"], "authlib_client", "{method}");
+        assert_eq!(m["revoke_status"], 200, "{method}");
+        assert_eq!(m["active_after"], false, "{method}");
+    }
+}
