@@ -6,6 +6,7 @@
 # "shared" layout of ../shared/peers: server unpinned with 2 tokio workers,
 # wrk -t1 unpinned, so both share the 2 cores):
 #   - POST /generateToken, random users, generated passwords
+#   - POST /oauth/token, client_credentials with HTTP Basic, random users
 #   - GET /verify, one hot token reused
 #   - GET /verify, many distinct tokens (more than the verified-token cache)
 #   - generated-password logins while 32 connections hammer an Argon2id user
@@ -65,6 +66,8 @@ echo "sample: $(curl -s -X POST "http://$PARTNER/generateToken?$U0" | head -c 12
 echo "wrong password -> $(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$PARTNER/generateToken?username=user000042&password=x")"
 HOT=$(curl -sf -X POST "http://$PARTNER/generateToken?$U0")
 python3 "$HERE/fetch_tokens.py" "$PARTNER" 20000 "$USERS" >"$OUT/tokens.txt"
+python3 "$HERE/basic_headers.py" 1000 "$USERS" >"$OUT/basic.txt"
+echo "oauth sample: $(curl -s -X POST -H "Authorization: $(head -1 "$OUT/basic.txt")" -d grant_type=client_credentials "http://$PARTNER/oauth/token" | head -c 80)…"
 
 # The reference servers of ../shared/peers, run side by side (not copied):
 # warp hello (HTTP ceiling) and warp sign (EdDSA JWT, no lookup).
@@ -96,6 +99,7 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "-- round $r" | tee -a "$SUMMARY"
   [ "$PEERS" = 1 ] && peer_measure "peer warp sign" sign
   USERS=$USERS measure "tessera generateToken" "$CONNS" -s "$HERE/wrk/gentoken.lua" "http://$PARTNER/generateToken"
+  HEADERS_FILE=$OUT/basic.txt measure "tessera oauth token basic" "$CONNS" -s "$HERE/wrk/oauth.lua" "http://$PARTNER/oauth/token"
   [ "$PEERS" = 1 ] && peer_measure "peer warp hello" hello
   measure "tessera verify hot" "$CONNS" -H "Authorization: Bearer $HOT" "http://$PARTNER/verify"
   TOKENS_FILE=$OUT/tokens.txt measure "tessera verify distinct" "$CONNS" -s "$HERE/wrk/verify_many.lua" "http://$PARTNER/verify"
@@ -151,10 +155,12 @@ if [ "$PEERS" = 1 ]; then
   GEN=$(rps_all "tessera generateToken -c$CONNS" | median)
   HOTR=$(rps_all "tessera verify hot -c$CONNS" | median)
   DIST=$(rps_all "tessera verify distinct -c$CONNS" | median)
+  OAUTH=$(rps_all "tessera oauth token basic -c$CONNS" | median)
   ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
   {
     echo "== ratios of medians over $ROUNDS rounds (same run)"
     echo "generateToken / warp sign      = $(ratio "$GEN" "$SIGN")   (target >= 0.9; $GEN vs $SIGN)"
+    echo "oauth/token basic / warp sign  = $(ratio "$OAUTH" "$SIGN")   (target >= 0.85; $OAUTH vs $SIGN)"
     echo "generateToken / oidc cluster2  = $(ratio "$GEN" "$OIDC")   (target >= 6; $GEN vs $OIDC)"
     echo "verify hot / warp hello        = $(ratio "$HOTR" "$HELLO")   (target >= 0.6; $HOTR vs $HELLO)"
     echo "verify distinct / verify_strict one core = $(ratio "$DIST" "$VSTRICT")   (target >= 0.8; $DIST vs $VSTRICT ops/s)"

@@ -149,6 +149,21 @@ mod tests {
         release
     }
 
+    #[test]
+    fn one_thread_per_core_but_one_and_at_least_one() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(HashPool::default_threads(), (cores - 1).max(1));
+        assert!(HashPool::default_threads() >= 1);
+    }
+
+    #[test]
+    fn spawned_work_runs() {
+        let pool = HashPool::new(1, 4);
+        let (tx, rx) = std::sync::mpsc::channel();
+        pool.spawn(move || tx.send(7).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(7));
+    }
+
     #[tokio::test]
     async fn a_full_queue_refuses_at_once() {
         let pool = Arc::new(HashPool::new(1, 2));

@@ -357,6 +357,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_the_kid_never_the_seed() {
+        let r = KeyRecord::generate(KeyStatus::Next, 1).unwrap();
+        let shown = format!("{r:?}");
+        assert!(shown.contains(&r.kid) && shown.contains("Next"), "{shown}");
+        assert!(!shown.contains(&r.seed), "{shown}");
+    }
+
+    #[test]
     fn imported_keyrings_are_checked() {
         let recs = initial_records(100).unwrap();
         assert_eq!(validate_records(&recs), Ok(()));
