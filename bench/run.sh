@@ -119,10 +119,10 @@ stop
 
 echo "== hostile flood: 256 connections of non-UUID guesses for unknown users"
 start   # fresh process, so its peak RSS is the flood's
-busy_count() { curl -sf -H "$AUTH" "http://$ADMIN/metrics" | awk -F' ' '/^tessera_token_requests_total\{outcome="busy"\}/{print $2}'; }
+busy_count() { curl -sf -H "$AUTH" "http://$ADMIN/metrics" | awk '/^tessera_token_requests_total\{endpoint="generate_token",outcome="busy"\}/{print $2}'; }
 BUSY0=$(busy_count); BUSY0=${BUSY0:-0}
 FLOOD_S=$(( ${DUR%s} + 6 ))
-wrk -t1 -c256 -d"${FLOOD_S}s" --latency -s "$HERE/wrk/flood.lua" "http://$PARTNER/generateToken" >"$OUT/wrk-flood.txt" 2>&1 &
+wrk -t1 -c256 -d"${FLOOD_S}s" --timeout 10s --latency -s "$HERE/wrk/flood.lua" "http://$PARTNER/generateToken" >"$OUT/wrk-flood.txt" 2>&1 &
 FLOOD=$!
 sleep 2
 ADMIN_TOKEN=$TOKEN_ADMIN wrk -t1 -c2 -d"$DUR" --latency -s "$HERE/wrk/patch.lua" "http://$ADMIN/admin/users" >"$OUT/wrk-flood-admin-patch.txt" 2>&1 &

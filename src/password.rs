@@ -178,8 +178,17 @@ pub fn hash_chosen(password: &str) -> Result<PasswordHash, HashError> {
 /// True when `password` has the shape of a generated password: a canonical
 /// (lowercase, hyphenated) UUID v4, 122 random bits.
 pub fn looks_generated(password: &str) -> bool {
-    uuid::Uuid::try_parse(password)
-        .is_ok_and(|u| u.get_version_num() == 4 && u.hyphenated().to_string() == password)
+    // Every login asks this, so it reads the bytes instead of parsing and
+    // re-formatting a UUID: 8-4-4-4-12 lowercase hex, version nibble 4,
+    // RFC 4122 variant (8, 9, a or b).
+    let b = password.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            14 => c == b'4',
+            19 => matches!(c, b'8' | b'9' | b'a' | b'b'),
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        })
 }
 
 /// Which work a password costs, decided by its shape alone (SPEC §4): so
@@ -318,15 +327,38 @@ mod tests {
     fn the_scheme_follows_the_shape() {
         assert_eq!(Scheme::of(UUID), Scheme::Fast);
         assert_eq!(Scheme::of("hunter2"), Scheme::Argon2id);
-        // Uppercase, unhyphenated, braced or another version: not generated.
+        // Uppercase, unhyphenated, braced, another version or variant, a
+        // hyphen moved, a non-hex letter: not generated.
         for other in [
             "550E8400-E29B-41D4-A716-446655440000",
             "550e8400e29b41d4a716446655440000",
             "{550e8400-e29b-41d4-a716-446655440000}",
             "550e8400-e29b-11d4-a716-446655440000",
+            "550e8400-e29b-41d4-c716-446655440000",
+            "550e8400-e29b-41d4-7716-446655440000",
+            "550e8400e-29b-41d4-a716-446655440000",
+            "550e8400-e29b-41d4-a716-44665544000g",
+            "550e8400-e29b-41d4-a716-4466554400000",
+            "550e8400-e29b-41d4-a716-44665544000",
         ] {
             assert_eq!(Scheme::of(other), Scheme::Argon2id, "{other}");
         }
+        for variant in ['8', '9', 'a', 'b'] {
+            let v = format!("550e8400-e29b-41d4-{variant}716-446655440000");
+            assert_eq!(Scheme::of(&v), Scheme::Fast, "{v}");
+        }
+        for _ in 0..100 {
+            let g = generate().unwrap();
+            assert!(looks_generated(&g), "{g}");
+            assert_eq!(
+                uuid::Uuid::try_parse(&g).unwrap().hyphenated().to_string(),
+                g
+            );
+        }
+        assert_eq!(
+            Scheme::of("0123456789-abcdef-4000-8000-000000000"),
+            Scheme::Argon2id
+        );
         assert_eq!(hash_new(UUID).unwrap().scheme(), "sha256-salted");
         assert_eq!(hash_new("hunter2").unwrap().scheme(), "argon2id");
         assert_eq!(Scheme::Fast.name(), "sha256-salted");

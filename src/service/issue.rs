@@ -15,6 +15,14 @@ use crate::password::{self, Attempt, PasswordHash};
 use crate::token::{self, Claims};
 use crate::user::{User, Username};
 
+/// How long a login refused with [`IssueError::Busy`] waits before it is
+/// answered. Refusing costs little CPU but not none: a flood that keeps the
+/// hash queue full would otherwise re-send as fast as the CPU can refuse,
+/// and take the cores the real partners' logins need. Paused, a flood gets
+/// at most (its connections / 250 ms) answers a second, for the price of a
+/// timer each; honest clients are told `Retry-After: 1` anyway.
+pub const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// An issued token.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
@@ -53,8 +61,19 @@ impl Service {
                 guess.as_bytes(),
             ));
         }
+        // Boxed: the slow path's state (the pool job, a copy of the hash)
+        // then never inflates the future of every fast login.
+        Box::pin(self.check_slow(target.clone(), attempt.can_match(), guess)).await
+    }
+
+    /// The Argon2id half of [`Service::check_login`], on the bounded pool.
+    async fn check_slow(
+        &self,
+        target: PasswordHash,
+        can_match: bool,
+        guess: &str,
+    ) -> Result<bool, IssueError> {
         let counter = self.metrics.password_check_counter(target.scheme());
-        let (target, can_match) = (target.clone(), attempt.can_match());
         let guess = Zeroizing::new(guess.to_owned());
         self.hash_pool
             .run(move || {
@@ -97,6 +116,9 @@ impl Service {
             Ok(m) => m,
             Err(e) => {
                 self.throttle.refund(client, charge);
+                if matches!(e, IssueError::Busy) {
+                    tokio::time::sleep(BUSY_PAUSE).await;
+                }
                 return Err(e);
             }
         };

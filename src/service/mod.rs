@@ -30,7 +30,7 @@ use crate::throttle::{self, Throttle};
 use crate::time::Clock;
 
 pub use error::{AdminError, InternalError, IssueError, VerifyError};
-pub use issue::{IssuedToken, new_jti};
+pub use issue::{BUSY_PAUSE, IssuedToken, new_jti};
 pub use keys::{JWKS_MAX_AGE_SECS, KeyView};
 pub use revocations::RevokeTarget;
 pub use users::{NewUser, UserPatch};

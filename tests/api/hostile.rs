@@ -285,6 +285,7 @@ async fn concurrent_guesses_get_no_more_checks_than_sequential_ones() {
 #[tokio::test]
 async fn a_full_hash_queue_answers_503_and_admin_work_goes_on() {
     let app = spawn_app_with(&["--hash-queue", "1", "--throttle-failures", "100000"]).await;
+    let started = std::time::Instant::now();
     let flood = (0..40).map(|i| {
         app.partner_request(reqwest::Method::POST, "/generateToken")
             .query(&[
@@ -323,6 +324,10 @@ async fn a_full_hash_queue_answers_503_and_admin_work_goes_on() {
         }
     }
     assert!(busy > 0, "a queue of one can not hold 40 checks");
+    assert!(
+        started.elapsed() >= tessera::service::BUSY_PAUSE,
+        "a refusal is answered after the pause that slows a flood down"
+    );
     let refused = app
         .metric("tessera_token_requests_total{endpoint=\"generate_token\",outcome=\"busy\"}")
         .await;
