@@ -262,31 +262,49 @@ fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
         })
 }
 
-fn introspect(
+/// A form-POST endpoint answering JSON or an [`OAuthError`], timed under
+/// `route` and marked uncacheable.
+fn endpoint<F, Fut>(
     state: &Arc<AppState>,
-) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
-    form_post(state, "introspect").then(
-        |state: Arc<AppState>, headers: HeaderMap, peer: SocketAddr, body: Bytes| async move {
-            let started = Instant::now();
-            let response = introspection(&state, &headers, peer, &body)
-                .await
-                .unwrap_or_else(OAuthError::response);
-            state.observe("partner", "oauth_introspect", started);
-            no_cache(response)
+    name: &'static str,
+    route: &'static str,
+    handler: F,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<F, Fut>
+where
+    F: Fn(Arc<AppState>, HeaderMap, SocketAddr, Bytes) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Response, OAuthError>> + Send,
+{
+    form_post(state, name).then(
+        move |state: Arc<AppState>, headers: HeaderMap, peer: SocketAddr, body: Bytes| {
+            let handler = handler.clone();
+            async move {
+                let started = Instant::now();
+                let response = handler(state.clone(), headers, peer, body)
+                    .await
+                    .unwrap_or_else(OAuthError::response);
+                state.observe("partner", route, started);
+                no_cache(response)
+            }
         },
     )
 }
 
+fn introspect(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    endpoint(state, "introspect", "oauth_introspect", introspection)
+}
+
 /// `POST /oauth/introspect` (RFC 7662): the verdict is `/verify`'s.
 async fn introspection(
-    state: &AppState,
-    headers: &HeaderMap,
+    state: Arc<AppState>,
+    headers: HeaderMap,
     peer: SocketAddr,
-    body: &[u8],
+    body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let mut params = parameters(headers, body)?;
-    if !is_admin(state, headers) {
-        authenticate(state, headers, peer, &mut params).await?;
+    let mut params = parameters(&headers, &body)?;
+    if !is_admin(&state, &headers) {
+        authenticate(&state, &headers, peer, &mut params).await?;
     }
     let token = params
         .get("token")
@@ -312,29 +330,20 @@ async fn introspection(
 fn revoke(
     state: &Arc<AppState>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
-    form_post(state, "revoke").then(
-        |state: Arc<AppState>, headers: HeaderMap, peer: SocketAddr, body: Bytes| async move {
-            let started = Instant::now();
-            let response = revocation(&state, &headers, peer, &body)
-                .await
-                .unwrap_or_else(OAuthError::response);
-            state.observe("partner", "oauth_revoke", started);
-            no_cache(response)
-        },
-    )
+    endpoint(state, "revoke", "oauth_revoke", revocation)
 }
 
 /// `POST /oauth/revoke` (RFC 7009): the caller's own valid token is
 /// revoked; an invalid or unknown token is a 200 too (nothing to do);
 /// another client's valid token is refused and stays valid.
 async fn revocation(
-    state: &AppState,
-    headers: &HeaderMap,
+    state: Arc<AppState>,
+    headers: HeaderMap,
     peer: SocketAddr,
-    body: &[u8],
+    body: Bytes,
 ) -> Result<Response, OAuthError> {
-    let mut params = parameters(headers, body)?;
-    let (caller, _) = authenticate(state, headers, peer, &mut params).await?;
+    let mut params = parameters(&headers, &body)?;
+    let (caller, _) = authenticate(&state, &headers, peer, &mut params).await?;
     let token = params
         .get("token")
         .filter(|t| !t.is_empty())

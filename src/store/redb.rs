@@ -112,6 +112,34 @@ fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
+/// One page of a table keyed by text: the entries strictly after `after`,
+/// at most `limit`, decoded by `decode`; `next` is the last key returned
+/// when more entries follow.
+fn page_after<V: redb::Value + 'static, T>(
+    table: &ReadOnlyTable<&'static str, V>,
+    after: Option<&str>,
+    limit: usize,
+    mut decode: impl FnMut(&str, V::SelfType<'_>) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError> {
+    let range = match after {
+        Some(a) => {
+            table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
+        }
+        None => table.iter()?,
+    };
+    let mut items = Vec::new();
+    let mut last = None;
+    for entry in range {
+        let (k, v) = entry?;
+        if items.len() == limit {
+            return Ok(Page { items, next: last });
+        }
+        items.push(decode(k.value(), v.value())?);
+        last = Some(k.value().to_owned());
+    }
+    Ok(Page { items, next: None })
+}
+
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Our records are plain structs of strings and numbers: cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
@@ -352,29 +380,9 @@ impl Store for RedbStore {
     /// Users sorted by name, strictly after `after`, at most `limit`.
     fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(USERNAME_TO_USER)?;
-        let range = match after {
-            Some(a) => {
-                table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
-            }
-            None => table.iter()?,
-        };
-        let mut items = Vec::new();
-        let mut more = false;
-        for entry in range {
-            let (k, v) = entry?;
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?);
-        }
-        let next = if more {
-            items.last().map(|u: &User| u.username.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        page_after(&tx.open_table(USERNAME_TO_USER)?, after, limit, |k, v| {
+            decode_user(v).map_err(|e| corrupt("users", k, e))
+        })
     }
 
     /// How many users exist.
@@ -442,29 +450,9 @@ impl Store for RedbStore {
         limit: usize,
     ) -> Result<Page<(String, u64)>, StoreError> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(JTI_TO_EXP)?;
-        let range = match after {
-            Some(a) => {
-                table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?
-            }
-            None => table.iter()?,
-        };
-        let mut items = Vec::new();
-        let mut more = false;
-        for entry in range {
-            let (k, v) = entry?;
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push((k.value().to_owned(), v.value()));
-        }
-        let next = if more {
-            items.last().map(|(j, _)| j.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        page_after(&tx.open_table(JTI_TO_EXP)?, after, limit, |k, v| {
+            Ok((k.to_owned(), v))
+        })
     }
 
     /// Drops revocations whose `exp` has passed; returns how many.

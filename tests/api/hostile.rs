@@ -3,29 +3,19 @@
 //! addresses behind proxies, bounded hashing, throttling under concurrency,
 //! imports that can not brick a restart, and far-future numbers.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, raw_request, spawn_app, spawn_app_with};
 
 const ARGON: &str = "tessera_password_checks_total{scheme=\"argon2id\"}";
 const FAST: &str = "tessera_password_checks_total{scheme=\"sha256-salted\"}";
 
 async fn checks(app: &TestApp) -> (f64, f64) {
     (app.metric(FAST).await, app.metric(ARGON).await)
-}
-
-async fn login_from(app: &TestApp, xff: &str, user: &str, pw: &str) -> reqwest::Response {
-    app.partner_request(reqwest::Method::POST, "/generateToken")
-        .query(&[("username", user), ("password", pw)])
-        .header("x-forwarded-for", xff)
-        .send()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -88,19 +78,6 @@ async fn the_work_of_a_guess_never_depends_on_the_user() {
     };
     assert_eq!(detail("chosen_uuid"), "password sha256-salted");
     assert_eq!(detail("chosen"), "password argon2id");
-}
-
-/// Sends a request head and returns the first response bytes.
-fn raw_request(addr: &str, head: &str) -> (TcpStream, String) {
-    let addr = addr.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = stream.read(&mut buf).unwrap();
-    (stream, String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 #[tokio::test]
@@ -208,14 +185,14 @@ async fn unparsed_forwarded_entries_do_not_share_the_proxys_bucket() {
     let app = spawn_app_with(&["--trusted-proxies", "127.0.0.1", "--throttle-failures", "2"]).await;
     let pw = app.create_user("partner").await;
     for _ in 0..3 {
-        login_from(&app, "garbage", "partner", "guess").await;
+        app.login_from("garbage", "partner", "guess").await;
     }
     assert_eq!(
-        login_from(&app, "garbage", "partner", &pw).await.status(),
+        app.login_from("garbage", "partner", &pw).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(
-        login_from(&app, "198.51.100.7", "partner", &pw)
+        app.login_from("198.51.100.7", "partner", &pw)
             .await
             .status(),
         StatusCode::OK
@@ -238,15 +215,15 @@ async fn ipv6_clients_are_throttled_per_64() {
     let app = spawn_app_with(&["--trusted-proxies", "127.0.0.1", "--throttle-failures", "3"]).await;
     let pw = app.create_user("partner").await;
     for host in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"] {
-        login_from(&app, host, "partner", "guess").await;
+        app.login_from(host, "partner", "guess").await;
     }
-    let r = login_from(&app, "2001:db8:1:2::99", "partner", &pw).await;
+    let r = app.login_from("2001:db8:1:2::99", "partner", &pw).await;
     assert_eq!(
         r.status(),
         StatusCode::TOO_MANY_REQUESTS,
         "one /64 is one client"
     );
-    let r = login_from(&app, "2001:db8:1:3::1", "partner", &pw).await;
+    let r = app.login_from("2001:db8:1:3::1", "partner", &pw).await;
     assert_eq!(r.status(), StatusCode::OK, "the next /64 is another client");
 }
 

@@ -4,16 +4,7 @@
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, spawn_app_with};
-
-async fn login_from(app: &TestApp, xff: &str, user: &str, pw: &str) -> reqwest::Response {
-    app.partner_request(reqwest::Method::POST, "/generateToken")
-        .query(&[("username", user), ("password", pw)])
-        .header("x-forwarded-for", xff)
-        .send()
-        .await
-        .unwrap()
-}
+use crate::helpers::spawn_app_with;
 
 #[tokio::test]
 async fn throttles_the_guessing_address_only() {
@@ -21,10 +12,10 @@ async fn throttles_the_guessing_address_only() {
     let pw = app.create_user("victim").await;
     let attacker = "203.0.113.9";
     for _ in 0..3 {
-        let r = login_from(&app, attacker, "victim", "guess").await;
+        let r = app.login_from(attacker, "victim", "guess").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = login_from(&app, attacker, "victim", &pw).await;
+    let r = app.login_from(attacker, "victim", &pw).await;
     assert_eq!(
         r.status(),
         StatusCode::TOO_MANY_REQUESTS,
@@ -37,11 +28,13 @@ async fn throttles_the_guessing_address_only() {
         .unwrap();
     assert!((1..=60).contains(&retry));
     assert_eq!(r.text().await.unwrap(), "too many attempts");
-    let r = login_from(&app, "198.51.100.7", "victim", &pw).await;
+    let r = app.login_from("198.51.100.7", "victim", &pw).await;
     assert_eq!(r.status(), StatusCode::OK, "the partner is not locked out");
     // A forged entry left of the proxy's own is ignored: the rightmost
     // untrusted address is the client.
-    let r = login_from(&app, &format!("198.51.100.7, {attacker}"), "victim", &pw).await;
+    let r = app
+        .login_from(&format!("198.51.100.7, {attacker}"), "victim", &pw)
+        .await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -49,9 +42,9 @@ async fn throttles_the_guessing_address_only() {
 async fn untrusted_peers_cannot_choose_their_address() {
     let app = spawn_app_with(&["--throttle-failures", "2"]).await;
     let pw = app.create_user("v").await;
-    login_from(&app, "203.0.113.1", "v", "guess").await;
-    login_from(&app, "203.0.113.2", "v", "guess").await;
-    let r = login_from(&app, "203.0.113.3", "v", &pw).await;
+    app.login_from("203.0.113.1", "v", "guess").await;
+    app.login_from("203.0.113.2", "v", "guess").await;
+    let r = app.login_from("203.0.113.3", "v", &pw).await;
     assert_eq!(
         r.status(),
         StatusCode::TOO_MANY_REQUESTS,

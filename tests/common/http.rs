@@ -2,6 +2,8 @@
 //! requests over HTTP, shared by the in-process API tests (`tests/api`) and
 //! the process tests (`tests/process`).
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -32,6 +34,16 @@ impl Endpoints {
             admin_token,
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
         }
+    }
+
+    /// `POST /generateToken` as a trusted proxy would forward it.
+    pub async fn login_from(&self, xff: &str, user: &str, pw: &str) -> Response {
+        self.partner_request(reqwest::Method::POST, "/generateToken")
+            .query(&[("username", user), ("password", pw)])
+            .header("x-forwarded-for", xff)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The value of one metric series, e.g.
@@ -217,4 +229,18 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     false
+}
+
+/// Sends a request head and returns the first response bytes.
+#[allow(dead_code)]
+pub fn raw_request(addr: &str, head: &str) -> (TcpStream, String) {
+    let addr = addr.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).unwrap();
+    (stream, String::from_utf8_lossy(&buf[..n]).into_owned())
 }

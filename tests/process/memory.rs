@@ -1,26 +1,11 @@
 //! Memory under hostile input, read from the process (SPEC §5
 //! "Authenticate before reading").
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::io::Write;
 
 use reqwest::StatusCode;
 
-use crate::helpers::spawn_process as spawn_app;
-
-/// Sends a request head and returns the first response bytes.
-fn raw_request(addr: &str, head: &str) -> (TcpStream, String) {
-    let addr = addr.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = stream.read(&mut buf).unwrap();
-    (stream, String::from_utf8_lossy(&buf[..n]).into_owned())
-}
+use crate::helpers::{raw_request, spawn_process as spawn_app};
 
 #[tokio::test]
 async fn a_strangers_admin_body_is_never_read() {
