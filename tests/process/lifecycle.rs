@@ -212,3 +212,17 @@ async fn env_vars_configure_the_server_and_json_logs_are_json() {
     assert!(lines > 0);
     assert!(log.contains("listening partner="));
 }
+
+#[tokio::test]
+async fn trusting_every_address_is_warned_about() {
+    for everyone in ["0.0.0.0/0", "10.0.0.1,::/0"] {
+        let app = spawn_app_with(&["--trusted-proxies", everyone]).await;
+        assert!(
+            app.log().contains("any client can choose the address"),
+            "{everyone}:\n{}",
+            app.log()
+        );
+    }
+    let app = spawn_app_with(&["--trusted-proxies", "10.0.0.0/8"]).await;
+    assert!(!app.log().contains("any client can choose the address"));
+}
