@@ -65,10 +65,7 @@ impl HashPool {
     /// The number of hashing threads suited to this host: one per core but
     /// one, so the token path always keeps a core.
     pub fn default_threads() -> usize {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .saturating_sub(1)
-            .max(1)
+        threads_for(std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     /// Queues `work` without waiting for it (dropped if the queue is full).
@@ -97,6 +94,11 @@ impl HashPool {
             Err(mpsc::TrySendError::Disconnected(_)) => Err(PoolError::Stopped),
         }
     }
+}
+
+/// Hashing threads for a host with `cores` cores: all but one, at least one.
+pub fn threads_for(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
 }
 
 #[cfg(test)]
@@ -151,9 +153,13 @@ mod tests {
 
     #[test]
     fn one_thread_per_core_but_one_and_at_least_one() {
+        assert_eq!(threads_for(0), 1);
+        assert_eq!(threads_for(1), 1);
+        assert_eq!(threads_for(2), 1);
+        assert_eq!(threads_for(3), 2);
+        assert_eq!(threads_for(16), 15);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(HashPool::default_threads(), (cores - 1).max(1));
-        assert!(HashPool::default_threads() >= 1);
+        assert_eq!(HashPool::default_threads(), threads_for(cores));
     }
 
     #[test]

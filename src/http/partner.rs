@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use warp::Filter;
-use warp::http::header::CACHE_CONTROL;
+use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use warp::http::{HeaderMap, HeaderName, Method, StatusCode};
 use warp::reply::Response;
 use zeroize::Zeroizing;
@@ -41,6 +41,38 @@ pub fn routes(
         .unify()
         .or(super::oauth::routes(state))
         .unify()
+        .or(feed(state))
+        .unify()
+}
+
+/// `GET /revocations[?since=CURSOR]`: the signed revocation feed.
+fn feed(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("revocations")
+        .and(methods(GET, "GET, HEAD"))
+        .and(with_state(state))
+        .and(raw_query())
+        .map(|state: Arc<AppState>, query: String| {
+            let started = Instant::now();
+            let since = form::parse_pairs(&query).ok().and_then(|pairs| {
+                pairs
+                    .into_iter()
+                    .rev()
+                    .find(|(k, _)| k == "since")
+                    .map(|(_, v)| v)
+            });
+            let response = match state.service.revocation_feed(since.as_deref()) {
+                Ok(jws) => no_store(with_header(
+                    text(StatusCode::OK, jws),
+                    CONTENT_TYPE,
+                    "application/jwt",
+                )),
+                Err(e) => errors::ApiError::from(e).response(),
+            };
+            state.observe("partner", "revocations", started);
+            response
+        })
 }
 
 fn generate_token(

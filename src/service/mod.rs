@@ -9,6 +9,7 @@
 
 mod backup;
 mod error;
+mod feed;
 mod issue;
 mod keys;
 mod revocations;

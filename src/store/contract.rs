@@ -142,6 +142,7 @@ pub(crate) fn revocations_are_kept_until_exp(s: &dyn Store) {
     s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
     s.revoke("j2", 200, audit("token.revoke", "j2")).unwrap();
     assert!(s.is_revoked("j1") && s.is_revoked("j2") && !s.is_revoked("j3"));
+    assert_eq!((s.revocation("j1"), s.revocation("j3")), (Some(100), None));
     assert_eq!(s.prune_revocations(99).unwrap(), 0);
     assert_eq!(s.prune_revocations(100).unwrap(), 1);
     let page = s.list_revocations(None, 10).unwrap();

@@ -163,6 +163,9 @@ pub trait Store: Send + Sync {
     /// Whether `jti` is revoked, as of the last commit.
     fn is_revoked(&self, jti: &str) -> bool;
 
+    /// The `exp` of a revoked `jti`, as of the last commit.
+    fn revocation(&self, jti: &str) -> Option<u64>;
+
     /// How many revocations are held.
     fn revocation_count(&self) -> u64;
 

@@ -318,6 +318,10 @@ impl Store for RedbStore {
         self.revoked.load().contains_key(jti)
     }
 
+    fn revocation(&self, jti: &str) -> Option<u64> {
+        self.revoked.load().get(jti).copied()
+    }
+
     fn revocation_count(&self) -> u64 {
         self.revoked.load().len() as u64
     }

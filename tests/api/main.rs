@@ -7,6 +7,7 @@ mod http;
 
 mod admin;
 mod corpus;
+mod feed;
 mod helpers;
 mod hostile;
 mod interop;

@@ -7,7 +7,10 @@
 //! - [`token`]: the pure JWT codec — claims in, compact EdDSA JWS out, and
 //!   the reverse with the shape, header, key, signature, issuer and time
 //!   rules. No I/O; the clock is passed in.
+//! - [`feed`]: the signed revocation feed's format and the state a
+//!   verifier builds from it, answering for revocations and account rules.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod feed;
 pub mod token;

@@ -68,8 +68,14 @@ struct Header {
     alg: String,
     kid: String,
     #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
     crit: Option<IgnoredAny>,
 }
+
+/// The `typ` of a signed revocation feed ([`crate::feed`]); a bearer token
+/// with this `typ` is refused, so a feed can never pass for a token.
+pub const FEED_TYP: &str = "revocations+jwt";
 
 /// The fixed header of every token signed with the key `kid`, base64url
 /// encoded once per key so minting never re-serialises it.
@@ -112,10 +118,24 @@ pub fn verify_signature<'k>(
     token: &str,
     find_key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
 ) -> Result<Claims, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
+    verify_jws(token, MAX_TOKEN_LEN, None, find_key)
+}
+
+/// A compact JWS signed by a key `find_key` knows, its payload decoded as
+/// `T`: at most `max_len` bytes, three canonical base64url parts, `alg`
+/// exactly `EdDSA`, no `crit`, a strict signature under the key named by
+/// `kid` (never a key named any other way), and — when `typ` is given — that
+/// exact `typ`; without one, a feed's `typ` is refused.
+pub fn verify_jws<'k, T: serde::de::DeserializeOwned>(
+    compact: &str,
+    max_len: usize,
+    typ: Option<&str>,
+    find_key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
+) -> Result<T, TokenError> {
+    if compact.len() > max_len {
         return Err(TokenError::Malformed);
     }
-    let mut parts = token.split('.');
+    let mut parts = compact.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
@@ -129,16 +149,45 @@ pub fn verify_signature<'k>(
     if header.crit.is_some() {
         return Err(TokenError::CriticalHeader);
     }
+    let typ_ok = match typ {
+        Some(wanted) => header.typ.as_deref() == Some(wanted),
+        None => header.typ.as_deref() != Some(FEED_TYP),
+    };
+    if !typ_ok {
+        return Err(TokenError::Malformed);
+    }
     let key = find_key(&header.kid).ok_or(TokenError::UnknownKey)?;
     let signature_bytes = B64
         .decode(signature_b64)
         .map_err(|_| TokenError::Malformed)?;
     let signature = Signature::from_slice(&signature_bytes).map_err(|_| TokenError::Malformed)?;
-    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+    let signing_input = &compact[..header_b64.len() + 1 + payload_b64.len()];
     key.verify_strict(signing_input.as_bytes(), &signature)
         .map_err(|_| TokenError::BadSignature)?;
     let payload = B64.decode(payload_b64).map_err(|_| TokenError::Malformed)?;
     serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)
+}
+
+/// Signs `payload` as a compact JWS with header
+/// `{"alg":"EdDSA","typ":typ,"kid":kid}`.
+pub fn encode_jws(
+    typ: &str,
+    kid: &str,
+    payload: &impl Serialize,
+    key: &impl Signer<Signature>,
+) -> String {
+    // A header of three strings and a plain payload struct always serialise.
+    let header = serde_json::to_vec(&serde_json::json!({"alg": "EdDSA", "typ": typ, "kid": kid}))
+        .unwrap_or_default();
+    let payload = serde_json::to_vec(payload).unwrap_or_default();
+    let mut out = String::with_capacity(header.len() * 2 + payload.len() * 2 + 90);
+    B64.encode_string(header, &mut out);
+    out.push('.');
+    B64.encode_string(payload, &mut out);
+    let signature = key.sign(out.as_bytes());
+    out.push('.');
+    B64.encode_string(signature.to_bytes(), &mut out);
+    out
 }
 
 /// Checks the time- and issuer-dependent rules: `iss` matches, `iat` is not

@@ -1,0 +1,238 @@
+//! SPEC §8, the signed revocation feed: a verifier that knows only the JWKS
+//! and the feed reaches `/verify`'s verdict for every token after every
+//! admin action, once it has polled; subjects never appear in clear; a
+//! forged feed is refused; entries go once nothing they concern can live.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tessera::token::{self, FEED_TYP, TokenError};
+use tessera_verify::feed::{FeedClaims, RevocationState};
+
+use crate::helpers::{TestApp, forge, spawn_app};
+
+/// The biggest feed these tests accept.
+const MAX_FEED: usize = 16 << 20;
+
+/// A verifier built only from what Tessera publishes.
+#[derive(Default)]
+struct OfflineVerifier {
+    keys: HashMap<String, VerifyingKey>,
+    state: RevocationState,
+}
+
+impl OfflineVerifier {
+    async fn refresh(&mut self, app: &TestApp) {
+        self.keys = app.jwks().await["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let x: [u8; 32] = B64
+                    .decode(k["x"].as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap();
+                (
+                    k["kid"].as_str().unwrap().to_owned(),
+                    VerifyingKey::from_bytes(&x).unwrap(),
+                )
+            })
+            .collect();
+        let path = match self.state.cursor() {
+            Some(c) => format!("/revocations?since={c}"),
+            None => "/revocations".to_owned(),
+        };
+        let r = app.partner_get(&path).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["content-type"], "application/jwt");
+        let jws = r.text().await.unwrap();
+        let feed: FeedClaims =
+            token::verify_jws(&jws, MAX_FEED, Some(FEED_TYP), |kid| self.keys.get(kid)).unwrap();
+        assert_eq!(feed.iss, "tessera");
+        self.state.apply(feed, app.now());
+    }
+
+    fn verdict(&self, token: &str, now: u64) -> bool {
+        token::verify(token, |kid| self.keys.get(kid), "tessera", now)
+            .is_ok_and(|c| self.state.check(&c, now).is_ok())
+    }
+}
+
+async fn assert_agrees(app: &TestApp, v: &mut OfflineVerifier, tokens: &[String], step: &str) {
+    v.refresh(app).await;
+    for (i, t) in tokens.iter().enumerate() {
+        let online = app.verify(t).await.status() == StatusCode::OK;
+        assert_eq!(v.verdict(t, app.now()), online, "{step}: token {i}");
+    }
+}
+
+#[tokio::test]
+async fn a_verifier_with_the_feed_agrees_with_verify_after_every_action() {
+    let app = spawn_app().await;
+    let mut v = OfflineVerifier::default();
+    let pa = app.create_user("alice").await;
+    let pb = app.create_user("bob").await;
+    let mut tokens = vec![
+        app.token_for("alice", &pa).await,
+        app.token_for("alice", &pa).await,
+        app.token_for("bob", &pb).await,
+    ];
+    assert_agrees(&app, &mut v, &tokens, "start").await;
+    app.admin_post("/admin/revocations", json!({"token": tokens[0]}))
+        .await;
+    assert_agrees(&app, &mut v, &tokens, "revoke one").await;
+    app.admin_post("/admin/users/bob/revoke", json!({})).await;
+    assert_agrees(&app, &mut v, &tokens, "revoke-all").await;
+    app.advance(1);
+    tokens.push(app.token_for("bob", &pb).await);
+    assert_agrees(&app, &mut v, &tokens, "after revoke-all").await;
+    app.admin_patch("/admin/users/alice", json!({"status": "disabled"}))
+        .await;
+    assert_agrees(&app, &mut v, &tokens, "disable").await;
+    app.admin_patch("/admin/users/alice", json!({"status": "active"}))
+        .await;
+    assert_agrees(&app, &mut v, &tokens, "enable").await;
+    let soon = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(app.now() + 10),
+    )
+    .to_string();
+    app.admin_patch("/admin/users/bob", json!({"expires_at": soon}))
+        .await;
+    assert_agrees(&app, &mut v, &tokens, "expires_at set").await;
+    app.advance(10);
+    assert_agrees(&app, &mut v, &tokens, "expires_at passed").await;
+    app.admin_delete("/admin/users/alice").await;
+    assert_agrees(&app, &mut v, &tokens, "delete").await;
+    let pa = app.create_user("alice").await;
+    tokens.push(app.token_for("alice", &pa).await);
+    assert_agrees(&app, &mut v, &tokens, "re-create").await;
+    for round in 0..2 {
+        app.advance(300);
+        let r = app.admin_post("/admin/keys/rotate", json!({})).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        tokens.push(app.token_for("alice", &pa).await);
+        assert_agrees(&app, &mut v, &tokens, &format!("rotation {round}")).await;
+    }
+    let export = app.admin_get("/admin/export").await.text().await.unwrap();
+    let r = app
+        .admin_request(reqwest::Method::POST, "/admin/import")
+        .body(export)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_agrees(&app, &mut v, &tokens, "import").await;
+    app.advance(4000);
+    assert_agrees(&app, &mut v, &tokens, "everything expired").await;
+}
+
+#[tokio::test]
+async fn deltas_carry_only_what_changed_and_full_snapshots_come_when_needed() {
+    let app = spawn_app().await;
+    app.create_user("quiet").await;
+    let pw = app.create_user("loud").await;
+    let t = app.token_for("loud", &pw).await;
+    let (kid, _) = app.active_signing_key().await;
+    let decode = |jws: &str| -> Value {
+        let payload = jws.split('.').nth(1).unwrap();
+        serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
+    };
+    let full = decode(&app.partner_get("/revocations").await.text().await.unwrap());
+    assert_eq!(full["full"], true);
+    assert_eq!(
+        full["subjects"].as_object().unwrap().len(),
+        2,
+        "both created within the TTL"
+    );
+    let text = full.to_string();
+    assert!(!text.contains("quiet") && !text.contains("loud"), "{text}");
+    let cursor = full["cursor"].as_str().unwrap().to_owned();
+    app.admin_post("/admin/revocations", json!({"token": t}))
+        .await;
+    let delta = decode(
+        &app.partner_get(&format!("/revocations?since={cursor}"))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(delta["full"], false);
+    assert_eq!(delta["subjects"], json!({}));
+    assert_eq!(delta["revoked"].as_array().unwrap().len(), 1);
+    for bogus in ["junk", "999999"] {
+        let again = decode(
+            &app.partner_get(&format!("/revocations?since={bogus}"))
+                .await
+                .text()
+                .await
+                .unwrap(),
+        );
+        assert_eq!(again["full"], true, "{bogus}");
+    }
+    let header: Value = serde_json::from_slice(
+        &B64.decode(
+            app.partner_get("/revocations")
+                .await
+                .text()
+                .await
+                .unwrap()
+                .split('.')
+                .next()
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        header,
+        json!({"alg": "EdDSA", "typ": "revocations+jwt", "kid": kid})
+    );
+    // Once nothing they concern can be alive, entries go.
+    app.advance(3600 + 1);
+    let later = decode(&app.partner_get("/revocations").await.text().await.unwrap());
+    assert_eq!(later["subjects"], json!({}));
+    assert_eq!(later["revoked"], json!([]));
+}
+
+#[tokio::test]
+async fn a_forged_or_unsigned_feed_is_refused_and_never_passes_for_a_token() {
+    let app = spawn_app().await;
+    let mut v = OfflineVerifier::default();
+    v.refresh(&app).await;
+    let (kid, key) = app.active_signing_key().await;
+    let claims = r#"{"iss":"tessera","iat":1,"cursor":"0","full":true,"revoked":[],"subjects":{}}"#;
+    let header = format!(r#"{{"alg":"EdDSA","typ":"revocations+jwt","kid":"{kid}"}}"#);
+    let feed =
+        |t: &str| token::verify_jws::<FeedClaims>(t, MAX_FEED, Some(FEED_TYP), |k| v.keys.get(k));
+    assert!(
+        feed(&forge(&header, claims, &key)).is_ok(),
+        "the real key signs feeds"
+    );
+    let stranger = SigningKey::from_bytes(&[7; 32]);
+    assert_eq!(
+        feed(&forge(&header, claims, &stranger)).unwrap_err(),
+        TokenError::BadSignature
+    );
+    let none = format!(
+        "{}.{}.",
+        B64.encode(r#"{"alg":"none","typ":"revocations+jwt"}"#),
+        B64.encode(claims)
+    );
+    assert!(feed(&none).is_err());
+    let as_token = format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#);
+    assert!(
+        feed(&forge(&as_token, claims, &key)).is_err(),
+        "a token is not a feed"
+    );
+    let real = app.partner_get("/revocations").await.text().await.unwrap();
+    assert_eq!(
+        app.verify(&real).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "a feed is not a token"
+    );
+}
