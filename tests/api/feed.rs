@@ -12,8 +12,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tessera::token::{self, FEED_TYP, TokenError};
 use tessera_verify::feed::{FeedClaims, RevocationState};
+use tessera_verify::verifier::{Reason, Verifier, VerifierConfig};
 
-use crate::helpers::{TestApp, forge, spawn_app};
+use crate::helpers::{TestApp, forge, spawn_app, spawn_app_with};
 
 /// The biggest feed these tests accept.
 const MAX_FEED: usize = 16 << 20;
@@ -235,4 +236,71 @@ async fn a_forged_or_unsigned_feed_is_refused_and_never_passes_for_a_token() {
         StatusCode::UNAUTHORIZED,
         "a feed is not a token"
     );
+}
+
+/// The real polling [`Verifier`] over HTTP, on the app's clock.
+fn verifier(app: &TestApp) -> std::sync::Arc<Verifier> {
+    let clock = app.clock_handle();
+    let mut config = VerifierConfig::new(app.partner.clone());
+    config.clock = std::sync::Arc::new(move || clock.now());
+    Verifier::new(config)
+}
+
+#[tokio::test]
+async fn the_verifier_gives_verifys_verdict_after_each_poll() {
+    let app = spawn_app().await;
+    let v = verifier(&app);
+    let pa = app.create_user("alice").await;
+    let t = app.token_for("alice", &pa).await;
+    assert_eq!(
+        v.verify(&t).unwrap_err(),
+        Reason::Stale,
+        "nothing fetched yet: fail closed"
+    );
+    v.refresh().await.unwrap();
+    assert_eq!(v.verify(&t).unwrap().sub, "alice");
+    app.admin_patch("/admin/users/alice", json!({"status": "disabled"}))
+        .await;
+    assert!(v.verify(&t).is_ok(), "not polled yet");
+    v.refresh().await.unwrap();
+    assert_eq!(v.verify(&t).unwrap_err().to_string(), "account disabled");
+    app.admin_patch("/admin/users/alice", json!({"status": "active"}))
+        .await;
+    app.admin_post("/admin/revocations", json!({"token": t}))
+        .await;
+    v.refresh().await.unwrap();
+    assert_eq!(v.verify(&t).unwrap_err().to_string(), "token revoked");
+    app.advance(300);
+    app.admin_post("/admin/keys/rotate", json!({})).await;
+    let after_one = app.token_for("alice", &pa).await;
+    assert_eq!(
+        v.verify(&after_one).unwrap().sub,
+        "alice",
+        "the new active key was published as next before it signed"
+    );
+    app.advance(300);
+    app.admin_post("/admin/keys/rotate", json!({})).await;
+    let fresh = app.token_for("alice", &pa).await;
+    assert_eq!(
+        v.verify(&fresh).unwrap_err(),
+        Reason::Token(TokenError::UnknownKey),
+        "a key made after the last JWKS fetch"
+    );
+    v.refresh_with(true).await.unwrap();
+    assert_eq!(v.verify(&fresh).unwrap().sub, "alice");
+    assert_eq!(
+        app.verify(&fresh).await.status(),
+        StatusCode::OK,
+        "and /verify agrees"
+    );
+    app.advance(3600);
+    assert_eq!(v.verify(&fresh).unwrap_err().to_string(), "token expired");
+}
+
+#[tokio::test]
+async fn a_verifier_refuses_a_feed_from_another_issuer() {
+    let app = spawn_app_with(&["--issuer", "someone-else"]).await;
+    let v = verifier(&app);
+    let err = v.refresh().await.unwrap_err();
+    assert!(err.to_string().contains("issuer"), "{err}");
 }

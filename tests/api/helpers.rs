@@ -100,6 +100,11 @@ impl TestApp {
         self.clock.now()
     }
 
+    /// The app's clock, to share with a client that must agree on "now".
+    pub fn clock_handle(&self) -> Clock {
+        self.clock.clone()
+    }
+
     /// Moves the app's clock forward.
     pub fn advance(&self, secs: u64) {
         self.clock.set(self.clock.now() + secs);

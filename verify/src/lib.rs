@@ -9,8 +9,13 @@
 //!   rules. No I/O; the clock is passed in.
 //! - [`feed`]: the signed revocation feed's format and the state a
 //!   verifier builds from it, answering for revocations and account rules.
+//! - [`verifier`] (feature `client`, on by default): the polling
+//!   [`verifier::Verifier`] that keeps the JWKS and the feed fresh and gives
+//!   `/verify`'s verdict offline.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod feed;
 pub mod token;
+#[cfg(feature = "client")]
+pub mod verifier;

@@ -1,0 +1,349 @@
+//! The polling [`Verifier`] (feature `client`): verifies Tessera tokens
+//! offline with every rule `/verify` applies. It keeps the JWKS (refetched
+//! when its `max-age` runs out, and for an unknown `kid` at most every
+//! 30 s) and the signed revocation feed (polled with `since`), and refuses
+//! tokens with `revocation state stale` once the feed could not be
+//! refreshed for longer than `max_staleness` (unless told to accept).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::VerifyingKey;
+use parking_lot::{Mutex, RwLock};
+use serde::Deserialize;
+
+use crate::feed::{FeedClaims, Refusal, RevocationState};
+use crate::token::{self, Claims, FEED_TYP, TokenError};
+
+/// The largest feed accepted (10,000 revocations take about 0.6 MB).
+const MAX_FEED_BYTES: usize = 64 << 20;
+/// The shortest time between two JWKS fetches caused by unknown `kid`s.
+pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(30);
+/// Token strings whose signature verified, remembered per keyring.
+const CACHE_CAPACITY: usize = 8192;
+
+/// What to do with tokens while the revocation state is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenStale {
+    /// Refuse them (`revocation state stale`): the default, fail closed.
+    Refuse,
+    /// Accept them on the last known state.
+    Accept,
+}
+
+/// How a [`Verifier`] reaches Tessera and how strict it is.
+#[derive(Clone)]
+pub struct VerifierConfig {
+    /// Tessera's partner URL, e.g. `https://auth.example.com`.
+    pub tessera_url: String,
+    /// The `iss` tokens must carry.
+    pub issuer: String,
+    /// How often the feed is polled (default 10 s).
+    pub poll: Duration,
+    /// How long the feed may go unrefreshed (default 5 min).
+    pub max_staleness: Duration,
+    /// What happens past `max_staleness`.
+    pub when_stale: WhenStale,
+    /// Now, in unix seconds: the system clock unless a test moves its own.
+    pub clock: Clock,
+}
+
+/// The source of "now" for token times, in unix seconds.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+impl std::fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierConfig")
+            .field("tessera_url", &self.tessera_url)
+            .field("issuer", &self.issuer)
+            .field("poll", &self.poll)
+            .field("max_staleness", &self.max_staleness)
+            .field("when_stale", &self.when_stale)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifierConfig {
+    /// The defaults of SPEC §8 for a Tessera at `tessera_url`.
+    pub fn new(tessera_url: impl Into<String>) -> Self {
+        Self {
+            tessera_url: tessera_url.into(),
+            issuer: "tessera".into(),
+            poll: Duration::from_secs(10),
+            max_staleness: Duration::from_secs(300),
+            when_stale: WhenStale::Refuse,
+            clock: Arc::new(unix_now),
+        }
+    }
+}
+
+/// Why a token was refused. `Display` is `/verify`'s reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    /// A token-level rule.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// Revoked, or the account refuses it.
+    #[error(transparent)]
+    Feed(#[from] Refusal),
+    /// The feed could not be refreshed for longer than `max_staleness`.
+    #[error("revocation state stale")]
+    Stale,
+}
+
+/// Why a refresh failed (the verifier keeps its last state).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The request failed or the answer was not a 200.
+    #[error("could not fetch {what}: {source}")]
+    Http {
+        /// `JWKS` or `revocation feed`.
+        what: &'static str,
+        /// The cause.
+        source: reqwest::Error,
+    },
+    /// The JWKS did not parse.
+    #[error("malformed JWKS: {0}")]
+    Jwks(String),
+    /// The feed's signature, `typ`, key or issuer did not check out.
+    #[error("revocation feed refused: {0}")]
+    Feed(String),
+}
+
+/// The keys and feed state every `verify` reads, replaced whole.
+struct Snapshot {
+    keys: HashMap<String, VerifyingKey>,
+    jwks_fresh_until: Instant,
+    feed: RevocationState,
+    /// When the feed was last refreshed; None before the first.
+    refreshed: Option<Instant>,
+    verified: RwLock<HashMap<Box<str>, Arc<Claims>>>,
+}
+
+/// Verifies Tessera tokens offline; see the module docs.
+pub struct Verifier {
+    config: VerifierConfig,
+    http: reqwest::Client,
+    snapshot: ArcSwap<Snapshot>,
+    /// Serialises refreshes; holds when an unknown `kid` last caused one.
+    refreshing: tokio::sync::Mutex<()>,
+    last_kid_refetch: Mutex<Option<Instant>>,
+    wake: tokio::sync::Notify,
+}
+
+#[derive(Deserialize)]
+struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+#[derive(Deserialize)]
+struct Jwk {
+    kid: String,
+    kty: String,
+    crv: String,
+    x: String,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The `max-age` of a `Cache-Control` value, if any.
+fn max_age(cache_control: Option<&str>) -> Option<Duration> {
+    cache_control?
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+}
+
+impl Verifier {
+    /// A verifier that has fetched nothing yet: call [`Verifier::refresh`]
+    /// (or [`Verifier::spawn`]) before it accepts anything.
+    pub fn new(config: VerifierConfig) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Arc::new(Self {
+            config,
+            http,
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                keys: HashMap::new(),
+                jwks_fresh_until: Instant::now(),
+                feed: RevocationState::default(),
+                refreshed: None,
+                verified: RwLock::default(),
+            }),
+            refreshing: tokio::sync::Mutex::new(()),
+            last_kid_refetch: Mutex::new(None),
+            wake: tokio::sync::Notify::new(),
+        })
+    }
+
+    async fn fetch_jwks(&self) -> Result<(HashMap<String, VerifyingKey>, Duration), FetchError> {
+        let url = format!("{}/.well-known/jwks.json", self.config.tessera_url);
+        let http = |source| FetchError::Http {
+            what: "JWKS",
+            source,
+        };
+        let r = self.http.get(url).send().await.map_err(http)?;
+        let r = r.error_for_status().map_err(http)?;
+        let age = max_age(
+            r.headers()
+                .get(reqwest::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .unwrap_or(Duration::from_secs(300));
+        let jwks: Jwks = r.json().await.map_err(http)?;
+        let mut keys = HashMap::new();
+        for k in jwks.keys {
+            if k.kty != "OKP" || k.crv != "Ed25519" {
+                continue;
+            }
+            let x: [u8; 32] = B64
+                .decode(&k.x)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| FetchError::Jwks(format!("key {} is not 32 bytes", k.kid)))?;
+            let key = VerifyingKey::from_bytes(&x)
+                .map_err(|e| FetchError::Jwks(format!("key {}: {e}", k.kid)))?;
+            keys.insert(k.kid, key);
+        }
+        Ok((keys, age))
+    }
+
+    async fn fetch_feed(
+        &self,
+        keys: &HashMap<String, VerifyingKey>,
+        since: Option<&str>,
+    ) -> Result<FeedClaims, FetchError> {
+        let mut url = format!("{}/revocations", self.config.tessera_url);
+        if let Some(c) = since {
+            url.push_str("?since=");
+            url.push_str(c);
+        }
+        let http = |source| FetchError::Http {
+            what: "revocation feed",
+            source,
+        };
+        let r = self.http.get(url).send().await.map_err(http)?;
+        let text = r
+            .error_for_status()
+            .map_err(http)?
+            .text()
+            .await
+            .map_err(http)?;
+        let feed: FeedClaims =
+            token::verify_jws(&text, MAX_FEED_BYTES, Some(FEED_TYP), |kid| keys.get(kid))
+                .map_err(|e| FetchError::Feed(e.to_string()))?;
+        if feed.iss != self.config.issuer {
+            return Err(FetchError::Feed(format!("issuer {:?}", feed.iss)));
+        }
+        Ok(feed)
+    }
+
+    /// Fetches the JWKS when its `max-age` has run out (or `force_keys`),
+    /// then the feed since the last cursor, and publishes the result.
+    pub async fn refresh_with(&self, force_keys: bool) -> Result<(), FetchError> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let old = self.snapshot.load_full();
+        let (keys, fresh_until, keys_changed) =
+            if force_keys || old.keys.is_empty() || Instant::now() >= old.jwks_fresh_until {
+                let (keys, age) = self.fetch_jwks().await?;
+                let changed = keys.keys().ne(old.keys.keys()) || keys.len() != old.keys.len();
+                (keys, Instant::now() + age, changed)
+            } else {
+                (old.keys.clone(), old.jwks_fresh_until, false)
+            };
+        let feed = self.fetch_feed(&keys, old.feed.cursor()).await?;
+        let mut state = old.feed.clone();
+        state.apply(feed, (self.config.clock)());
+        self.snapshot.store(Arc::new(Snapshot {
+            keys,
+            jwks_fresh_until: fresh_until,
+            feed: state,
+            refreshed: Some(Instant::now()),
+            verified: if keys_changed {
+                RwLock::default()
+            } else {
+                RwLock::new(old.verified.read().clone())
+            },
+        }));
+        Ok(())
+    }
+
+    /// [`Verifier::refresh_with`] without forcing the keys.
+    pub async fn refresh(&self) -> Result<(), FetchError> {
+        self.refresh_with(false).await
+    }
+
+    /// Polls every `poll` (and at once, keys included, after an unknown
+    /// `kid`) until the returned task is aborted. A failed refresh leaves
+    /// the last state in place, which ages toward stale.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = me.refresh_with(false).await;
+                tokio::select! {
+                    () = tokio::time::sleep(me.config.poll) => {}
+                    () = me.wake.notified() => {
+                        let _ = me.refresh_with(true).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Asks the poller to refetch the JWKS now, at most every 30 s.
+    fn unknown_kid(&self) {
+        let mut last = self.last_kid_refetch.lock();
+        if last.is_none_or(|t| t.elapsed() >= UNKNOWN_KID_REFETCH) {
+            *last = Some(Instant::now());
+            self.wake.notify_one();
+        }
+    }
+
+    /// Every rule `/verify` applies, offline: the token's shape, header,
+    /// key and signature (cached per token string), issuer and times, then
+    /// the feed's revocations and account rules.
+    pub fn verify(&self, bearer: &str) -> Result<Arc<Claims>, Reason> {
+        let s = self.snapshot.load();
+        let fresh = s
+            .refreshed
+            .is_some_and(|t| t.elapsed() <= self.config.max_staleness);
+        if !fresh && self.config.when_stale == WhenStale::Refuse {
+            return Err(Reason::Stale);
+        }
+        let cached = s.verified.read().get(bearer).cloned();
+        let claims = match cached {
+            Some(c) => c,
+            None => {
+                let c =
+                    token::verify_signature(bearer, |kid| s.keys.get(kid)).inspect_err(|e| {
+                        if *e == TokenError::UnknownKey {
+                            self.unknown_kid();
+                        }
+                    })?;
+                let c = Arc::new(c);
+                let mut map = s.verified.write();
+                if map.len() >= CACHE_CAPACITY {
+                    map.clear();
+                }
+                map.insert(bearer.into(), c.clone());
+                c
+            }
+        };
+        let now = (self.config.clock)();
+        token::check_claims(&claims, &self.config.issuer, now)?;
+        s.feed.check(&claims, now)?;
+        Ok(claims)
+    }
+}
