@@ -9,3 +9,4 @@ mod helpers;
 mod interop;
 mod lifecycle;
 mod memory;
+mod partner_service;

@@ -12,10 +12,18 @@
 //! - [`verifier`] (feature `client`, on by default): the polling
 //!   [`verifier::Verifier`] that keeps the JWKS and the feed fresh and gives
 //!   `/verify`'s verdict offline.
+//! - [`warp_filter`] (feature `warp`): `bearer(verifier)`, extracting the
+//!   claims, with RFC 6750 rejection replies.
+//! - [`tower_layer`] (feature `tower`): [`tower_layer::BearerLayer`] for
+//!   axum, tonic or any tower stack.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod feed;
 pub mod token;
+#[cfg(feature = "tower")]
+pub mod tower_layer;
 #[cfg(feature = "client")]
 pub mod verifier;
+#[cfg(feature = "warp")]
+pub mod warp_filter;

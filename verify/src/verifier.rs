@@ -187,6 +187,24 @@ impl Verifier {
         })
     }
 
+    /// A verifier from keys and a feed state already at hand (tests,
+    /// benchmarks, or a service that loads them itself), fresh as of now.
+    pub fn from_parts(
+        config: VerifierConfig,
+        keys: HashMap<String, VerifyingKey>,
+        feed: RevocationState,
+    ) -> Arc<Self> {
+        let v = Self::new(config);
+        v.snapshot.store(Arc::new(Snapshot {
+            keys,
+            jwks_fresh_until: Instant::now() + Duration::from_secs(300),
+            feed,
+            refreshed: Some(Instant::now()),
+            verified: RwLock::default(),
+        }));
+        v
+    }
+
     async fn fetch_jwks(&self) -> Result<(HashMap<String, VerifyingKey>, Duration), FetchError> {
         let url = format!("{}/.well-known/jwks.json", self.config.tessera_url);
         let http = |source| FetchError::Http {

@@ -1,0 +1,95 @@
+//! SPEC §8's sample service, `tessera-verify`'s `partner_service` example,
+//! end to end against a real Tessera: a token passes `/whoami`, no token
+//! gets the bare challenge, and once the token is revoked the service
+//! refuses it after its next poll of the feed, without asking `/verify`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{eventually, spawn_process};
+
+fn build_example() -> std::path::PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "tessera-verify",
+            "--example",
+            "partner_service",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("debug/examples/partner_service")
+}
+
+#[tokio::test]
+async fn the_sample_service_verifies_offline_and_follows_the_feed() {
+    let bin = tokio::task::spawn_blocking(build_example).await.unwrap();
+    let app = spawn_process().await;
+    let pw = app.create_user("partner").await;
+    let token = app.token_for("partner", &pw).await;
+    let mut child = Command::new(bin)
+        .args(["--tessera-url", &app.partner, "--listen", "127.0.0.1:0"])
+        .args(["--poll", "1s", "--max-staleness", "1m"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let addr = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split("listening addr=").nth(1).map(str::to_owned))
+            .expect("the service logs its address")
+    })
+    .await
+    .unwrap();
+    let whoami = format!("http://{addr}/whoami");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = client
+        .get(&whoami)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "partner");
+    let r = client.get(&whoami).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], r#"Bearer realm="tessera""#);
+    app.admin_post("/admin/revocations", json!({"token": token}))
+        .await;
+    let refused = eventually(10, || async {
+        let r = client
+            .get(&whoami)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        r.status() == StatusCode::UNAUTHORIZED
+            && r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("token revoked")
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        refused,
+        "the revocation reached the service through the feed"
+    );
+}

@@ -1,0 +1,86 @@
+//! [`BearerLayer`]: a tower layer (for axum, tonic, or any tower stack)
+//! that lets a request through only with a valid `Authorization: Bearer`
+//! token, putting its `Arc<Claims>` into the request's extensions, and
+//! answers anything else 401 with the RFC 6750 challenge.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{HeaderValue, Request, Response, StatusCode};
+
+use crate::verifier::Verifier;
+use crate::warp_filter::{bearer_token, challenge};
+
+/// Wraps services with bearer-token verification.
+#[derive(Clone)]
+pub struct BearerLayer {
+    verifier: Arc<Verifier>,
+}
+
+impl BearerLayer {
+    /// A layer verifying with `verifier`.
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for BearerLayer {
+    type Service = Bearer<S>;
+
+    fn layer(&self, inner: S) -> Bearer<S> {
+        Bearer {
+            inner,
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+/// The service [`BearerLayer`] makes.
+#[derive(Clone)]
+pub struct Bearer<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for Bearer<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<ResBody>, S::Error>> + Send>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let value = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let verdict = match bearer_token(value) {
+            None => Err(None),
+            Some(t) => self.verifier.verify(t).map_err(Some),
+        };
+        match verdict {
+            Ok(claims) => {
+                req.extensions_mut().insert(claims);
+                Box::pin(self.inner.call(req))
+            }
+            Err(refusal) => {
+                let mut r = Response::new(ResBody::default());
+                *r.status_mut() = StatusCode::UNAUTHORIZED;
+                if let Ok(v) = HeaderValue::from_str(&challenge("tessera", refusal.as_ref())) {
+                    r.headers_mut().insert(WWW_AUTHENTICATE, v);
+                }
+                Box::pin(async move { Ok(r) })
+            }
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `bearer(verifier)`: a warp filter that extracts a request's verified
+//! [`Claims`] from `Authorization: Bearer`, and [`handle_rejection`], which
+//! answers a refusal as RFC 6750 §3 says: 401 with `WWW-Authenticate:
+//! Bearer realm=…` (no error code without a token; `invalid_token` and
+//! `/verify`'s reason otherwise).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use warp::Filter;
+use warp::http::StatusCode;
+use warp::http::header::WWW_AUTHENTICATE;
+
+use crate::token::Claims;
+use crate::verifier::{Reason, Verifier};
+
+/// Why a request was refused; carried in the warp rejection.
+#[derive(Debug)]
+pub enum BearerRejection {
+    /// No `Authorization: Bearer` token.
+    Missing,
+    /// The token was refused.
+    Invalid(Reason),
+}
+
+impl warp::reject::Reject for BearerRejection {}
+
+/// The `WWW-Authenticate` value for a refusal (RFC 6750 §3).
+pub fn challenge(realm: &str, refusal: Option<&Reason>) -> String {
+    match refusal {
+        None => format!(r#"Bearer realm="{realm}""#),
+        Some(r) => {
+            format!(r#"Bearer realm="{realm}", error="invalid_token", error_description="{r}""#)
+        }
+    }
+}
+
+/// The token of an `Authorization` header value, if it is a Bearer one.
+pub fn bearer_token(value: Option<&str>) -> Option<&str> {
+    let (scheme, token) = value?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Extracts the verified claims, or rejects with a [`BearerRejection`].
+pub fn bearer(
+    verifier: Arc<Verifier>,
+) -> impl Filter<Extract = (Arc<Claims>,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and_then(move |value: Option<String>| {
+        let verifier = verifier.clone();
+        async move {
+            let token = bearer_token(value.as_deref())
+                .ok_or_else(|| warp::reject::custom(BearerRejection::Missing))?;
+            verifier
+                .verify(token)
+                .map_err(|r| warp::reject::custom(BearerRejection::Invalid(r)))
+        }
+    })
+}
+
+/// Answers a [`BearerRejection`] with 401 and the RFC 6750 challenge
+/// (realm `tessera`); passes other rejections on.
+pub async fn handle_rejection(
+    r: warp::Rejection,
+) -> Result<warp::reply::Response, warp::Rejection> {
+    let refusal = match r.find::<BearerRejection>() {
+        Some(BearerRejection::Missing) => None,
+        Some(BearerRejection::Invalid(reason)) => Some(*reason),
+        None => return Err(r),
+    };
+    let reply = warp::reply::with_status("unauthorized", StatusCode::UNAUTHORIZED);
+    let reply = warp::reply::with_header(
+        reply,
+        WWW_AUTHENTICATE,
+        challenge("tessera", refusal.as_ref()),
+    );
+    Ok(warp::Reply::into_response(reply))
+}
+
+/// [`handle_rejection`] for filters that must not fail (`recover`'s type).
+pub async fn recover(r: warp::Rejection) -> Result<warp::reply::Response, Infallible> {
+    Ok(handle_rejection(r).await.unwrap_or_else(|_| {
+        warp::Reply::into_response(warp::reply::with_status("not found", StatusCode::NOT_FOUND))
+    }))
+}

@@ -1,0 +1,114 @@
+//! The warp filter and the tower layer: a valid token passes with its
+//! claims, a missing one gets the bare RFC 6750 challenge, a bad one
+//! `invalid_token` with `/verify`'s reason.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use ed25519_dalek::SigningKey;
+use tessera_verify::feed::RevocationState;
+use tessera_verify::token::{self, Claims};
+use tessera_verify::tower_layer::BearerLayer;
+use tessera_verify::verifier::{Verifier, VerifierConfig};
+use tessera_verify::warp_filter;
+use tower::{Layer, ServiceExt};
+use warp::Filter;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn setup() -> (Arc<Verifier>, String) {
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let claims = Claims {
+        iss: "tessera".into(),
+        sub: "partner".into(),
+        iat: now(),
+        exp: now() + 600,
+        jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+    };
+    let token = token::encode(&claims, &token::encoded_header("k"), &key);
+    let keys = HashMap::from([("k".to_owned(), key.verifying_key())]);
+    let v = Verifier::from_parts(
+        VerifierConfig::new("http://unused"),
+        keys,
+        RevocationState::default(),
+    );
+    (v, token)
+}
+
+#[tokio::test]
+async fn the_warp_filter_extracts_claims_and_challenges_per_rfc_6750() {
+    let (v, token) = setup();
+    let route = warp::path!("whoami")
+        .and(warp_filter::bearer(v))
+        .map(|c: Arc<Claims>| c.sub.clone())
+        .recover(warp_filter::recover);
+    let ok = warp::test::request()
+        .path("/whoami")
+        .header("authorization", format!("Bearer {token}"))
+        .reply(&route)
+        .await;
+    assert_eq!(
+        (ok.status().as_u16(), ok.body().as_ref()),
+        (200, b"partner".as_ref())
+    );
+    let none = warp::test::request().path("/whoami").reply(&route).await;
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        r#"Bearer realm="tessera""#
+    );
+    let bad = warp::test::request()
+        .path("/whoami")
+        .header("authorization", "Bearer not.a.token")
+        .reply(&route)
+        .await;
+    assert_eq!(bad.status(), 401);
+    assert_eq!(
+        bad.headers()["www-authenticate"],
+        r#"Bearer realm="tessera", error="invalid_token", error_description="malformed token""#
+    );
+}
+
+#[tokio::test]
+async fn the_tower_layer_guards_any_service() {
+    let (v, token) = setup();
+    let inner = tower::service_fn(|req: http::Request<()>| async move {
+        let sub = req.extensions().get::<Arc<Claims>>().map(|c| c.sub.clone());
+        Ok::<_, Infallible>(http::Response::new(sub.unwrap_or_default()))
+    });
+    let svc = BearerLayer::new(v).layer(inner);
+    let req = |auth: Option<String>| {
+        let mut b = http::Request::builder().uri("/whoami");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        b.body(()).unwrap()
+    };
+    let ok = svc
+        .clone()
+        .oneshot(req(Some(format!("Bearer {token}"))))
+        .await
+        .unwrap();
+    assert_eq!((ok.status().as_u16(), ok.body().as_str()), (200, "partner"));
+    let none = svc.clone().oneshot(req(None)).await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        r#"Bearer realm="tessera""#
+    );
+    let tampered = format!("Bearer {}x", &token[..token.len() - 1]);
+    let bad = svc.oneshot(req(Some(tampered))).await.unwrap();
+    assert_eq!(bad.status(), 401);
+    assert!(
+        bad.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+}
