@@ -243,6 +243,8 @@ fn verifier(app: &TestApp) -> std::sync::Arc<Verifier> {
     let clock = app.clock_handle();
     let mut config = VerifierConfig::new(app.partner.clone());
     config.clock = std::sync::Arc::new(move || clock.now());
+    // These tests move the clock by hours; staleness has its own test.
+    config.max_staleness = std::time::Duration::from_secs(86_400);
     Verifier::new(config)
 }
 
@@ -303,4 +305,36 @@ async fn a_verifier_refuses_a_feed_from_another_issuer() {
     let v = verifier(&app);
     let err = v.refresh().await.unwrap_err();
     assert!(err.to_string().contains("issuer"), "{err}");
+}
+
+#[tokio::test]
+async fn a_verifier_cut_off_from_tessera_fails_closed_after_max_staleness() {
+    let app = spawn_app().await;
+    let pw = app.create_user("partner").await;
+    let token = app.token_for("partner", &pw).await;
+    let clock = app.clock_handle();
+    let mut config = VerifierConfig::new(app.partner.clone());
+    config.max_staleness = std::time::Duration::from_secs(60);
+    config.clock = std::sync::Arc::new(move || clock.now());
+    let v = Verifier::new(config.clone());
+    v.refresh().await.unwrap();
+    config.when_stale = tessera_verify::verifier::WhenStale::Accept;
+    let lenient = Verifier::new(config);
+    lenient.refresh().await.unwrap();
+    let app = app.stop_and_keep_clock().await;
+    assert!(v.refresh().await.is_err(), "Tessera is gone");
+    app.advance(60);
+    assert!(
+        v.verify(&token).is_ok(),
+        "the cached state serves until max_staleness"
+    );
+    app.advance(1);
+    assert_eq!(
+        v.verify(&token).unwrap_err().to_string(),
+        "revocation state stale"
+    );
+    assert!(
+        lenient.verify(&token).is_ok(),
+        "configured to accept when stale"
+    );
 }

@@ -127,6 +127,18 @@ impl TestApp {
         (self.data_dir.clone(), self.dir.take(), self.clock.now())
     }
 
+    /// Stops the app (its listeners close) but keeps its clock to move.
+    pub async fn stop_and_keep_clock(mut self) -> StoppedApp {
+        let clock = self.clock.clone();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        StoppedApp { clock }
+    }
+
     /// Stops the app and starts it again on the same data dir and clock.
     pub async fn restart(self, args: &[&str]) -> TestApp {
         let (data_dir, dir, at) = self.stop().await;
@@ -146,5 +158,17 @@ impl Drop for TestApp {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// An app that was stopped; only its clock is left.
+pub struct StoppedApp {
+    clock: Clock,
+}
+
+impl StoppedApp {
+    /// Moves the clock forward.
+    pub fn advance(&self, secs: u64) {
+        self.clock.set(self.clock.now() + secs);
     }
 }

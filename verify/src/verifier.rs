@@ -119,8 +119,9 @@ struct Snapshot {
     keys: HashMap<String, VerifyingKey>,
     jwks_fresh_until: Instant,
     feed: RevocationState,
-    /// When the feed was last refreshed; None before the first.
-    refreshed: Option<Instant>,
+    /// When the feed was last refreshed, by the configured clock (unix
+    /// seconds); None before the first.
+    refreshed: Option<u64>,
     verified: RwLock<HashMap<Box<str>, Arc<Claims>>>,
 }
 
@@ -199,7 +200,7 @@ impl Verifier {
             keys,
             jwks_fresh_until: Instant::now() + Duration::from_secs(300),
             feed,
-            refreshed: Some(Instant::now()),
+            refreshed: Some((v.config.clock)()),
             verified: RwLock::default(),
         }));
         v
@@ -282,12 +283,13 @@ impl Verifier {
             };
         let feed = self.fetch_feed(&keys, old.feed.cursor()).await?;
         let mut state = old.feed.clone();
-        state.apply(feed, (self.config.clock)());
+        let now = (self.config.clock)();
+        state.apply(feed, now);
         self.snapshot.store(Arc::new(Snapshot {
             keys,
             jwks_fresh_until: fresh_until,
             feed: state,
-            refreshed: Some(Instant::now()),
+            refreshed: Some(now),
             verified: if keys_changed {
                 RwLock::default()
             } else {
@@ -334,9 +336,10 @@ impl Verifier {
     /// the feed's revocations and account rules.
     pub fn verify(&self, bearer: &str) -> Result<Arc<Claims>, Reason> {
         let s = self.snapshot.load();
+        let now = (self.config.clock)();
         let fresh = s
             .refreshed
-            .is_some_and(|t| t.elapsed() <= self.config.max_staleness);
+            .is_some_and(|t| now.saturating_sub(t) <= self.config.max_staleness.as_secs());
         if !fresh && self.config.when_stale == WhenStale::Refuse {
             return Err(Reason::Stale);
         }
@@ -359,7 +362,6 @@ impl Verifier {
                 c
             }
         };
-        let now = (self.config.clock)();
         token::check_claims(&claims, &self.config.issuer, now)?;
         s.feed.check(&claims, now)?;
         Ok(claims)

@@ -112,3 +112,35 @@ async fn the_tower_layer_guards_any_service() {
             .contains("invalid_token")
     );
 }
+
+#[tokio::test]
+async fn the_tower_layer_works_in_axum() {
+    let (v, token) = setup();
+    let app = axum::Router::new()
+        .route(
+            "/whoami",
+            axum::routing::get(
+                |axum::Extension(c): axum::Extension<Arc<Claims>>| async move { c.sub.clone() },
+            ),
+        )
+        .layer(BearerLayer::new(v));
+    let req = |auth: Option<String>| {
+        let mut b = http::Request::builder().uri("/whoami");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    };
+    let ok = app
+        .clone()
+        .oneshot(req(Some(format!("Bearer {token}"))))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let none = app.oneshot(req(None)).await.unwrap();
+    assert_eq!(none.status(), 401);
+    assert_eq!(
+        none.headers()["www-authenticate"],
+        r#"Bearer realm="tessera""#
+    );
+}
