@@ -338,3 +338,49 @@ async fn a_verifier_cut_off_from_tessera_fails_closed_after_max_staleness() {
         "configured to accept when stale"
     );
 }
+
+#[tokio::test]
+async fn the_feed_with_10000_revocations_and_1000_restricted_users_stays_small() {
+    let app = spawn_app().await;
+    let now = app.now();
+    let mut lines: Vec<Value> = app
+        .admin_get("/admin/export")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &Value| l["type"] == "header" || l["type"] == "key")
+        .collect();
+    let hash =
+        json!({"sha256-salted": {"salt": B64.encode([1u8; 16]), "hash": B64.encode([2u8; 32])}});
+    for i in 0..1000 {
+        lines.push(json!({"type": "user", "user": {
+            "username": format!("partner{i:04}"), "status": "disabled",
+            "created_at": now - 86_400, "updated_at": now, "expires_at": null,
+            "token_ttl_secs": null, "tokens_valid_after": now, "note": null, "password": hash}}));
+    }
+    for i in 0..10_000 {
+        lines.push(json!({"type": "revocation", "jti": format!("{i:022}"), "exp": now + 3600}));
+    }
+    lines.push(json!({"type": "end", "users": 1000, "keys": 2, "revocations": 10_000}));
+    let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let r = app
+        .admin_request(reqwest::Method::POST, "/admin/import")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let feed = app.partner_get("/revocations").await.text().await.unwrap();
+    let claims: Value =
+        serde_json::from_slice(&B64.decode(feed.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["revoked"].as_array().unwrap().len(), 10_000);
+    assert_eq!(claims["subjects"].as_object().unwrap().len(), 1000);
+    eprintln!(
+        "full feed with 10,000 revocations and 1,000 restricted users: {} bytes",
+        feed.len()
+    );
+    assert!(feed.len() < 1 << 20, "{} bytes", feed.len());
+}

@@ -367,3 +367,39 @@ impl Verifier {
         Ok(claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unknown_kids_ask_for_the_jwks_at_most_every_30_seconds() {
+        let v = Verifier::from_parts(
+            VerifierConfig::new("http://unused"),
+            HashMap::new(),
+            RevocationState::default(),
+        );
+        async fn asked(v: &Verifier) -> bool {
+            tokio::time::timeout(Duration::from_millis(20), v.wake.notified())
+                .await
+                .is_ok()
+        }
+        v.unknown_kid();
+        assert!(asked(&v).await, "the first unknown kid wakes the poller");
+        v.unknown_kid();
+        assert!(!asked(&v).await, "a second one within 30 s does not");
+        *v.last_kid_refetch.lock() = Some(Instant::now() - UNKNOWN_KID_REFETCH);
+        v.unknown_kid();
+        assert!(asked(&v).await, "after 30 s it does again");
+    }
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            max_age(Some("public, max-age=300")),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(max_age(Some("no-store")), None);
+        assert_eq!(max_age(None), None);
+    }
+}
