@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The source of "now" for the service. The system clock in production; a
 /// settable value in tests so nothing has to sleep.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Clock(Option<Arc<AtomicU64>>);
 
 impl Clock {

@@ -204,3 +204,46 @@ fn jtis_are_128_random_bits() {
     assert_eq!(B64.decode(&a).unwrap().len(), 16, "{a}");
     assert_eq!(a.len(), 22);
 }
+
+#[tokio::test]
+async fn only_the_right_password_of_either_scheme_gets_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service(dir.path(), Clock::fixed(T0));
+    let (_, generated) = s
+        .create_user(NewUser {
+            username: "fast".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let generated = generated.unwrap();
+    s.create_user(NewUser {
+        username: "slow".into(),
+        password: Some("operator-chosen".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let issue = |user: &'static str, pw: String| {
+        let s = &s;
+        async move { s.issue_token(&local(), user, &pw).await }
+    };
+    assert!(issue("fast", generated.to_string()).await.is_ok());
+    assert!(issue("slow", "operator-chosen".into()).await.is_ok());
+    for (user, pw) in [
+        ("fast", "1b4e28ba-2fa1-41d2-883f-0016d3cca427"),
+        ("fast", "not-a-uuid"),
+        ("slow", "operator-chosen!"),
+        ("slow", "1b4e28ba-2fa1-41d2-883f-0016d3cca427"),
+        ("nobody", "operator-chosen"),
+        ("nobody", "1b4e28ba-2fa1-41d2-883f-0016d3cca427"),
+    ] {
+        assert!(
+            matches!(
+                issue(user, pw.into()).await,
+                Err(IssueError::InvalidCredentials)
+            ),
+            "{user} / {pw}"
+        );
+    }
+}

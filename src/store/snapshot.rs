@@ -595,6 +595,11 @@ mod tests {
     }
 
     #[test]
+    fn an_import_line_may_hold_64_kib() {
+        assert_eq!(MAX_LINE_BYTES, 65_536, "the limit the README documents");
+    }
+
+    #[test]
     fn lines_are_split_across_chunks() {
         let got = split(&[b"ab", b"c\nde", b"\n\nf"]);
         let want: Vec<Result<Vec<u8>, String>> = vec![
