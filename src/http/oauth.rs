@@ -249,6 +249,15 @@ async fn issue(
     ))
 }
 
+/// The `token` parameter of introspection and revocation (required).
+fn token_param(params: &HashMap<String, Secret>) -> Result<&str, OAuthError> {
+    params
+        .get("token")
+        .map(|t| t.as_str())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))
+}
+
 /// Whether the head carries the admin token as a Bearer (introspection
 /// callers may be the operator).
 fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
@@ -306,10 +315,7 @@ async fn introspection(
     if !is_admin(&state, &headers) {
         authenticate(&state, &headers, peer, &mut params).await?;
     }
-    let token = params
-        .get("token")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let token = token_param(&params)?;
     let verdict = match state.service.verify_bearer(token) {
         Ok(c) => serde_json::json!({
             "active": true,
@@ -344,10 +350,7 @@ async fn revocation(
 ) -> Result<Response, OAuthError> {
     let mut params = parameters(&headers, &body)?;
     let (caller, _) = authenticate(&state, &headers, peer, &mut params).await?;
-    let token = params
-        .get("token")
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let token = token_param(&params)?;
     match state.service.verify_bearer(token) {
         Ok(c) if c.sub == caller => {
             state

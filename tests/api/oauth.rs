@@ -403,6 +403,21 @@ async fn introspection_needs_a_caller() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "client_secret_post");
     assert_eq!(r.json::<Value>().await.unwrap()["active"], true);
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let r = app
+            .partner_request(reqwest::Method::POST, path)
+            .basic_auth("rs", Some(&secret))
+            .form(&[("token", "")])
+            .send()
+            .await
+            .unwrap();
+        let (s, e, _, _) = error_of(r).await;
+        assert_eq!(
+            (s, e.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
