@@ -219,7 +219,7 @@ pub(crate) fn an_import_refuses_names_twice_and_broken_uploads(s: &dyn Store) {
     let user_twice = [&all[..2], &all[1..]].concat().join("\n");
     let user_twice = user_twice.replace("\"users\":1", "\"users\":2");
     let err = import(s, &user_twice).unwrap_err().to_string();
-    assert!(err.contains("user a appears twice"), "{err}");
+    assert!(err.contains("import line 3: user a appears twice"), "{err}");
     let rev = all
         .iter()
         .position(|l| l.contains("\"revocation\""))
@@ -227,12 +227,16 @@ pub(crate) fn an_import_refuses_names_twice_and_broken_uploads(s: &dyn Store) {
     let jti_twice = [&all[..=rev], &all[rev..]].concat().join("\n");
     let jti_twice = jti_twice.replace("\"revocations\":1", "\"revocations\":2");
     let err = import(s, &jti_twice).unwrap_err().to_string();
-    assert!(err.contains("jti j1 appears twice"), "{err}");
+    assert!(
+        err.contains(&format!("import line {}: jti j1 appears twice", rev + 2)),
+        "{err}"
+    );
     let mut broken = lines(text.as_bytes())
         .take(2)
         .chain(std::iter::once(Err("the upload broke off".to_string())));
     let err = s.import(&mut broken, &|_| audit("i", "-"));
-    assert!(err.unwrap_err().to_string().contains("broke off"));
+    let err = err.unwrap_err().to_string();
+    assert!(err.contains("import line 3: the upload broke off"), "{err}");
     assert!(s.user(&name("a")).unwrap().is_some(), "nothing changed");
     assert!(s.is_revoked("j1"));
 }

@@ -580,6 +580,8 @@ mod tests {
         let without_header = lines[1..].join("\n");
         assert!(refused(without_header.as_bytes()).contains("header"));
         assert!(refused(b"").contains("no export header"));
+        let late_header = format!("\n{text}");
+        assert!(refused(late_header.as_bytes()).contains("first line, once"));
         let header_twice = format!("{}\n{text}", lines[0]);
         assert!(refused(header_twice.as_bytes()).contains("once"));
         let after_end = format!("{text}{}\n", lines[1]);
