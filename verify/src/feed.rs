@@ -255,6 +255,10 @@ mod tests {
         assert_eq!(s.check(&claims("d", 100, "c"), 100), Ok(()), "re-enabled");
         s.apply(feed(true, &[], &[]), 100);
         assert!(s.is_empty(), "a full snapshot replaces");
+        s.apply(feed(true, &[("a", 2000)], &[]), 100);
+        assert!(!s.is_empty(), "a jti alone");
+        s.apply(feed(true, &[], &[("d", state(0))]), 100);
+        assert!(!s.is_empty(), "a subject alone");
     }
 
     #[test]
