@@ -14,6 +14,10 @@ use crate::user::{AccountError, AccountStatus, Username};
 const T0: u64 = 1_900_000_000;
 
 fn service(dir: &std::path::Path, clock: Clock) -> Service {
+    service_with_queue(dir, clock, 64)
+}
+
+fn service_with_queue(dir: &std::path::Path, clock: Clock, hash_queue: usize) -> Service {
     let store = Arc::new(RedbStore::open(dir).unwrap());
     Service::start(
         store,
@@ -26,7 +30,7 @@ fn service(dir: &std::path::Path, clock: Clock) -> Service {
                 lockout: Duration::from_secs(60),
                 max_lockout: Duration::from_secs(3600),
             },
-            hash_queue: 64,
+            hash_queue,
         },
         clock,
     )
@@ -246,4 +250,44 @@ async fn only_the_right_password_of_either_scheme_gets_a_token() {
             "{user} / {pw}"
         );
     }
+}
+
+#[tokio::test]
+async fn fast_logins_never_wait_behind_argon2id_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = service_with_queue(dir.path(), Clock::fixed(T0), 1);
+    let (_, generated) = s
+        .create_user(NewUser {
+            username: "fast".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s.create_user(NewUser {
+        username: "slow".into(),
+        password: Some("operator-chosen".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Occupy every hashing thread, then the one queue slot.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Arc::new(std::sync::Mutex::new(released));
+    let (started_tx, started) = std::sync::mpsc::channel::<()>();
+    for _ in 0..crate::hash_pool::HashPool::default_threads() {
+        let (released, started_tx) = (released.clone(), started_tx.clone());
+        s.hash_pool.spawn(move || {
+            started_tx.send(()).unwrap();
+            let _ = released.lock().unwrap().recv();
+        });
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a hashing thread took the blocker");
+    }
+    s.hash_pool.spawn(|| {});
+    let fast = s.issue_token(&local(), "fast", &generated.unwrap()).await;
+    assert!(fast.is_ok(), "the fast scheme never touches the pool");
+    let slow = s.issue_token(&local(), "slow", "operator-chosen").await;
+    assert!(matches!(slow, Err(IssueError::Busy)), "{slow:?}");
+    drop(release);
 }
