@@ -2,7 +2,7 @@
 wrote: client_credentials with both token_endpoint_auth_methods, then
 introspection and revocation. Prints one JSON object with what it saw.
 
-usage: authlib_client.py PARTNER_URL CLIENT_ID CLIENT_SECRET
+usage: authlib_client.py PARTNER_URL CLIENT_ID  (the client secret on stdin)
 """
 import json
 import os
@@ -11,7 +11,8 @@ import sys
 os.environ["AUTHLIB_INSECURE_TRANSPORT"] = "1"  # loopback http in tests
 from authlib.integrations.requests_client import OAuth2Session  # noqa: E402
 
-base, client_id, secret = sys.argv[1:4]
+base, client_id = sys.argv[1:3]
+secret = sys.stdin.read().strip()
 seen = {}
 for method in ("client_secret_basic", "client_secret_post"):
     session = OAuth2Session(client_id, secret, token_endpoint_auth_method=method)

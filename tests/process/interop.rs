@@ -41,11 +41,23 @@ async fn authlib_fetches_introspects_and_revokes() {
         "/tests/interop/authlib_client.py"
     );
     let partner = app.partner.clone();
+    // The secret goes through stdin, never argv (visible to every process).
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .args([script, &partner, "authlib_client", &secret])
-            .output()
+        use std::io::Write as _;
+        let mut child = Command::new("python3")
+            .args([script, &partner, "authlib_client"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
             .unwrap()
+            .write_all(secret.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
     })
     .await
     .unwrap();

