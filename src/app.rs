@@ -6,7 +6,7 @@
 use std::fs;
 use std::future::Future;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use tokio::net::TcpListener;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::config::Config;
+use crate::config::{Config, Storage};
 use crate::http::{self, AppState, ConnectionLimits};
 use crate::service::{InternalError, Service, Settings};
 use crate::store::{RedbStore, Store, StoreError};
@@ -42,6 +42,22 @@ pub enum StartError {
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The `--seed` file could not be read or applied.
+    #[error("seed file {path}: {reason}")]
+    Seed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the user and field.
+        reason: String,
+    },
+    /// `<data-dir>/admin.url` could not be written.
+    #[error("could not write {path}: {source}; check the data dir's permissions")]
+    AdminUrl {
+        /// The file.
+        path: PathBuf,
         /// The cause.
         source: std::io::Error,
     },
@@ -75,10 +91,7 @@ pub fn load_or_create_admin_token(path: &Path) -> Result<Zeroizing<String>, Star
             Ok(Zeroizing::new(token.to_owned()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut bytes = [0u8; 32];
-            getrandom::fill(&mut bytes).map_err(|e| err(format!("no OS randomness: {e}")))?;
-            let token = Zeroizing::new(B64.encode(bytes));
-            bytes.zeroize();
+            let token = unguessable()?;
             let mut file = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -95,16 +108,79 @@ pub fn load_or_create_admin_token(path: &Path) -> Result<Zeroizing<String>, Star
     }
 }
 
+/// The file `serve` writes the admin API's base URL to, so the CLI on the
+/// same host can reach the server that holds the data dir.
+pub const ADMIN_URL_FILE: &str = "admin.url";
+
+/// The admin base URL clients on this host use for a bound address: an
+/// unspecified IP (`0.0.0.0`, `::`) is reached on loopback.
+pub fn admin_base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+/// `<data-dir>/admin.url`, written (0600, replacing a stale one) once the
+/// admin listener is bound and removed when the app is dropped after a
+/// clean stop.
+struct AdminUrlFile(PathBuf);
+
+impl AdminUrlFile {
+    fn write(data_dir: &Path, addr: SocketAddr) -> Result<Self, StartError> {
+        let path = data_dir.join(ADMIN_URL_FILE);
+        let written = (|| {
+            let tmp = data_dir.join(".admin.url.tmp");
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            writeln!(file, "{}", admin_base_url(addr))?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        written.map_err(|source| StartError::AdminUrl {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for AdminUrlFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// 32 random bytes, base64url: an admin token or a value nobody holds.
+fn unguessable() -> Result<Zeroizing<String>, StartError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StartError::AdminToken {
+        path: PathBuf::new(),
+        reason: format!("no OS randomness: {e}"),
+    })?;
+    let token = Zeroizing::new(B64.encode(bytes));
+    bytes.zeroize();
+    Ok(token)
+}
+
 /// A built server, listeners bound, not yet serving.
 pub struct App {
     state: Arc<AppState>,
     partner: TcpListener,
-    admin: TcpListener,
+    admin: Option<TcpListener>,
+    admin_url_file: Option<AdminUrlFile>,
     limits: ConnectionLimits,
     /// The partner listener's bound address.
     pub partner_addr: SocketAddr,
-    /// The admin listener's bound address.
-    pub admin_addr: SocketAddr,
+    /// The admin listener's bound address; None when the admin API is off
+    /// (`--ephemeral` without `--admin-token-file`).
+    pub admin_addr: Option<SocketAddr>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
@@ -117,9 +193,31 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
     Ok((listener, bound))
 }
 
+/// Reads and applies a `--seed` file (creating and updating, never
+/// deleting). Passwords it generates are printed once on stdout.
+async fn seed(service: &Service, path: &Path) -> Result<(), StartError> {
+    let err = |reason: String| StartError::Seed {
+        path: path.to_owned(),
+        reason,
+    };
+    let text = fs::read_to_string(path).map_err(|e| err(format!("could not read it: {e}")))?;
+    let file = crate::declaration::parse_toml(&text).map_err(err)?;
+    let desired = crate::declaration::check_all(&file.users).map_err(err)?;
+    let report = service
+        .apply(desired, false, false)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    for (user, password) in &report.passwords {
+        println!("password for {user}: {password}");
+    }
+    tracing::info!(summary = %report.summary(), "applied seed file");
+    Ok(())
+}
+
 impl App {
     /// Opens the store (failing at once if another process has it), loads or
-    /// creates keys and the admin token, and binds both listeners.
+    /// creates keys and the admin token, applies `--seed`, and binds both
+    /// listeners.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         Self::build_with_clock(config, Clock::system()).await
     }
@@ -127,9 +225,16 @@ impl App {
     /// [`App::build`] with the clock every rule reads: tests pass a fixed
     /// one and move it instead of sleeping.
     pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, StartError> {
-        let store: Arc<dyn Store> = Arc::new(RedbStore::open(&config.data_dir)?);
+        let store: Arc<dyn Store> = match &config.storage {
+            Storage::DataDir(dir) => Arc::new(RedbStore::open(dir)?),
+            Storage::Memory => Arc::new(RedbStore::in_memory()?),
+        };
         tracing::info!(path = %store.describe(), "opened database");
-        let admin_token = load_or_create_admin_token(&config.admin_token_file)?;
+        let admin_token = config
+            .admin_token_file
+            .as_deref()
+            .map(load_or_create_admin_token)
+            .transpose()?;
         let service = Service::start(
             store,
             Settings {
@@ -140,17 +245,35 @@ impl App {
             },
             clock,
         )?;
+        if let Some(path) = &config.seed {
+            seed(&service, path).await?;
+        }
         if crate::client::trusts_everyone(&config.trusted_proxies) {
             tracing::warn!(
                 "--trusted-proxies includes 0.0.0.0/0 or ::/0: any client can choose the address its failed logins are counted under; list only your proxies"
             );
         }
         let (partner, partner_addr) = bind(config.listen).await?;
-        let (admin, admin_addr) = bind(config.admin_listen).await?;
+        let (admin, admin_addr) = match &admin_token {
+            Some(_) => {
+                let (listener, addr) = bind(config.admin_listen).await?;
+                (Some(listener), Some(addr))
+            }
+            None => (None, None),
+        };
+        let admin_url_file = match (&config.storage, admin_addr) {
+            (Storage::DataDir(dir), Some(addr)) => Some(AdminUrlFile::write(dir, addr)?),
+            _ => None,
+        };
         let state = Arc::new(AppState {
             service: Arc::new(service),
             trusted_proxies: config.trusted_proxies.clone(),
-            admin_token_digest: http::admin::token_digest(&admin_token),
+            // With the admin API off no token can match: the digest of a
+            // fresh random value nobody holds.
+            admin_token_digest: match &admin_token {
+                Some(token) => http::admin::token_digest(token),
+                None => http::admin::token_digest(&unguessable()?),
+            },
             body_read_timeout: config.body_read_timeout,
             public_url: config
                 .public_url
@@ -158,11 +281,15 @@ impl App {
                 .unwrap_or_else(|| format!("http://{partner_addr}")),
         });
         tracing::info!("listening partner={partner_addr}");
-        tracing::info!("listening admin={admin_addr}");
+        match admin_addr {
+            Some(addr) => tracing::info!("listening admin={addr}"),
+            None => tracing::info!("admin API off: --ephemeral without --admin-token-file"),
+        }
         Ok(Self {
             state,
             partner,
             admin,
+            admin_url_file,
             limits: ConnectionLimits {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
@@ -193,12 +320,14 @@ impl App {
             self.limits,
             stopped(),
         ));
-        let admin = tokio::spawn(http::serve(
-            self.admin,
-            http::admin_routes(&self.state),
-            self.limits,
-            stopped(),
-        ));
+        let admin = self.admin.map(|listener| {
+            tokio::spawn(http::serve(
+                listener,
+                http::admin_routes(&self.state),
+                self.limits,
+                stopped(),
+            ))
+        });
         let service = self.state.service.clone();
         let pruner = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PRUNE_INTERVAL);
@@ -210,9 +339,13 @@ impl App {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(partner, admin);
+        let _ = partner.await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         pruner.abort();
         let _ = pruner.await;
+        drop(self.admin_url_file);
         tracing::info!("stopped");
     }
 }

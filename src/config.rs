@@ -74,6 +74,23 @@ pub struct ServeArgs {
     /// Longest lockout.
     #[arg(long, env = "TESSERA_THROTTLE_MAX_LOCKOUT", default_value = "1h", value_parser = parse_duration)]
     pub throttle_max_lockout: Duration,
+    /// Keep the database and keys in memory; nothing is written to a data
+    /// dir and all is gone at exit (test environments). The admin API
+    /// listens only when --admin-token-file is given.
+    #[arg(long, env = "TESSERA_EPHEMERAL")]
+    pub ephemeral: bool,
+    /// A declarative TOML file of users, applied before the listeners open.
+    #[arg(long, env = "TESSERA_SEED")]
+    pub seed: Option<PathBuf>,
+}
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// `<dir>/tessera.redb`, with `admin.token` and `admin.url` beside it.
+    DataDir(PathBuf),
+    /// In memory only (`--ephemeral`).
+    Memory,
 }
 
 /// Parses a humantime duration of at least one second (`90s`, `15m`, `7d`).
@@ -109,8 +126,8 @@ pub struct ThrottleConfig {
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Data directory.
-    pub data_dir: PathBuf,
+    /// Where the database lives.
+    pub storage: Storage,
     /// Partner listener.
     pub listen: SocketAddr,
     /// Admin listener.
@@ -119,8 +136,11 @@ pub struct Config {
     pub issuer: String,
     /// Default token TTL in whole seconds.
     pub token_ttl_secs: u64,
-    /// Where the admin token lives.
-    pub admin_token_file: PathBuf,
+    /// Where the admin token lives; None (only with `--ephemeral`) keeps
+    /// the admin listener off.
+    pub admin_token_file: Option<PathBuf>,
+    /// `--seed`: a declarative file applied before the listeners open.
+    pub seed: Option<PathBuf>,
     /// Proxies whose X-Forwarded-For is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Log format.
@@ -161,11 +181,17 @@ impl Config {
         if args.throttle_failures == 0 {
             return Err("--throttle-failures must be at least 1".into());
         }
-        let admin_token_file = args
-            .admin_token_file
-            .unwrap_or_else(|| args.data_dir.join("admin.token"));
+        let (storage, admin_token_file) = if args.ephemeral {
+            (Storage::Memory, args.admin_token_file)
+        } else {
+            let file = args
+                .admin_token_file
+                .unwrap_or_else(|| args.data_dir.join("admin.token"));
+            (Storage::DataDir(args.data_dir), Some(file))
+        };
         Ok(Self {
-            data_dir: args.data_dir,
+            storage,
+            seed: args.seed,
             listen: args.listen,
             admin_listen: args.admin_listen,
             issuer: args.issuer,

@@ -50,6 +50,7 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod declaration;
 pub mod hash_pool;
 pub mod http;
 pub mod keys;

@@ -17,7 +17,13 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    init_logging_at("info", format);
+}
+
+/// Logs to stderr at `default_level` unless `TESSERA_LOG` says otherwise.
+fn init_logging_at(default_level: &str, format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -88,6 +94,10 @@ fn main() -> ExitCode {
                     Err(e) => report(&e),
                 }
             })
+        }
+        admin => {
+            init_logging_at("warn", LogFormat::Text);
+            tessera::cli::run_admin(admin)
         }
     }
 }

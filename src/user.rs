@@ -208,8 +208,8 @@ impl User {
     }
 }
 
-/// The user object of SPEC §3.
-#[derive(Debug, Clone, Serialize)]
+/// The user object of SPEC §3 (the CLI reads it back from the API).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserView {
     /// Login name.
     pub username: String,

@@ -20,7 +20,8 @@ use warp::reply::Response;
 use super::errors::{ApiError, Listener, Unauthorized, methods};
 use super::reply::{self, json, with_header};
 use super::{AppState, body, form, raw_query, with_state};
-use crate::service::{AdminError, KeyView, NewUser, RevokeTarget, UserPatch};
+use crate::declaration::{self, ApplyRequest};
+use crate::service::{AdminError, KeyView, NewUser, RevokeTarget, UserPatch, VerifyError};
 use crate::store::{AuditEvent, Page};
 use crate::time;
 use crate::user::{AccountStatus, MAX_NOTE_CHARS, User, UserView, Username};
@@ -91,6 +92,10 @@ pub fn routes(
         .or(export(state))
         .unify()
         .or(import(state))
+        .unify()
+        .or(apply(state))
+        .unify()
+        .or(check_token(state))
         .unify()
         .or(metrics(state))
         .unify()
@@ -471,6 +476,45 @@ fn list_revocations(state: &AppState, query: &str) -> Handled {
     ))
 }
 
+// ---- /admin/tokens/check ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckBody {
+    token: String,
+}
+
+/// `POST /admin/tokens/check` `{"token":"…"}`: `/verify`'s verdict for a
+/// token, as JSON, so an operator (`tessera token check`) can ask the admin
+/// API what a partner's service would be told: `{"valid":true, sub, jti,
+/// iat, exp}` or `{"valid":false, "reason": <the /verify error_description>}`.
+fn check_token(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "tokens" / "check")
+        .and(methods(&[Method::POST], "POST"))
+        .and(with_state(state))
+        .and(body::bytes(MAX_JSON_BYTES, state.body_read_timeout))
+        .then(|state: Arc<AppState>, body: Bytes| async move {
+            respond(&state, "tokens.check", async {
+                let b: CheckBody = json_body(&body)?;
+                let verdict = match state.service.verify_bearer(b.token.trim()) {
+                    Ok(c) => serde_json::json!({
+                        "valid": true,
+                        "sub": c.sub,
+                        "jti": c.jti,
+                        "iat": c.iat,
+                        "exp": c.exp,
+                    }),
+                    Err(VerifyError::Internal(e)) => return Err(AdminError::Internal(e).into()),
+                    Err(e) => serde_json::json!({ "valid": false, "reason": e.to_string() }),
+                };
+                Ok(json(StatusCode::OK, &verdict))
+            })
+            .await
+        })
+}
+
 // ---- /admin/keys ----
 
 fn key_views(keys: Vec<KeyView>) -> serde_json::Value {
@@ -633,6 +677,32 @@ fn import(
             };
             state.observe("admin", "import", started);
             response
+        })
+}
+
+// ---- /admin/apply ----
+
+/// Largest declarative document over the API (about 10,000 users).
+pub const MAX_APPLY_BYTES: usize = 4 * 1024 * 1024;
+
+fn apply(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("admin" / "apply")
+        .and(methods(&[Method::POST], "POST"))
+        .and(with_state(state))
+        .and(body::bytes(MAX_APPLY_BYTES, state.body_read_timeout))
+        .then(|state: Arc<AppState>, body: Bytes| async move {
+            respond(&state, "apply", async {
+                let request: ApplyRequest = json_body(&body)?;
+                let desired = declaration::check_all(&request.users).map_err(ApiError::invalid)?;
+                let report = state
+                    .service
+                    .apply(desired, request.prune, request.dry_run)
+                    .await?;
+                Ok(json(StatusCode::OK, &report))
+            })
+            .await
         })
 }
 

@@ -7,6 +7,7 @@
 //! right after the commit that changed it, under one lock, so no request
 //! sees state older than an acknowledged write.
 
+mod apply;
 mod backup;
 mod error;
 mod feed;
@@ -74,6 +75,8 @@ pub struct Service {
     hash_pool: HashPool,
     /// Serialises key changes (rotate, drop, import) from read to publish.
     key_changes: Mutex<()>,
+    /// Serialises declarative applies from plan to commit.
+    apply_lock: Mutex<()>,
 }
 
 impl Service {
@@ -107,6 +110,7 @@ impl Service {
             keys: ArcSwap::from_pointee(KeyState::new(keyring)),
             hash_pool,
             key_changes: Mutex::new(()),
+            apply_lock: Mutex::new(()),
         })
     }
 

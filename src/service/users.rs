@@ -87,7 +87,7 @@ impl Service {
     /// Hashes a new password with the scheme its shape calls for; generates
     /// a UUID v4 when none is given. Argon2id runs on tokio's blocking pool,
     /// never behind login checks. Returns the generated password, if any.
-    async fn hash_new_password(
+    pub(super) async fn hash_new_password(
         &self,
         chosen: Option<String>,
     ) -> Result<(PasswordHash, Option<Zeroizing<String>>), AdminError> {

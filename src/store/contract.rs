@@ -4,7 +4,7 @@
 //! is held to exactly the same behaviour as the embedded one.
 
 use super::snapshot::BadSnapshot;
-use super::{Audit, Store, StoreError};
+use super::{Audit, Store, StoreError, UserWrite};
 use crate::keys::{self, KeyStatus};
 use crate::user::{User, Username};
 
@@ -14,6 +14,7 @@ macro_rules! store_contract_tests {
     ($fresh:expr) => {
         store_contract_tests!(@each $fresh;
             users_crud_pagination_and_audit,
+            a_batch_of_user_writes_is_one_audited_transaction,
             revocations_are_kept_until_exp,
             keys_are_replaced_whole_and_ordered,
             the_ttl_high_water_mark_only_rises,
@@ -135,6 +136,48 @@ pub(crate) fn users_crud_pagination_and_audit(s: &dyn Store) {
     assert_eq!(
         s.audit_events(Some(events[0].seq), 2).unwrap()[0].seq,
         events[1].seq
+    );
+}
+
+pub(crate) fn a_batch_of_user_writes_is_one_audited_transaction(s: &dyn Store) {
+    populate(s, &["keep", "gone"]);
+    let before = s.audit_events(None, 1).unwrap()[0].seq;
+    let mut changed = user("keep");
+    changed.note = Some("from the file".into());
+    s.write_users(vec![
+        (UserWrite::Put(user("new")), audit("user.create", "new")),
+        (UserWrite::Put(changed), audit("user.update", "keep")),
+        (
+            UserWrite::Delete(name("gone")),
+            audit("user.delete", "gone"),
+        ),
+    ])
+    .unwrap();
+    assert!(s.user(&name("new")).unwrap().is_some());
+    assert!(s.user(&name("gone")).unwrap().is_none());
+    assert_eq!(
+        s.user(&name("keep")).unwrap().unwrap().note.as_deref(),
+        Some("from the file")
+    );
+    let events = s.audit_events(None, 10).unwrap();
+    let actions: Vec<(&str, &str)> = events[..3]
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("user.delete", "gone"),
+            ("user.update", "keep"),
+            ("user.create", "new")
+        ]
+    );
+    assert!(events[2].seq > before);
+    s.write_users(Vec::new()).unwrap();
+    assert_eq!(
+        s.audit_events(None, 1).unwrap()[0].seq,
+        events[0].seq,
+        "an empty batch writes nothing"
     );
 }
 

@@ -145,6 +145,15 @@ pub struct Page<T> {
 /// A change to one user, applied inside the store's transaction.
 pub type UserChange<'a> = Box<dyn FnOnce(&mut User) + Send + 'a>;
 
+/// One user write of a batch ([`Store::write_users`]).
+#[derive(Debug, Clone)]
+pub enum UserWrite {
+    /// Insert or replace the user.
+    Put(User),
+    /// Remove the user if present.
+    Delete(Username),
+}
+
 /// The chunks of a snapshot being imported, as lines; an `Err` line means
 /// the upload broke off.
 pub type SnapshotLines<'a> = &'a mut dyn Iterator<Item = Result<Vec<u8>, String>>;
@@ -185,6 +194,10 @@ pub trait Store: Send + Sync {
 
     /// Deletes a user; false when absent.
     fn delete_user(&self, name: &Username, audit: Audit) -> Result<bool, StoreError>;
+
+    /// Applies every write, each with its audit event, in one
+    /// transaction: all of them or none (a declarative `apply`).
+    fn write_users(&self, writes: Vec<(UserWrite, Audit)>) -> Result<(), StoreError>;
 
     /// Users sorted by name, strictly after `after`, at most `limit`.
     fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError>;

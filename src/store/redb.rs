@@ -29,7 +29,7 @@ use redb::{
 use serde::Serialize;
 
 use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
-use super::{Audit, AuditEvent, Page, SnapshotLines, Store, StoreError, UserChange};
+use super::{Audit, AuditEvent, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite};
 use crate::keys::{KeyRecord, KeyStatus};
 use crate::user::{User, Username};
 
@@ -50,6 +50,8 @@ const TTL_HIGH_WATER_KEY: &str = "ttl_high_water";
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// The database file name inside the data dir.
 pub const DB_FILE: &str = "tessera.redb";
+/// What [`RedbStore::in_memory`] calls its location in logs.
+const IN_MEMORY: &str = "in memory";
 
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
@@ -237,6 +239,18 @@ impl RedbStore {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(data_dir.to_owned()),
                 other => other.into(),
             })?;
+        Self::load(db, path)
+    }
+
+    /// A database held in memory only (`serve --ephemeral`, test
+    /// environments): the same engine and transactions as [`RedbStore::open`],
+    /// nothing written to disk, everything gone when the process ends.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Self::load(db, PathBuf::from(IN_MEMORY))
+    }
+
+    fn load(db: Database, path: PathBuf) -> Result<Self, StoreError> {
         init_schema(&db, &path)?;
         let tx = db.begin_read()?;
         let users = ArcSwap::from_pointee(tx.open_table(USERNAME_TO_USER)?);
@@ -379,6 +393,31 @@ impl Store for RedbStore {
         append_audit(&tx, audit)?;
         self.commit_users(tx, &writer)?;
         Ok(true)
+    }
+
+    /// Every write in one transaction, each with its audit event.
+    fn write_users(&self, writes: Vec<(UserWrite, Audit)>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let writer = self.write_lock();
+        let tx = self.db.begin_write()?;
+        for (write, audit) in writes {
+            {
+                let mut table = tx.open_table(USERNAME_TO_USER)?;
+                match &write {
+                    UserWrite::Put(user) => {
+                        table.insert(user.username.as_str(), encode_user(user).as_slice())?;
+                    }
+                    UserWrite::Delete(name) => {
+                        table.remove(name.as_str())?;
+                    }
+                }
+            }
+            append_audit(&tx, audit)?;
+        }
+        self.commit_users(tx, &writer)?;
+        Ok(())
     }
 
     /// Users sorted by name, strictly after `after`, at most `limit`.
@@ -619,6 +658,15 @@ mod tests {
         let store: Box<dyn Store> = Box::new(RedbStore::open(dir.path()).unwrap());
         (dir, store)
     });
+
+    mod in_memory {
+        use super::*;
+
+        store_contract_tests!(|| {
+            let store: Box<dyn Store> = Box::new(RedbStore::in_memory().unwrap());
+            ((), store)
+        });
+    }
 
     #[test]
     fn second_open_of_same_dir_is_refused() {

@@ -24,6 +24,8 @@ async fn every_route_needs_the_admin_token() {
         (Method::GET, "/admin/audit"),
         (Method::GET, "/admin/export"),
         (Method::POST, "/admin/import"),
+        (Method::POST, "/admin/apply"),
+        (Method::POST, "/admin/tokens/check"),
         (Method::GET, "/metrics"),
         (Method::GET, "/no/such/route"),
     ];

@@ -65,7 +65,9 @@ pub async fn spawn_on(
     }
     argv.extend(["--admin-listen", "127.0.0.1:0"]);
     argv.extend(args);
-    let Command::Serve(serve) = Cli::try_parse_from(argv).unwrap().command;
+    let Command::Serve(serve) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!("the argv is a serve command")
+    };
     let config = Config::from_args(serve).unwrap();
     let clock = Clock::fixed(unix_secs);
     let app = App::build_with_clock(config, clock.clone()).await?;
@@ -75,7 +77,7 @@ pub async fn spawn_on(
         .to_owned();
     let endpoints = Endpoints::new(
         &app.partner_addr.to_string(),
-        &app.admin_addr.to_string(),
+        &app.admin_addr.expect("the admin API listens").to_string(),
         admin_token,
     );
     let service = app.service();

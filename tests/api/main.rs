@@ -6,6 +6,7 @@
 mod http;
 
 mod admin;
+mod apply;
 mod corpus;
 mod feed;
 mod helpers;

@@ -1,0 +1,146 @@
+//! Which way a command reaches the admin API (SPEC §6 "Online or offline,
+//! same result"): `--admin-url` always goes over HTTP; otherwise the
+//! command opens the data dir's database itself, and when a running server
+//! holds it, goes through that server's admin API, whose URL the server
+//! wrote to `<data-dir>/admin.url`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use clap::Args;
+use zeroize::Zeroizing;
+
+use super::api::{AdminApi, CallError, Chunks, Method, Sink};
+use super::local::InProcess;
+use super::remote::OverHttp;
+use crate::app::ADMIN_URL_FILE;
+use crate::store::redb::DB_FILE;
+use crate::store::{RedbStore, StoreError};
+
+/// Flags every admin command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// The data dir (as `serve`): opened directly, or through the server
+    /// that holds it.
+    #[arg(
+        long,
+        env = "TESSERA_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Go through the admin API at this URL (a server on another host).
+    #[arg(long, env = "TESSERA_ADMIN_URL", global = true)]
+    pub admin_url: Option<String>,
+    /// Admin token file for the API [default: <data-dir>/admin.token].
+    #[arg(long, env = "TESSERA_ADMIN_TOKEN_FILE", global = true)]
+    pub admin_token_file: Option<PathBuf>,
+    /// The `iss` tokens must carry (`token check` on a data dir).
+    #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera", global = true)]
+    pub issuer: String,
+    /// Print the admin API's JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The admin API, reached one way or the other.
+pub enum Backend {
+    /// The data dir, opened by this process.
+    Offline(InProcess),
+    /// A running server's admin API.
+    Online(OverHttp),
+}
+
+/// Whether a command may create the database when the data dir has none
+/// (provisioning before the first `serve`) or needs an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Reads: a missing database is an error, not a new empty one.
+    Existing,
+    /// Writes: a missing database is created.
+    CreateIfMissing,
+}
+
+fn read_token(common: &Common) -> Result<Zeroizing<String>, String> {
+    let path = common
+        .admin_token_file
+        .clone()
+        .unwrap_or_else(|| common.data_dir.join("admin.token"));
+    let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "admin token file {} unreadable: {e}; pass --admin-token-file",
+            path.display()
+        )
+    })?);
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("admin token file {} is empty", path.display()));
+    }
+    Ok(Zeroizing::new(token.to_owned()))
+}
+
+fn admin_url(data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join(ADMIN_URL_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_owned()),
+        _ => Err(format!(
+            "data dir {} is in use by another process, and {} does not say where its admin API is: start `tessera serve` with the admin API on, or pass --admin-url",
+            data_dir.display(),
+            path.display()
+        )),
+    }
+}
+
+/// Opens the data dir, or finds the server that holds it.
+pub fn connect(common: &Common, needs: Needs) -> Result<Backend, String> {
+    if let Some(url) = &common.admin_url {
+        return Ok(Backend::Online(OverHttp::new(url, read_token(common)?)?));
+    }
+    let dir = &common.data_dir;
+    if needs == Needs::Existing && !dir.join(DB_FILE).exists() {
+        return Err(format!(
+            "no Tessera database in {}: pass --data-dir, or --admin-url for a server elsewhere",
+            dir.display()
+        ));
+    }
+    match RedbStore::open(dir) {
+        Ok(store) => Ok(Backend::Offline(InProcess::start(
+            Arc::new(store),
+            common.issuer.clone(),
+        )?)),
+        Err(StoreError::InUse(_)) => {
+            let url = admin_url(dir)?;
+            Ok(Backend::Online(OverHttp::new(&url, read_token(common)?)?))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl AdminApi for Backend {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, CallError> {
+        match self {
+            Self::Offline(api) => api.call(method, path, body).await,
+            Self::Online(api) => api.call(method, path, body).await,
+        }
+    }
+
+    async fn download(&self, path: &str, sink: Sink<'_>) -> Result<(), CallError> {
+        match self {
+            Self::Offline(api) => api.download(path, sink).await,
+            Self::Online(api) => api.download(path, sink).await,
+        }
+    }
+
+    async fn upload(&self, path: &str, chunks: Chunks) -> Result<Bytes, CallError> {
+        match self {
+            Self::Offline(api) => api.upload(path, chunks).await,
+            Self::Online(api) => api.upload(path, chunks).await,
+        }
+    }
+}

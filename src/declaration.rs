@@ -1,0 +1,363 @@
+//! The declarative user document of SPEC §6: what `tessera apply`,
+//! `serve --seed` and `POST /admin/apply` take. One set of types reads it
+//! from TOML (`[[user]]` tables, in a file) and from JSON (`{"users": […]}`,
+//! over the admin API), so both are held to the same fields and checks.
+//! [`DeclaredUser::check`] turns an entry into a [`Desired`] user with every
+//! value parsed, or an error naming the user and the field.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::config::parse_duration;
+use crate::password::PasswordHash;
+use crate::store::snapshot;
+use crate::time;
+use crate::user::{AccountStatus, MAX_NOTE_CHARS, Username, check_password_rule};
+
+/// A declarative file: `[[user]]` tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclarationFile {
+    /// The users, in file order.
+    #[serde(default, rename = "user")]
+    pub users: Vec<DeclaredUser>,
+}
+
+/// The body of `POST /admin/apply`: the same document as JSON, and how to
+/// apply it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// The users the store should hold.
+    #[serde(default)]
+    pub users: Vec<DeclaredUser>,
+    /// Delete users the document does not name.
+    #[serde(default)]
+    pub prune: bool,
+    /// Work out the changes, make none.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One user as the document states it. Absent optional fields mean "none"
+/// (an applied file clears an expiry it no longer gives); an absent
+/// password means "keep the stored one" (or generate one for a new user).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredUser {
+    /// The login name.
+    pub username: String,
+    /// A clear-text password (test fixtures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// A hash as exported: a PHC string `$argon2id$…`, or the export's
+    /// `{"argon2id":{…}}` / `{"sha256-salted":{…}}` form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<DeclaredHash>,
+    /// `active` (the default) or `disabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AccountStatus>,
+    /// RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// A duration (`15m`, `1h`) or whole seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_ttl: Option<DeclaredTtl>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A password hash as a document may give it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeclaredHash {
+    /// `$argon2id$v=19$m=…,t=…,p=…$salt$hash`.
+    Phc(String),
+    /// As in an export's user line.
+    Exported(PasswordHash),
+}
+
+/// A token TTL as a document may give it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeclaredTtl {
+    /// Whole seconds.
+    Seconds(u64),
+    /// A humantime duration: `90s`, `15m`, `1h`, `7d`.
+    Text(String),
+}
+
+/// A declared user with every field parsed and checked.
+#[derive(Debug)]
+pub struct Desired {
+    /// The login name.
+    pub username: Username,
+    /// A clear-text password to set (or keep, when it already verifies).
+    pub password: Option<Zeroizing<String>>,
+    /// A hash to store as given.
+    pub password_hash: Option<PasswordHash>,
+    /// Active or disabled.
+    pub status: AccountStatus,
+    /// Unix seconds.
+    pub expires_at: Option<u64>,
+    /// Seconds.
+    pub token_ttl_secs: Option<u64>,
+    /// Free text.
+    pub note: Option<String>,
+}
+
+/// What an apply did (or, in a dry run, would do): the answer of
+/// `POST /admin/apply`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyReport {
+    /// Users created, by name.
+    pub created: Vec<String>,
+    /// Users whose fields or password changed.
+    pub updated: Vec<String>,
+    /// Users deleted (only with `prune`).
+    pub deleted: Vec<String>,
+    /// Users that already matched.
+    pub unchanged: u64,
+    /// Passwords generated for created users that the document gave none;
+    /// shown once, never stored in clear.
+    pub passwords: BTreeMap<String, String>,
+}
+
+impl ApplyReport {
+    /// `N created, N updated, N deleted, N unchanged`.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} created, {} updated, {} deleted, {} unchanged",
+            self.created.len(),
+            self.updated.len(),
+            self.deleted.len(),
+            self.unchanged
+        )
+    }
+}
+
+fn field_error(user: &str, field: &str, message: impl std::fmt::Display) -> String {
+    format!("user {user:?}: {field}: {message}")
+}
+
+impl DeclaredHash {
+    fn parse(&self) -> Result<PasswordHash, String> {
+        let hash = match self {
+            Self::Phc(phc) if phc.starts_with("$argon2id$") => {
+                PasswordHash::Argon2id { phc: phc.clone() }
+            }
+            Self::Phc(_) => {
+                return Err("give an Argon2id PHC string ($argon2id$…) or an exported hash object like {\"sha256-salted\":{…}}".into());
+            }
+            Self::Exported(hash) => hash.clone(),
+        };
+        hash.validate()?;
+        Ok(hash)
+    }
+}
+
+impl DeclaredTtl {
+    fn seconds(&self) -> Result<u64, String> {
+        let secs = match self {
+            Self::Seconds(s) => *s,
+            Self::Text(t) => parse_duration(t)?.as_secs(),
+        };
+        snapshot::check_ttl(secs)?;
+        Ok(secs)
+    }
+}
+
+impl DeclaredUser {
+    /// Parses and checks every field; the error names the user and field.
+    pub fn check(&self) -> Result<Desired, String> {
+        let user = self.username.as_str();
+        let username = Username::parse(user).map_err(|e| field_error(user, "username", e))?;
+        if self.password.is_some() && self.password_hash.is_some() {
+            return Err(field_error(
+                user,
+                "password",
+                "give password or password_hash, not both",
+            ));
+        }
+        if let Some(pw) = &self.password {
+            check_password_rule(pw).map_err(|e| field_error(user, "password", e))?;
+        }
+        let password_hash = self
+            .password_hash
+            .as_ref()
+            .map(DeclaredHash::parse)
+            .transpose()
+            .map_err(|e| field_error(user, "password_hash", e))?;
+        let expires_at = self
+            .expires_at
+            .as_deref()
+            .map(|t| time::parse_rfc3339(t).and_then(|s| time::check_in_range("expires_at", s)))
+            .transpose()
+            .map_err(|e| field_error(user, "expires_at", e))?;
+        let token_ttl_secs = self
+            .token_ttl
+            .as_ref()
+            .map(DeclaredTtl::seconds)
+            .transpose()
+            .map_err(|e| field_error(user, "token_ttl", e))?;
+        if self
+            .note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
+        {
+            return Err(field_error(
+                user,
+                "note",
+                format!("must be at most {MAX_NOTE_CHARS} characters"),
+            ));
+        }
+        Ok(Desired {
+            username,
+            password: self.password.clone().map(Zeroizing::new),
+            password_hash,
+            status: self.status.unwrap_or(AccountStatus::Active),
+            expires_at,
+            token_ttl_secs,
+            note: self.note.clone(),
+        })
+    }
+}
+
+/// Checks every entry and that no name is declared twice.
+pub fn check_all(users: &[DeclaredUser]) -> Result<Vec<Desired>, String> {
+    let mut seen = HashSet::new();
+    users
+        .iter()
+        .map(|u| {
+            let desired = u.check()?;
+            if !seen.insert(desired.username.clone()) {
+                return Err(field_error(
+                    &u.username,
+                    "username",
+                    "declared twice; keep one entry per user",
+                ));
+            }
+            Ok(desired)
+        })
+        .collect()
+}
+
+/// Reads a TOML declarative file's text.
+pub fn parse_toml(text: &str) -> Result<DeclarationFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(toml: &str) -> Result<Desired, String> {
+        let file = parse_toml(toml)?;
+        check_all(&file.users).map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn a_full_entry_parses() {
+        let d = one(r#"
+            [[user]]
+            username = "channel_user"
+            password = "6f1c8a52-0b7e-4d3c-9a51-2f8e7d6c5b4a"
+            status = "disabled"
+            expires_at = "2027-06-30T00:00:00Z"
+            token_ttl = "15m"
+            note = "calendar sync"
+            "#)
+        .unwrap();
+        assert_eq!(d.username.as_str(), "channel_user");
+        assert_eq!(d.status, AccountStatus::Disabled);
+        assert_eq!(d.expires_at, Some(1_814_313_600));
+        assert_eq!(d.token_ttl_secs, Some(900));
+        assert_eq!(d.note.as_deref(), Some("calendar sync"));
+    }
+
+    #[test]
+    fn defaults_are_active_and_none() {
+        let d = one("[[user]]\nusername = \"a\"\ntoken_ttl = 60\n").unwrap();
+        assert_eq!(d.status, AccountStatus::Active);
+        assert_eq!((d.expires_at, d.token_ttl_secs), (None, Some(60)));
+        assert!(d.password.is_none() && d.password_hash.is_none() && d.note.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_user_and_the_field() {
+        for (toml, field) in [
+            ("username = \"bad name\"", "username"),
+            ("username = \"a\"\ntoken_ttl = \"forever\"", "token_ttl"),
+            ("username = \"a\"\ntoken_ttl = 0", "token_ttl"),
+            ("username = \"a\"\nexpires_at = \"tomorrow\"", "expires_at"),
+            ("username = \"a\"\npassword = \"\"", "password"),
+            (
+                "username = \"a\"\npassword = \"x\"\npassword_hash = \"$argon2id$v=19$m=1,t=1,p=1$c2FsdA$aGFzaA\"",
+                "password",
+            ),
+            (
+                "username = \"a\"\npassword_hash = \"plain\"",
+                "password_hash",
+            ),
+            (
+                "username = \"a\"\npassword_hash = \"$argon2id$junk\"",
+                "password_hash",
+            ),
+        ] {
+            let err = one(&format!("[[user]]\n{toml}\n")).unwrap_err();
+            assert!(err.contains(&format!(": {field}: ")), "{toml}: {err}");
+        }
+        let long = "x".repeat(MAX_NOTE_CHARS + 1);
+        let err = one(&format!("[[user]]\nusername = \"a\"\nnote = \"{long}\"\n")).unwrap_err();
+        assert!(err.starts_with("user \"a\": note: "), "{err}");
+        let ok = "x".repeat(MAX_NOTE_CHARS);
+        assert!(one(&format!("[[user]]\nusername = \"a\"\nnote = \"{ok}\"\n")).is_ok());
+    }
+
+    #[test]
+    fn a_name_declared_twice_is_refused() {
+        let file = parse_toml("[[user]]\nusername = \"a\"\n[[user]]\nusername = \"a\"\n").unwrap();
+        let err = check_all(&file.users).unwrap_err();
+        assert!(err.contains("declared twice"), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_place() {
+        let err = parse_toml("[[user]]\nusername = \"a\"\npasword = \"x\"\n").unwrap_err();
+        assert!(err.contains("pasword") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn exported_hashes_are_accepted_in_both_forms() {
+        let hash = crate::password::hash_new("a chosen password").unwrap();
+        let PasswordHash::Argon2id { phc } = &hash else {
+            panic!("chosen passwords use Argon2id")
+        };
+        let d = one(&format!(
+            "[[user]]\nusername = \"a\"\npassword_hash = \"{phc}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(d.password_hash, Some(hash.clone()));
+        let json = serde_json::json!({"users":[{"username":"a","password_hash": hash}]});
+        let req: ApplyRequest = serde_json::from_value(json).unwrap();
+        assert_eq!(check_all(&req.users).unwrap()[0].password_hash, Some(hash));
+    }
+
+    #[test]
+    fn the_summary_counts_each_kind() {
+        let report = ApplyReport {
+            created: vec!["a".into()],
+            updated: vec!["b".into(), "c".into()],
+            deleted: vec![],
+            unchanged: 4,
+            passwords: BTreeMap::new(),
+        };
+        assert_eq!(
+            report.summary(),
+            "1 created, 2 updated, 0 deleted, 4 unchanged"
+        );
+    }
+}
