@@ -274,3 +274,31 @@ async fn a_seed_file_is_applied_before_the_listeners_open() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn ephemeral_without_an_admin_token_file_keeps_the_admin_api_off() {
+    use clap::Parser;
+    use tessera::cli::{Cli, Command};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let argv = [
+        "tessera",
+        "serve",
+        "--ephemeral",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ];
+    let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
+        unreachable!()
+    };
+    let config = tessera::config::Config::from_args(args).unwrap();
+    let app = tessera::app::App::build(config).await.unwrap();
+    assert_eq!(app.admin_addr, None);
+    assert!(app.service().ready());
+    drop(app);
+    assert!(!data.exists(), "nothing was written to the data dir");
+}

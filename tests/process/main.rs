@@ -5,6 +5,7 @@
 #[path = "../common/http.rs"]
 mod http;
 
+mod cli;
 mod helpers;
 mod interop;
 mod lifecycle;

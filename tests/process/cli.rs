@@ -1,0 +1,472 @@
+//! The operator CLI (SPEC §6) as operators run it: the real binary, offline
+//! on a data dir and online through the server that holds it, with the
+//! same output both ways; exit codes; `admin.url`; `--ephemeral`;
+//! completions.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::helpers::{spawn_on, spawn_process_with};
+
+const ALICE_PW: &str = "6f1c8a52-0b7e-4d3c-9a51-2f8e7d6c5b4a";
+
+/// What one command did.
+#[derive(Debug, PartialEq, Eq)]
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `tessera ARGS` in `cwd` with `--data-dir data`, feeding `stdin`.
+fn tessera_in(cwd: &Path, args: &[&str], stdin: Option<&str>) -> Ran {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(cwd)
+        .env("TESSERA_DATA_DIR", "data")
+        .env_remove("TESSERA_ADMIN_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tessera");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn ok(cwd: &Path, args: &[&str]) -> String {
+    let ran = tessera_in(cwd, args, None);
+    assert_eq!(ran.code, 0, "tessera {args:?}: {ran:?}");
+    ran.stdout
+}
+
+/// Replaces what differs between two equal runs a second apart: times
+/// within a day of now, generated UUIDs and new key ids.
+fn normalize(text: &str) -> String {
+    let now = std::time::SystemTime::now();
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    while i < chars.len() {
+        let take = |n: usize| {
+            chars[i..(i + n).min(chars.len())]
+                .iter()
+                .collect::<String>()
+        };
+        let t20 = take(20);
+        if let Ok(t) = humantime::parse_rfc3339(&t20) {
+            let close = match now.duration_since(t) {
+                Ok(d) => d.as_secs() < 86_400,
+                Err(e) => e.duration().as_secs() < 86_400,
+            };
+            if close {
+                out.push_str("<now>");
+                i += 20;
+                continue;
+            }
+        }
+        let t36 = take(36);
+        if uuid::Uuid::parse_str(&t36).is_ok() && t36.len() == 36 {
+            out.push_str("<uuid>");
+            i += 36;
+            continue;
+        }
+        let starts_word = i == 0 || !is_b64(chars[i - 1]);
+        let word: String = chars[i..].iter().take_while(|c| is_b64(**c)).collect();
+        if starts_word && word.chars().count() == 43 {
+            out.push_str("<kid>");
+            i += 43;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+async fn token(app: &crate::helpers::TestProcess, user: &str, pw: &str) -> String {
+    let r = app.generate_token(user, pw).await;
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_command_prints_the_same_online_and_offline() {
+    // A source deployment with users, keys and two tokens of alice's.
+    let root = tempfile::tempdir().unwrap();
+    let source = root.path().join("source");
+    std::fs::create_dir(&source).unwrap();
+    let add = tessera_in(
+        &source,
+        &["user", "add", "alice", "--password-stdin"],
+        Some(ALICE_PW),
+    );
+    assert_eq!(add.code, 0, "{add:?}");
+    ok(&source, &["user", "add", "bob", "--note", "calendar sync"]);
+    let (t1, t2) = {
+        let mut server = spawn_on(&source.join("data"), &[]).unwrap();
+        let tokens = (
+            token(&server, "alice", ALICE_PW).await,
+            token(&server, "alice", ALICE_PW).await,
+        );
+        assert!(server.signal_and_wait("-TERM").success());
+        tokens
+    };
+    ok(&source, &["export", "-o", "snapshot.jsonl"]);
+    let snapshot = source.join("snapshot.jsonl");
+
+    // Two copies of it: one used offline, one through its running server.
+    let offline = root.path().join("offline");
+    let online = root.path().join("online");
+    for dir in [&offline, &online] {
+        std::fs::create_dir(dir).unwrap();
+        ok(dir, &["import", snapshot.to_str().unwrap()]);
+    }
+    let server = spawn_on(&online.join("data"), &[]).unwrap();
+    assert!(online.join("data/admin.url").exists());
+
+    std::fs::write(
+        offline.join("users.toml"),
+        "[[user]]\nusername = \"alice\"\n\n[[user]]\nusername = \"carol\"\npassword = \"0b3e5b8c-7d2a-4f1e-9c6b-5a4d3e2f1a0b\"\ntoken_ttl = \"15m\"\n",
+    )
+    .unwrap();
+    std::fs::copy(offline.join("users.toml"), online.join("users.toml")).unwrap();
+    std::fs::write(
+        offline.join("bad.toml"),
+        "[[user]]\nusername = \"x\"\ntoken_ttl = \"never\"\n",
+    )
+    .unwrap();
+    std::fs::copy(offline.join("bad.toml"), online.join("bad.toml")).unwrap();
+
+    let steps: Vec<(Vec<&str>, Option<&str>)> = vec![
+        (vec!["user", "list"], None),
+        (vec!["user", "list", "--json"], None),
+        (vec!["user", "list", "--limit", "1"], None),
+        (vec!["user", "list", "--after", "alice"], None),
+        (vec!["user", "show", "bob"], None),
+        (vec!["user", "show", "bob", "--json"], None),
+        (vec!["user", "show", "nobody"], None),
+        (
+            vec!["user", "add", "dave", "--ttl", "15m", "--note", "n"],
+            None,
+        ),
+        (vec!["user", "add", "dave"], None),
+        (
+            vec!["user", "add", "erin", "--password-stdin", "--json"],
+            Some("a chosen password\n"),
+        ),
+        (vec!["user", "add", "bad name"], None),
+        (
+            vec![
+                "user",
+                "set",
+                "dave",
+                "--expires-at",
+                "2099-06-30T00:00:00Z",
+                "--ttl",
+                "1h",
+            ],
+            None,
+        ),
+        (
+            vec![
+                "user",
+                "set",
+                "dave",
+                "--expires-at",
+                "never",
+                "--ttl",
+                "default",
+                "--note",
+                "",
+            ],
+            None,
+        ),
+        (vec!["user", "set", "dave", "--expires-at", "soon"], None),
+        (vec!["user", "disable", "dave"], None),
+        (vec!["user", "enable", "dave", "--json"], None),
+        (vec!["user", "passwd", "dave"], None),
+        (
+            vec!["user", "passwd", "dave", "--password-stdin"],
+            Some("another chosen one\n"),
+        ),
+        (vec!["user", "passwd", "nobody"], None),
+        (vec!["token", "check", &t1], None),
+        (vec!["token", "check", "-", "--json"], Some(&t1)),
+        (vec!["token", "revoke", &t1], None),
+        (vec!["token", "check", &t1], None),
+        (vec!["token", "check", "not.a.token"], None),
+        (
+            vec![
+                "token",
+                "revoke",
+                "--jti",
+                "some-jti",
+                "--exp",
+                "4000000000",
+                "--json",
+            ],
+            None,
+        ),
+        (vec!["user", "revoke", "alice"], None),
+        (vec!["token", "check", &t2, "--json"], None),
+        (vec!["revocations"], None),
+        (vec!["revocations", "--json"], None),
+        (vec!["user", "delete", "dave"], None),
+        (vec!["user", "delete", "dave"], None),
+        (vec!["key", "list"], None),
+        (vec!["key", "rotate", "--force"], None),
+        (vec!["key", "list", "--json"], None),
+        (vec!["apply", "users.toml", "--dry-run"], None),
+        (vec!["apply", "users.toml"], None),
+        (vec!["apply", "users.toml", "--json"], None),
+        (vec!["apply", "users.toml", "--prune", "--dry-run"], None),
+        (vec!["apply", "users.toml", "--prune"], None),
+        (vec!["apply", "bad.toml"], None),
+        (vec!["apply", "missing.toml"], None),
+        (vec!["audit", "--limit", "100"], None),
+        (
+            vec!["audit", "--limit", "2", "--before", "5", "--json"],
+            None,
+        ),
+        (vec!["export", "-o", "again.jsonl"], None),
+        (vec!["import", "again.jsonl"], None),
+        (vec!["import", "-", "--json"], Some("not a snapshot\n")),
+        (vec!["user", "list"], None),
+    ];
+    for (args, stdin) in steps {
+        let off = tessera_in(&offline, &args, stdin);
+        let on = tessera_in(&online, &args, stdin);
+        assert_eq!(
+            (off.code, normalize(&off.stdout), normalize(&off.stderr)),
+            (on.code, normalize(&on.stdout), normalize(&on.stderr)),
+            "tessera {args:?}"
+        );
+        assert!(
+            !off.stderr.contains("in use"),
+            "the offline copy is opened directly: {off:?}"
+        );
+    }
+    // The online copy really went through the server's admin API.
+    let applied = server
+        .metric("tessera_http_request_duration_seconds_count{listener=\"admin\",route=\"apply\"}")
+        .await;
+    assert_eq!(
+        applied, 5.0,
+        "every valid apply step went through the server"
+    );
+}
+
+#[tokio::test]
+async fn outputs_and_exit_codes_read_as_documented() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    let added = ok(dir, &["user", "add", "alice"]);
+    assert!(
+        added.starts_with("created user alice\npassword: "),
+        "{added}"
+    );
+    assert_eq!(added.lines().nth(1).unwrap().len(), "password: ".len() + 36);
+    let list = ok(dir, &["user", "list"]);
+    assert_eq!(
+        list,
+        "USERNAME  STATUS  EXPIRES_AT  TTL_SECS  NOTE\nalice     active  -           -         -\n"
+    );
+    let missing = tessera_in(dir, &["user", "show", "bob"], None);
+    assert_eq!(missing.code, 1);
+    assert_eq!(missing.stderr, "error: no user named \"bob\"\n");
+    assert_eq!(missing.stdout, "");
+    let check = tessera_in(dir, &["token", "check", "x.y.z"], None);
+    assert_eq!(
+        (check.code, check.stdout.as_str()),
+        (1, "valid:   no\nreason:  malformed token\n")
+    );
+    for usage in [
+        vec!["user"],
+        vec!["user", "add"],
+        vec!["user", "add", "a", "--password", "secret"],
+        vec!["token", "revoke"],
+        vec!["token", "revoke", "--jti", "j"],
+        vec!["user", "set", "alice"],
+        vec!["user", "set", "alice", "--ttl", "forever"],
+        vec!["completions", "tcsh"],
+    ] {
+        let ran = tessera_in(dir, &usage, None);
+        assert_eq!(ran.code, 2, "tessera {usage:?}: {ran:?}");
+    }
+    let no_password = tessera_in(dir, &["user", "add", "b", "--password-stdin"], Some(""));
+    assert_eq!(no_password.code, 1);
+    assert!(
+        no_password.stderr.contains("stdin held no password"),
+        "{no_password:?}"
+    );
+}
+
+#[tokio::test]
+async fn read_commands_never_create_a_data_dir() {
+    let root = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["user", "list"],
+        vec!["user", "show", "a"],
+        vec!["key", "list"],
+        vec!["audit"],
+        vec!["revocations"],
+        vec!["export"],
+        vec!["token", "check", "x"],
+    ] {
+        let ran = tessera_in(root.path(), &args, None);
+        assert_eq!(ran.code, 1, "{args:?}");
+        assert!(
+            ran.stderr.contains("no Tessera database in data"),
+            "{ran:?}"
+        );
+        assert!(!root.path().join("data").exists());
+    }
+}
+
+#[tokio::test]
+async fn admin_url_is_written_private_and_removed_on_a_clean_stop() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut server = spawn_process_with(&[]).await;
+    let file = server.data_dir.join("admin.url");
+    let url = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(url.trim(), server.admin.as_str());
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(server.signal_and_wait("-TERM").success());
+    assert!(!file.exists(), "a clean stop removes admin.url");
+}
+
+#[tokio::test]
+async fn after_kill_9_a_stale_admin_url_does_not_get_in_the_way() {
+    let mut server = spawn_process_with(&[]).await;
+    let cwd = server.data_dir.parent().unwrap().to_owned();
+    let _dir = server.keep_dir();
+    ok(&cwd, &["user", "add", "a"]);
+    server.signal_and_wait("-KILL");
+    assert!(cwd.join("data/admin.url").exists());
+    assert!(
+        ok(&cwd, &["user", "list"]).contains("a "),
+        "the CLI opens the dir itself"
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_is_not_there_is_named_with_what_to_do() {
+    let root = tempfile::tempdir().unwrap();
+    let token = root.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let ran = tessera_in(
+        root.path(),
+        &[
+            "user",
+            "list",
+            "--admin-url",
+            &url,
+            "--admin-token-file",
+            token.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains(&format!(
+            "server at {url} unreachable: is `tessera serve` running?"
+        )),
+        "{ran:?}"
+    );
+    let ran = tessera_in(root.path(), &["user", "list", "--admin-url", &url], None);
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr
+            .contains("admin token file data/admin.token unreadable")
+            && ran.stderr.contains("--admin-token-file"),
+        "{ran:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_ephemeral_server_writes_nothing_and_serves_its_seed() {
+    let root = tempfile::tempdir().unwrap();
+    let seed = root.path().join("seed.toml");
+    std::fs::write(
+        &seed,
+        format!("[[user]]\nusername = \"seeded\"\npassword = \"{ALICE_PW}\"\n"),
+    )
+    .unwrap();
+    let token_file = root.path().join("admin.token");
+    std::fs::write(&token_file, "an-admin-token-for-tests").unwrap();
+    let data = root.path().join("data");
+    let mut server = spawn_on(
+        &data,
+        &[
+            "--ephemeral",
+            "--seed",
+            seed.to_str().unwrap(),
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let t = token(&server, "seeded", ALICE_PW).await;
+    assert_eq!(server.verify(&t).await.status(), 200);
+    let listed = ok(
+        root.path(),
+        &[
+            "user",
+            "list",
+            "--admin-url",
+            server.admin.as_str(),
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    assert!(listed.contains("seeded"), "{listed}");
+    assert!(server.log().contains("path=in memory"), "{}", server.log());
+    assert!(server.signal_and_wait("-TERM").success());
+    assert!(!data.exists(), "--ephemeral wrote to {}", data.display());
+}
+
+#[tokio::test]
+async fn completions_are_generated_for_each_shell() {
+    let root = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(root.path(), &["completions", shell]);
+        assert!(
+            script.contains("tessera") && script.contains("revocations"),
+            "{shell}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn import_and_export_print_nothing_extra_when_stderr_is_not_a_terminal() {
+    let root = tempfile::tempdir().unwrap();
+    ok(root.path(), &["user", "add", "a"]);
+    let export = tessera_in(root.path(), &["export"], None);
+    assert_eq!((export.code, export.stderr.as_str()), (0, ""));
+    assert!(
+        export.stdout.starts_with("{\"type\":\"header\""),
+        "{}",
+        export.stdout
+    );
+    let import = tessera_in(root.path(), &["import", "-"], Some(&export.stdout));
+    assert_eq!((import.code, import.stderr.as_str()), (0, ""), "{import:?}");
+    assert_eq!(import.stdout, "imported 1 users, 2 keys, 0 revocations\n");
+}
