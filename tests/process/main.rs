@@ -6,6 +6,7 @@
 mod http;
 
 mod cli;
+mod deploy;
 mod helpers;
 mod interop;
 mod lifecycle;

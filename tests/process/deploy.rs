@@ -1,0 +1,288 @@
+//! What the README tells an operator to paste, run against the real thing:
+//! the systemd unit under `systemd-analyze verify`, the five-minute
+//! walkthrough run verbatim, and the nginx and Caddy forward-auth snippets
+//! in front of a real server. Missing tools are installed from Debian's
+//! packages by `scripts/ensure-tools.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use warp::Filter;
+
+use crate::helpers::{TestProcess, spawn_process};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap()
+}
+
+/// Installs the packages giving these commands when they are missing.
+fn ensure_tools(pairs: &[&str]) {
+    let status = Command::new("bash")
+        .arg(repo("scripts/ensure-tools.sh"))
+        .args(pairs)
+        .status()
+        .unwrap();
+    assert!(status.success(), "could not install {pairs:?}");
+}
+
+/// The README shows `path`'s text verbatim (so what is tested is what is
+/// pasted).
+fn assert_readme_shows(path: &str) {
+    let readme = read("README.md");
+    let text = read(path);
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with("#!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        readme.contains(&body),
+        "README.md does not show {path} verbatim"
+    );
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    ensure_tools(&["systemd-analyze=systemd"]);
+    let unit = read("deploy/tessera.service");
+    for directive in [
+        "DynamicUser=yes",
+        "StateDirectory=tessera",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter=@system-service",
+    ] {
+        assert!(unit.lines().any(|l| l == directive), "{directive}");
+    }
+    // `verify` checks that ExecStart's binary exists: point it at this build.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.service");
+    std::fs::write(
+        &path,
+        unit.replace("/usr/local/bin/tessera", env!("CARGO_BIN_EXE_tessera")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("tessera.service"), "{stderr}");
+}
+
+#[test]
+fn the_five_minute_walkthrough_runs_as_written() {
+    assert_readme_shows("deploy/five-minutes.sh");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tessera")).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    // Its own network namespace: the walkthrough's :8080/:8081 are free there.
+    let unshare: &[&str] = if is_root() { &["--net"] } else { &["-rn"] };
+    let out = Command::new("unshare")
+        .args(unshare)
+        .args(["bash", "-c", "ip link set lo up && exec bash \"$0\""])
+        .arg(repo("deploy/five-minutes.sh"))
+        .env("PATH", path)
+        .env_remove("TESSERA_DATA_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for expected in [
+        "channel_user  active",
+        "valid:       yes",
+        "sub:         channel_user",
+        "reason:  token revoked",
+        "wrote backup.jsonl",
+        "token.revoke",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// A backend that answers with the partner headers the proxy passed on.
+async fn echo_backend() -> String {
+    let routes = warp::any()
+        .and(warp::header::optional::<String>("x-partner"))
+        .and(warp::header::optional::<String>("x-auth-subject"))
+        .map(|partner: Option<String>, subject: Option<String>| {
+            format!(
+                "partner={} subject={}",
+                partner.unwrap_or_default(),
+                subject.unwrap_or_default()
+            )
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(warp::serve(routes).incoming(listener).run());
+    addr
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the proxy when the test ends.
+struct Proxy(Child);
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for_port(port: u16, proxy: &mut Proxy) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if let Ok(Some(status)) = proxy.0.try_wait() {
+            panic!("the proxy exited: {status}");
+        }
+        assert!(Instant::now() < deadline, "the proxy never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Through the proxy at `url`: no token and a bad token are refused, a
+/// valid one reaches the backend with the partner's name, and a revoked
+/// one is refused.
+async fn check_forward_auth(tessera: &TestProcess, url: &str, header: &str) {
+    let client = reqwest::Client::new();
+    let get = |token: Option<String>| {
+        let mut rq = client.get(url);
+        if let Some(t) = token {
+            rq = rq.bearer_auth(t);
+        }
+        rq.send()
+    };
+    assert_eq!(get(None).await.unwrap().status(), 401);
+    assert_eq!(get(Some("not.a.token".into())).await.unwrap().status(), 401);
+    let pw = tessera.create_user("channel_user").await;
+    let token = tessera.token_for("channel_user", &pw).await;
+    let ok = get(Some(token.clone())).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let body = ok.text().await.unwrap();
+    assert!(body.contains(&format!("{header}=channel_user")), "{body}");
+    let r = tessera
+        .admin_post("/admin/revocations", serde_json::json!({ "token": token }))
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(get(Some(token)).await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn the_nginx_snippet_guards_a_backend() {
+    assert_readme_shows("deploy/nginx-forward-auth.conf");
+    ensure_tools(&["nginx=nginx"]);
+    let tessera = spawn_process().await;
+    let backend = echo_backend().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let snippet = read("deploy/nginx-forward-auth.conf")
+        .replace(
+            "127.0.0.1:8080",
+            tessera.partner.trim_start_matches("http://"),
+        )
+        .replace("127.0.0.1:9000", &backend);
+    let prefix = dir.path().display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {prefix}/nginx.pid;\nerror_log stderr warn;\n\
+         events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {prefix}/body;\n  \
+         proxy_temp_path {prefix}/proxy;\n  fastcgi_temp_path {prefix}/fastcgi;\n  \
+         uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n  \
+         server {{\n    listen 127.0.0.1:{port};\n{snippet}\n  }}\n}}\n"
+    );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let nginx = if Path::new("/usr/sbin/nginx").exists() {
+        "/usr/sbin/nginx"
+    } else {
+        "nginx"
+    };
+    let mut proxy = Proxy(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut proxy).await;
+    check_forward_auth(
+        &tessera,
+        &format!("http://127.0.0.1:{port}/api/bookings"),
+        "partner",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_caddy_snippet_guards_a_backend() {
+    assert_readme_shows("deploy/Caddyfile");
+    ensure_tools(&["caddy=caddy"]);
+    let tessera = spawn_process().await;
+    let backend = echo_backend().await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let site = read("deploy/Caddyfile")
+        .replace(
+            "127.0.0.1:8080",
+            tessera.partner.trim_start_matches("http://"),
+        )
+        .replace("127.0.0.1:9000", &backend)
+        .replace(":8000", &format!("http://127.0.0.1:{port}"));
+    // The test's own global options: no admin endpoint, state in the temp dir.
+    let conf = format!(
+        "{{\n\tadmin off\n\tstorage file_system {}\n}}\n\n{site}",
+        dir.path().display()
+    );
+    let conf_path = dir.path().join("Caddyfile");
+    std::fs::write(&conf_path, conf).unwrap();
+    let mut proxy = Proxy(
+        Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&conf_path)
+            .env("HOME", dir.path())
+            .env("XDG_DATA_HOME", dir.path())
+            .env("XDG_CONFIG_HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut proxy).await;
+    check_forward_auth(
+        &tessera,
+        &format!("http://127.0.0.1:{port}/bookings"),
+        "subject",
+    )
+    .await;
+}
