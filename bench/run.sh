@@ -166,4 +166,6 @@ if [ "$PEERS" = 1 ]; then
     echo "verify distinct / verify_strict one core = $(ratio "$DIST" "$VSTRICT")   (target >= 0.8; $DIST vs $VSTRICT ops/s)"
   } | tee -a "$SUMMARY"
 fi
+echo "== test environment: serve --ephemeral --seed (1,000 UUID-password users)"
+STARTS=10 bash "$HERE/ephemeral.sh" | tail -1 | tee -a "$SUMMARY"
 echo "summary: $SUMMARY"
