@@ -318,6 +318,16 @@ mod tests {
     }
 
     #[test]
+    fn only_argon2id_phc_strings_are_taken_as_text() {
+        let argon2i = "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        let err = one(&format!(
+            "[[user]]\nusername = \"a\"\npassword_hash = \"{argon2i}\"\n"
+        ))
+        .unwrap_err();
+        assert!(err.contains("give an Argon2id PHC string"), "{err}");
+    }
+
+    #[test]
     fn a_name_declared_twice_is_refused() {
         let file = parse_toml("[[user]]\nusername = \"a\"\n[[user]]\nusername = \"a\"\n").unwrap();
         let err = check_all(&file.users).unwrap_err();

@@ -16,25 +16,34 @@ pub struct Output {
 }
 
 impl Output {
-    /// Prints `body` (with `--json`) or the text `human` makes of it.
+    /// Prints what [`Output::render`] makes of an answer.
     pub fn emit(
         &self,
         body: &Bytes,
         human: impl FnOnce() -> Result<String, CallError>,
     ) -> Result<(), CallError> {
-        let text = if self.json {
-            let mut t = String::from_utf8_lossy(body).into_owned();
-            if !t.is_empty() && !t.ends_with('\n') {
-                t.push('\n');
-            }
-            t
-        } else {
-            human()?
-        };
+        let text = self.render(body, human)?;
         let mut out = std::io::stdout().lock();
         out.write_all(text.as_bytes())
             .and_then(|()| out.flush())
             .map_err(|e| CallError::Io(format!("could not write to stdout: {e}")))
+    }
+
+    /// `body` as it came, ending in one newline (with `--json`; an empty
+    /// body, a 204, stays empty), or the text `human` makes of it.
+    pub fn render(
+        &self,
+        body: &Bytes,
+        human: impl FnOnce() -> Result<String, CallError>,
+    ) -> Result<String, CallError> {
+        if !self.json {
+            return human();
+        }
+        let mut text = String::from_utf8_lossy(body).into_owned();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Ok(text)
     }
 }
 
@@ -127,6 +136,34 @@ mod tests {
             t,
             "NAME    STATUS  NOTE\na       active  x y\nlonger  -       -\n"
         );
+    }
+
+    #[test]
+    fn json_is_the_body_as_it_came_and_text_is_the_renderers() {
+        let json = Output { json: true };
+        let text = Output { json: false };
+        let human = || Ok("human\n".to_owned());
+        assert_eq!(
+            json.render(&Bytes::from_static(b"{\"a\":1}"), human)
+                .unwrap(),
+            "{\"a\":1}\n"
+        );
+        assert_eq!(
+            json.render(&Bytes::from_static(b"{}\n"), human).unwrap(),
+            "{}\n"
+        );
+        assert_eq!(json.render(&Bytes::new(), human).unwrap(), "");
+        assert_eq!(
+            text.render(&Bytes::from_static(b"{}"), human).unwrap(),
+            "human\n"
+        );
+    }
+
+    #[test]
+    fn missing_values_show_as_a_dash() {
+        assert_eq!(or_dash(None::<u64>), "-");
+        assert_eq!(or_dash(Some(900)), "900");
+        assert_eq!(or_dash(Some("x")), "x");
     }
 
     #[test]
