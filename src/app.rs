@@ -20,7 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::config::{Config, Storage};
 use crate::http::{self, AppState, ConnectionLimits};
 use crate::service::{InternalError, Service, Settings};
-use crate::store::{RedbStore, Store, StoreError};
+use crate::store::{PostgresStore, RedbStore, Store, StoreError};
 use crate::time::Clock;
 
 /// How often expired revocations and retired keys are swept.
@@ -228,6 +228,15 @@ impl App {
         let store: Arc<dyn Store> = match &config.storage {
             Storage::DataDir(dir) => Arc::new(RedbStore::open(dir)?),
             Storage::Memory => Arc::new(RedbStore::in_memory()?),
+            Storage::Postgres(url) => {
+                let url = url.clone();
+                // It blocks on its own runtime: open it off this one.
+                Arc::new(
+                    tokio::task::spawn_blocking(move || PostgresStore::open(&url))
+                        .await
+                        .map_err(|e| StoreError::Backend(Box::new(e)))??,
+                )
+            }
         };
         tracing::info!(path = %store.describe(), "opened database");
         let admin_token = config
@@ -328,6 +337,7 @@ impl App {
                 stopped(),
             ))
         });
+        let keyring_follower = self.state.service.follow_keyring_changes();
         let service = self.state.service.clone();
         let pruner = tokio::spawn(async move {
             let mut tick = tokio::time::interval(PRUNE_INTERVAL);
@@ -345,6 +355,9 @@ impl App {
         }
         pruner.abort();
         let _ = pruner.await;
+        if let Some(follower) = keyring_follower {
+            follower.abort();
+        }
         drop(self.admin_url_file);
         tracing::info!("stopped");
     }

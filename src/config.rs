@@ -79,6 +79,11 @@ pub struct ServeArgs {
     /// listens only when --admin-token-file is given.
     #[arg(long, env = "TESSERA_EPHEMERAL")]
     pub ephemeral: bool,
+    /// Cluster mode: keep everything in this PostgreSQL database
+    /// (postgres://user:password@host:port/db), shared by every node;
+    /// needs --admin-token-file (the same file on every node).
+    #[arg(long = "database", env = "TESSERA_DATABASE_URL", hide_env_values = true)]
+    pub database: Option<String>,
     /// A declarative TOML file of users, applied before the listeners open.
     #[arg(long, env = "TESSERA_SEED")]
     pub seed: Option<PathBuf>,
@@ -91,6 +96,8 @@ pub enum Storage {
     DataDir(PathBuf),
     /// In memory only (`--ephemeral`).
     Memory,
+    /// A PostgreSQL database shared by every node (`--database`).
+    Postgres(String),
 }
 
 /// Parses a humantime duration of at least one second (`90s`, `15m`, `7d`).
@@ -181,7 +188,18 @@ impl Config {
         if args.throttle_failures == 0 {
             return Err("--throttle-failures must be at least 1".into());
         }
-        let (storage, admin_token_file) = if args.ephemeral {
+        let (storage, admin_token_file) = if let Some(url) = args.database {
+            if args.ephemeral {
+                return Err("--database and --ephemeral exclude each other".into());
+            }
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("--database must be a postgres:// URL".into());
+            }
+            let Some(file) = args.admin_token_file else {
+                return Err("--database needs --admin-token-file: every node of a cluster must accept the same admin token".into());
+            };
+            (Storage::Postgres(url), Some(file))
+        } else if args.ephemeral {
             (Storage::Memory, args.admin_token_file)
         } else {
             let file = args

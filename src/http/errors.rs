@@ -14,7 +14,8 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::reply::{admin_error, no_store, text, with_header};
-use crate::service::{AdminError, IssueError, VerifyError};
+use crate::service::{AdminError, InternalError, IssueError, VerifyError};
+use crate::store::StoreError;
 
 /// The seed contract's answer for unknown users and wrong passwords.
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
@@ -257,6 +258,15 @@ impl ApiError {
             }
             Self::Admin(AdminError::Conflict(m)) => {
                 admin_error(StatusCode::CONFLICT, "conflict", m)
+            }
+            Self::Admin(AdminError::Internal(InternalError::Store(StoreError::Unavailable(m)))) => {
+                // Cluster mode with the database unreachable: nothing was
+                // written; the node keeps serving tokens from memory.
+                with_header(
+                    admin_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+                    RETRY_AFTER,
+                    "1",
+                )
             }
             Self::Admin(AdminError::Internal(e)) => internal(&e),
         }

@@ -88,3 +88,29 @@ impl Service {
         Ok(dropped)
     }
 }
+
+impl Service {
+    /// Cluster mode: reloads the keyring whenever another node commits a
+    /// change to it (a rotation, a drop, an import), so every node signs
+    /// with the active key and verifies every live one. None when this
+    /// process is the only writer.
+    pub fn follow_keyring_changes(self: &std::sync::Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let mut changes = self.store.keyring_changes()?;
+        let service = self.clone();
+        Some(tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                if let Err(e) = service.reload_keyring().await {
+                    service.background_failed("reload keyring", &e);
+                }
+            }
+        }))
+    }
+
+    async fn reload_keyring(&self) -> Result<(), AdminError> {
+        let _guard = self.key_changes.lock().await;
+        let records = self.blocking(|s| s.keys()).await?;
+        let ring = Keyring::load(&records).map_err(InternalError::from)?;
+        self.set_keyring(ring);
+        Ok(())
+    }
+}

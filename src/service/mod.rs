@@ -89,12 +89,14 @@ impl Service {
         let now = clock.now();
         let mut records = store.keys()?;
         if records.is_empty() {
-            records = crate::keys::initial_records(now).map_err(crypto)?;
-            store.replace_keys(&records, None)?;
-            tracing::info!(
-                count = records.len(),
-                "created signing keys (active and next)"
-            );
+            let fresh = crate::keys::initial_records(now).map_err(crypto)?;
+            records = store.init_keys(&fresh)?;
+            if records.first().map(|r| &r.kid) == fresh.first().map(|r| &r.kid) {
+                tracing::info!(
+                    count = records.len(),
+                    "created signing keys (active and next)"
+                );
+            }
         }
         store.raise_ttl_high_water(settings.default_ttl_secs)?;
         let keyring = Keyring::load(&records)?;
@@ -131,7 +133,7 @@ impl Service {
 
     /// Readiness: the store answers and a signing key is loaded.
     pub fn ready(&self) -> bool {
-        self.store.user_count().is_ok()
+        self.store.healthy() && self.store.user_count().is_ok()
     }
 
     /// Users and revocations held, for the metrics gauges.
@@ -203,7 +205,7 @@ impl Service {
         pruned
     }
 
-    fn background_failed(&self, task: &'static str, e: &AdminError) {
+    pub(super) fn background_failed(&self, task: &'static str, e: &AdminError) {
         tracing::warn!(task, error = %e, "background task failed; will retry");
         self.metrics.background_error(task);
     }

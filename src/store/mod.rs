@@ -11,6 +11,7 @@
 //!   than the last mutation that returned, even when mutations race;
 //! - an import is all or nothing.
 
+pub mod postgres;
 pub mod redb;
 pub mod snapshot;
 
@@ -26,7 +27,21 @@ use crate::keys::KeyRecord;
 use crate::user::{User, Username};
 use snapshot::{BadSnapshot, ImportCounts};
 
+pub use self::postgres::PostgresStore;
 pub use self::redb::RedbStore;
+
+/// Orders a keyring as [`Store::keys`] returns it: retired, then active,
+/// then next, oldest first within each.
+pub fn keyring_order(records: &mut [KeyRecord]) {
+    records.sort_by_key(|r| {
+        let stage = match r.status {
+            crate::keys::KeyStatus::Retired => 0,
+            crate::keys::KeyStatus::Active => 1,
+            crate::keys::KeyStatus::Next => 2,
+        };
+        (stage, r.created_at)
+    });
+}
 
 /// A store failure. Messages name the path and what to do next.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +87,10 @@ pub enum StoreError {
     /// Writing an export failed (usually: the client went away).
     #[error("export stopped: {0}")]
     Export(std::io::Error),
+    /// The database server can not be reached (cluster mode): mutations
+    /// are refused with 503 until it is back.
+    #[error("database unavailable: {0}; check that PostgreSQL is running and reachable")]
+    Unavailable(String),
     /// The database engine itself failed.
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -204,6 +223,30 @@ pub trait Store: Send + Sync {
 
     /// Every key record: retired, then active, then next, oldest first.
     fn keys(&self) -> Result<Vec<KeyRecord>, StoreError>;
+
+    /// Stores `records` as the keyring unless one exists already, and
+    /// returns the keyring now stored: of several nodes starting at once on
+    /// an empty database, one creates it and the others load it.
+    fn init_keys(&self, records: &[KeyRecord]) -> Result<Vec<KeyRecord>, StoreError> {
+        let existing = self.keys()?;
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        self.replace_keys(records, None)?;
+        self.keys()
+    }
+
+    /// Whether the store can commit right now (readiness). The embedded
+    /// file always can; a database server may be unreachable.
+    fn healthy(&self) -> bool {
+        true
+    }
+
+    /// Ticks when another node changed the keyring, so this node's service
+    /// reloads it; None for a store only this process writes.
+    fn keyring_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 
     /// Replaces the whole keyring with `records`, auditing when asked.
     fn replace_keys(&self, records: &[KeyRecord], audit: Option<Audit>) -> Result<(), StoreError>;

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
 use super::{Audit, AuditEvent, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite};
-use crate::keys::{KeyRecord, KeyStatus};
+use crate::keys::KeyRecord;
 use crate::user::{User, Username};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -443,14 +443,7 @@ impl Store for RedbStore {
             let (k, v) = entry?;
             out.push(serde_json::from_slice(v.value()).map_err(|e| corrupt("keys", k.value(), e))?);
         }
-        out.sort_by_key(|r: &KeyRecord| {
-            let stage = match r.status {
-                KeyStatus::Retired => 0,
-                KeyStatus::Active => 1,
-                KeyStatus::Next => 2,
-            };
-            (stage, r.created_at)
-        });
+        super::keyring_order(&mut out);
         Ok(out)
     }
 

@@ -6,6 +6,7 @@
 mod http;
 
 mod cli;
+mod cluster;
 mod deploy;
 mod helpers;
 mod interop;

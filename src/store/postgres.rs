@@ -1,0 +1,1078 @@
+//! Cluster mode (SPEC §9): the store on PostgreSQL, shared by every node —
+//! the only module that speaks SQL. Each node keeps users and revocations in
+//! memory (the request path never waits for the database) and catches up
+//! with what other nodes committed through LISTEN/NOTIFY plus a check every
+//! [`POLL`], so a mutation acknowledged by one node is enforced by the
+//! others within a second.
+//!
+//! How catching up stays exact: every write transaction first takes one
+//! cluster-wide advisory lock, then draws a `version` from a sequence and
+//! stamps every row it writes (a deleted user leaves a tombstone row). With
+//! writers serialised, versions commit in order, so "every row with
+//! `version > last seen`" read in one snapshot is exactly what changed. An
+//! import bumps a generation counter, and nodes reload everything.
+//!
+//! The trait's methods block; they run their SQL on this store's own small
+//! runtime (tokio-postgres with a deadpool pool), never on the caller's, and
+//! give up after [`DB_TIMEOUT`] with [`StoreError::Unavailable`].
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts, Transaction};
+use parking_lot::RwLock;
+use tokio::sync::{Notify, watch};
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
+use super::{Audit, AuditEvent, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite};
+use crate::keys::KeyRecord;
+use crate::user::{User, Username};
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+/// How often a node checks for changes when no notification came.
+pub const POLL: Duration = Duration::from_millis(250);
+/// How long one database call may take before the store reports the
+/// database unavailable.
+pub const DB_TIMEOUT: Duration = Duration::from_secs(3);
+/// The NOTIFY channel.
+const CHANNEL: &str = "tessera_changes";
+/// The advisory lock every write transaction holds ("TSRA").
+const WRITE_LOCK: i64 = 0x5453_5241;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS tessera_meta (key text PRIMARY KEY, value bigint NOT NULL);
+CREATE SEQUENCE IF NOT EXISTS tessera_version;
+CREATE TABLE IF NOT EXISTS tessera_users (
+    username text COLLATE "C" PRIMARY KEY, record text NOT NULL, version bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS tessera_keys (
+    kid text COLLATE "C" PRIMARY KEY, record text NOT NULL, version bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS tessera_revocations (
+    jti text COLLATE "C" PRIMARY KEY, exp bigint NOT NULL, version bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS tessera_tombstones (
+    version bigint PRIMARY KEY, username text NOT NULL);
+CREATE TABLE IF NOT EXISTS tessera_audit (
+    seq bigserial PRIMARY KEY, at bigint NOT NULL, action text NOT NULL,
+    target text NOT NULL, detail text NOT NULL);
+CREATE INDEX IF NOT EXISTS tessera_users_version ON tessera_users (version);
+CREATE INDEX IF NOT EXISTS tessera_revocations_version ON tessera_revocations (version);
+"#;
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || e.code().is_none() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+fn corrupt(table: &'static str, key: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn uint(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// What this node holds in memory, and how far it has caught up.
+struct Cache {
+    users: RwLock<HashMap<Username, User>>,
+    revoked: RwLock<HashMap<String, u64>>,
+    /// The highest row version applied.
+    version: AtomicI64,
+    /// The import generation the maps were loaded at.
+    generation: AtomicI64,
+    /// Unix ms of the last successful catch-up (readiness).
+    last_ok_ms: AtomicU64,
+    /// Ticks when another node's commit changed the keyring.
+    keyring: watch::Sender<u64>,
+    /// Wakes the catch-up loop (a NOTIFY arrived).
+    wake: Notify,
+    /// Serialises catch-ups.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// The store on a PostgreSQL database shared by every node.
+pub struct PostgresStore {
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    cache: Arc<Cache>,
+    described: String,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The URL without its password, for logs.
+fn describe(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        rest.split_once('@')
+            .map(|(auth, host)| (scheme, auth.split(':').next().unwrap_or(""), host))
+    }) {
+        Some((scheme, user, host)) => format!("{scheme}://{user}@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+async fn begin_write(client: &mut deadpool_postgres::Object) -> Result<Transaction<'_>, StoreError> {
+    let tx = client.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        .await
+        .map_err(pg)?;
+    Ok(tx)
+}
+
+async fn next_version(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    let row = tx
+        .query_one("SELECT nextval('tessera_version')", &[])
+        .await
+        .map_err(pg)?;
+    Ok(row.get(0))
+}
+
+async fn append_audit(tx: &Transaction<'_>, audit: &Audit) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO tessera_audit (at, action, target, detail) VALUES ($1, $2, $3, $4)",
+        &[&int(audit.at), &audit.action, &audit.target, &audit.detail],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+async fn commit(tx: Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+        .await
+        .map_err(pg)?;
+    tx.commit().await.map_err(pg)
+}
+
+async fn put_user(tx: &Transaction<'_>, user: &User, version: i64) -> Result<(), StoreError> {
+    let record = serde_json::to_string(user).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    tx.execute(
+        "INSERT INTO tessera_users (username, record, version) VALUES ($1, $2, $3) \
+         ON CONFLICT (username) DO UPDATE SET record = EXCLUDED.record, version = EXCLUDED.version",
+        &[&user.username.as_str(), &record, &version],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+async fn remove_user(tx: &Transaction<'_>, name: &str, version: i64) -> Result<bool, StoreError> {
+    let removed = tx
+        .execute("DELETE FROM tessera_users WHERE username = $1", &[&name])
+        .await
+        .map_err(pg)?;
+    if removed > 0 {
+        tx.execute(
+            "INSERT INTO tessera_tombstones (version, username) VALUES ($1, $2)",
+            &[&version, &name],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(removed > 0)
+}
+
+fn decode_user(name: &str, record: &str) -> Result<User, StoreError> {
+    serde_json::from_str(record).map_err(|e| corrupt("users", name, e))
+}
+
+fn decode_key(kid: &str, record: &str) -> Result<KeyRecord, StoreError> {
+    serde_json::from_str(record).map_err(|e| corrupt("keys", kid, e))
+}
+
+async fn meta(tx: &Transaction<'_>, key: &str) -> Result<i64, StoreError> {
+    let row = tx
+        .query_opt("SELECT value FROM tessera_meta WHERE key = $1", &[&key])
+        .await
+        .map_err(pg)?;
+    Ok(row.map_or(0, |r| r.get(0)))
+}
+
+/// Brings the cache up to what the database holds: the rows written since
+/// the version last applied, in version order, or everything after an
+/// import. Notifies the keyring watchers when keys changed.
+async fn catch_up(pool: &Pool, cache: &Cache) -> Result<(), StoreError> {
+    let _one = cache.refreshing.lock().await;
+    let mut client = pool.get().await.map_err(backend)?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg)?;
+    let generation = meta(&tx, "generation").await?;
+    let full = generation != cache.generation.load(Ordering::SeqCst);
+    let since = if full { 0 } else { cache.version.load(Ordering::SeqCst) };
+    let users = tx
+        .query(
+            "SELECT username, record, version FROM tessera_users WHERE version > $1",
+            &[&since],
+        )
+        .await
+        .map_err(pg)?;
+    let gone = tx
+        .query(
+            "SELECT username, version FROM tessera_tombstones WHERE version > $1",
+            &[&since],
+        )
+        .await
+        .map_err(pg)?;
+    let revocations = tx
+        .query(
+            "SELECT jti, exp, version FROM tessera_revocations WHERE version > $1",
+            &[&since],
+        )
+        .await
+        .map_err(pg)?;
+    let keys_version: i64 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM tessera_keys", &[])
+        .await
+        .map_err(pg)?
+        .get(0);
+    tx.commit().await.map_err(pg)?;
+
+    // Puts and tombstones applied in the order they were committed.
+    let mut changes: Vec<(i64, Option<User>, String)> = Vec::new();
+    for row in &users {
+        let name: &str = row.get(0);
+        changes.push((row.get(2), Some(decode_user(name, row.get(1))?), name.to_owned()));
+    }
+    for row in &gone {
+        changes.push((row.get(1), None, row.get(0)));
+    }
+    changes.sort_by_key(|(v, _, _)| *v);
+    let mut top = since.max(keys_version);
+    {
+        let mut map = cache.users.write();
+        if full {
+            map.clear();
+        }
+        for (version, user, name) in changes {
+            top = top.max(version);
+            match user {
+                Some(u) => {
+                    map.insert(u.username.clone(), u);
+                }
+                None => {
+                    if let Ok(name) = Username::parse(&name) {
+                        map.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+    {
+        // Entries another node pruned stay here until this node's own
+        // pruner drops them by the same rule (their tokens have expired).
+        let mut set = cache.revoked.write();
+        if full {
+            set.clear();
+        }
+        for row in &revocations {
+            top = top.max(row.get::<_, i64>(2));
+            set.insert(row.get(0), uint(row.get(1)));
+        }
+    }
+    let keys_changed = full || keys_version > since;
+    cache.version.store(top, Ordering::SeqCst);
+    cache.generation.store(generation, Ordering::SeqCst);
+    cache.last_ok_ms.store(now_ms(), Ordering::SeqCst);
+    if keys_changed {
+        cache.keyring.send_modify(|n| *n += 1);
+    }
+    Ok(())
+}
+
+/// Holds a LISTEN connection and wakes the catch-up loop on each NOTIFY;
+/// reconnects after a second when the connection drops.
+async fn listen(url: String, cache: Arc<Cache>) {
+    loop {
+        if let Ok((client, mut connection)) = tokio_postgres::connect(&url, NoTls).await {
+            let messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            let driver = tokio::spawn({
+                let cache = cache.clone();
+                async move {
+                    use futures_util::StreamExt;
+                    let mut messages = Box::pin(messages);
+                    while let Some(Ok(_)) = messages.next().await {
+                        cache.wake.notify_one();
+                    }
+                }
+            });
+            if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+                // Anything committed while we were not listening.
+                cache.wake.notify_one();
+                let _ = driver.await;
+            } else {
+                driver.abort();
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Catches up on every notification and at least every [`POLL`].
+async fn follow(pool: Pool, cache: Arc<Cache>) {
+    loop {
+        let _ = tokio::time::timeout(POLL, cache.wake.notified()).await;
+        if let Err(e) = tokio::time::timeout(DB_TIMEOUT, catch_up(&pool, &cache))
+            .await
+            .unwrap_or_else(|_| Err(backend("timed out")))
+        {
+            tracing::warn!(error = %e, "could not catch up with the database; serving from memory");
+        }
+    }
+}
+
+impl PostgresStore {
+    /// Connects, creates or checks the schema, loads users, revocations
+    /// and the version reached, and starts following other nodes' commits.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tessera-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let mut config = deadpool_postgres::Config::new();
+        config.url = Some(url.to_owned());
+        config.pool = Some(PoolConfig {
+            max_size: 16,
+            timeouts: Timeouts {
+                wait: Some(DB_TIMEOUT),
+                create: Some(DB_TIMEOUT),
+                recycle: Some(DB_TIMEOUT),
+            },
+            ..PoolConfig::default()
+        });
+        let pool = {
+            let _inside = runtime.enter();
+            config
+                .create_pool(Some(Runtime::Tokio1), NoTls)
+                .map_err(|e| StoreError::Unavailable(format!("bad --database URL: {e}")))?
+        };
+        let (keyring, _) = watch::channel(0);
+        let store = Self {
+            runtime: Some(runtime),
+            pool,
+            cache: Arc::new(Cache {
+                users: RwLock::new(HashMap::new()),
+                revoked: RwLock::new(HashMap::new()),
+                version: AtomicI64::new(0),
+                generation: AtomicI64::new(-1),
+                last_ok_ms: AtomicU64::new(0),
+                keyring,
+                wake: Notify::new(),
+                refreshing: tokio::sync::Mutex::new(()),
+            }),
+            described: describe(url),
+        };
+        let described = store.described.clone();
+        store.run(move |pool, _| async move {
+            let mut client = pool.get().await.map_err(backend)?;
+            let tx = client.transaction().await.map_err(pg)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+                .await
+                .map_err(pg)?;
+            tx.batch_execute(SCHEMA).await.map_err(pg)?;
+            let found = meta(&tx, "schema_version").await?;
+            match found {
+                0 => {
+                    tx.execute(
+                        "INSERT INTO tessera_meta (key, value) VALUES ('schema_version', $1), ('generation', 0)",
+                        &[&SCHEMA_VERSION],
+                    )
+                    .await
+                    .map_err(pg)?;
+                }
+                v if v == SCHEMA_VERSION => {}
+                found => {
+                    return Err(StoreError::Schema {
+                        path: described.into(),
+                        found: uint(found),
+                        expected: uint(SCHEMA_VERSION),
+                    });
+                }
+            }
+            tx.commit().await.map_err(pg)
+        })?;
+        store.run(|pool, cache| async move { catch_up(&pool, &cache).await })?;
+        let runtime = store.runtime.as_ref().expect("runtime is set until drop");
+        runtime.spawn(listen(url.to_owned(), store.cache.clone()));
+        runtime.spawn(follow(store.pool.clone(), store.cache.clone()));
+        Ok(store)
+    }
+
+    /// Runs `job` on this store's runtime and waits for it (at most
+    /// [`DB_TIMEOUT`] per call).
+    fn run<T, F, Fut>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Pool, Arc<Cache>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let runtime = self.runtime.as_ref().expect("runtime is set until drop");
+        let job = job(self.pool.clone(), self.cache.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let result = tokio::time::timeout(DB_TIMEOUT, job)
+                .await
+                .unwrap_or_else(|_| Err(backend("no answer in time")));
+            let _ = tx.send(result);
+        });
+        rx.recv().map_err(|_| backend("the store's runtime stopped"))?
+    }
+
+    /// A write transaction: `job` gets the transaction and the version
+    /// its rows carry. It commits (with a NOTIFY) unless `job` fails, and
+    /// then this node catches up, so its own reads see the write at once.
+    fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a Transaction<'a>, i64) -> WriteJob<'a, T> + Send + 'static,
+    {
+        self.run(move |pool, cache| async move {
+            let mut client = pool.get().await.map_err(backend)?;
+            let tx = begin_write(&mut client).await?;
+            let version = next_version(&tx).await?;
+            let value = job(&tx, version).await?;
+            commit(tx).await?;
+            drop(client);
+            catch_up(&pool, &cache).await?;
+            Ok(value)
+        })
+    }
+
+    /// Runs a read on a pooled connection.
+    fn read<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a deadpool_postgres::Object) -> ReadJob<'a, T> + Send + 'static,
+    {
+        self.run(move |pool, _| async move {
+            let client = pool.get().await.map_err(backend)?;
+            job(&client).await
+        })
+    }
+}
+
+/// The future of a [`PostgresStore::write`] job.
+type WriteJob<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+/// The future of a [`PostgresStore::read`] job.
+type ReadJob<'a, T> = WriteJob<'a, T>;
+
+fn encode(user: &User) -> Result<String, StoreError> {
+    serde_json::to_string(user).map_err(|e| StoreError::Backend(Box::new(e)))
+}
+
+impl Store for PostgresStore {
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    fn user(&self, name: &Username) -> Result<Option<User>, StoreError> {
+        Ok(self.cache.users.read().get(name).cloned())
+    }
+
+    fn is_revoked(&self, jti: &str) -> bool {
+        self.cache.revoked.read().contains_key(jti)
+    }
+
+    fn revocation(&self, jti: &str) -> Option<u64> {
+        self.cache.revoked.read().get(jti).copied()
+    }
+
+    fn revocation_count(&self) -> u64 {
+        self.cache.revoked.read().len() as u64
+    }
+
+    fn user_count(&self) -> Result<u64, StoreError> {
+        Ok(self.cache.users.read().len() as u64)
+    }
+
+    fn healthy(&self) -> bool {
+        now_ms().saturating_sub(self.cache.last_ok_ms.load(Ordering::SeqCst))
+            < 4 * POLL.as_millis() as u64 + DB_TIMEOUT.as_millis() as u64
+    }
+
+    fn keyring_changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.cache.keyring.subscribe())
+    }
+
+    fn create_user(&self, user: &User, audit: Audit) -> Result<bool, StoreError> {
+        let user = user.clone();
+        let record = encode(&user)?;
+        self.write(move |tx, version| {
+            Box::pin(async move {
+                let inserted = tx
+                    .execute(
+                        "INSERT INTO tessera_users (username, record, version) VALUES ($1, $2, $3) \
+                         ON CONFLICT (username) DO NOTHING",
+                        &[&user.username.as_str(), &record, &version],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if inserted > 0 {
+                    append_audit(tx, &audit).await?;
+                }
+                Ok(inserted > 0)
+            })
+        })
+    }
+
+    fn update_user(
+        &self,
+        name: &Username,
+        change: UserChange<'_>,
+        audit: Audit,
+    ) -> Result<Option<User>, StoreError> {
+        // The change runs here, between a read and a conditional write: the
+        // write lands only if the row is still the version that was read.
+        let key = name.as_str().to_owned();
+        let current = self.read(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT record, version FROM tessera_users WHERE username = $1",
+                        &[&key],
+                    )
+                    .await
+                    .map_err(pg)?;
+                row.map(|r| Ok((decode_user(&key, r.get(0))?, r.get::<_, i64>(1))))
+                    .transpose()
+            })
+        })?;
+        let Some((mut user, read_version)) = current else {
+            return Ok(None);
+        };
+        change(&mut user);
+        let record = encode(&user)?;
+        let key = name.as_str().to_owned();
+        let written = self.write(move |tx, version| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "UPDATE tessera_users SET record = $2, version = $3 \
+                         WHERE username = $1 AND version = $4",
+                        &[&key, &record, &version, &read_version],
+                    )
+                    .await
+                    .map_err(pg)?;
+                if n > 0 {
+                    append_audit(tx, &audit).await?;
+                }
+                Ok(n > 0)
+            })
+        })?;
+        if written {
+            Ok(Some(user))
+        } else {
+            // Another node changed or deleted the user in between.
+            Err(StoreError::Unavailable(format!(
+                "user {name} changed on another node during this update; retry"
+            )))
+        }
+    }
+
+    fn delete_user(&self, name: &Username, audit: Audit) -> Result<bool, StoreError> {
+        let key = name.as_str().to_owned();
+        self.write(move |tx, version| {
+            Box::pin(async move {
+                let removed = remove_user(tx, &key, version).await?;
+                if removed {
+                    append_audit(tx, &audit).await?;
+                }
+                Ok(removed)
+            })
+        })
+    }
+
+    fn write_users(&self, writes: Vec<(UserWrite, Audit)>) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.write(move |tx, version| {
+            Box::pin(async move {
+                for (write, audit) in &writes {
+                    match write {
+                        UserWrite::Put(user) => put_user(tx, user, version).await?,
+                        UserWrite::Delete(name) => {
+                            remove_user(tx, name.as_str(), version).await?;
+                        }
+                    }
+                    append_audit(tx, audit).await?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError> {
+        let after = after.unwrap_or("").to_owned();
+        let rows = self.read(move |c| {
+            Box::pin(async move {
+                c.query(
+                    "SELECT username, record FROM tessera_users WHERE username > $1 \
+                     ORDER BY username LIMIT $2",
+                    &[&after, &int(limit as u64 + 1)],
+                )
+                .await
+                .map_err(pg)
+            })
+        })?;
+        let mut items = rows
+            .iter()
+            .map(|r| decode_user(r.get(0), r.get(1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|u| u.username.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = self.read(|c| {
+            Box::pin(async move {
+                c.query("SELECT kid, record FROM tessera_keys", &[])
+                    .await
+                    .map_err(pg)
+            })
+        })?;
+        let mut keys = rows
+            .iter()
+            .map(|r| decode_key(r.get(0), r.get(1)))
+            .collect::<Result<Vec<_>, _>>()?;
+        super::keyring_order(&mut keys);
+        Ok(keys)
+    }
+
+    fn init_keys(&self, records: &[KeyRecord]) -> Result<Vec<KeyRecord>, StoreError> {
+        let encoded = encode_keys(records)?;
+        self.write(move |tx, version| {
+            Box::pin(async move {
+                let existing: i64 = tx
+                    .query_one("SELECT count(*) FROM tessera_keys", &[])
+                    .await
+                    .map_err(pg)?
+                    .get(0);
+                if existing == 0 {
+                    insert_keys(tx, &encoded, version).await?;
+                }
+                Ok(())
+            })
+        })?;
+        self.keys()
+    }
+
+    fn replace_keys(&self, records: &[KeyRecord], audit: Option<Audit>) -> Result<(), StoreError> {
+        let encoded = encode_keys(records)?;
+        self.write(move |tx, version| {
+            Box::pin(async move {
+                tx.execute("DELETE FROM tessera_keys", &[]).await.map_err(pg)?;
+                insert_keys(tx, &encoded, version).await?;
+                if let Some(audit) = &audit {
+                    append_audit(tx, audit).await?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn revoke(&self, jti: &str, exp: u64, audit: Audit) -> Result<(), StoreError> {
+        let jti = jti.to_owned();
+        self.write(move |tx, version| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO tessera_revocations (jti, exp, version) VALUES ($1, $2, $3) \
+                     ON CONFLICT (jti) DO UPDATE SET exp = EXCLUDED.exp, version = EXCLUDED.version",
+                    &[&jti, &int(exp), &version],
+                )
+                .await
+                .map_err(pg)?;
+                append_audit(tx, &audit).await
+            })
+        })
+    }
+
+    fn list_revocations(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(String, u64)>, StoreError> {
+        let after = after.unwrap_or("").to_owned();
+        let rows = self.read(move |c| {
+            Box::pin(async move {
+                c.query(
+                    "SELECT jti, exp FROM tessera_revocations WHERE jti > $1 ORDER BY jti LIMIT $2",
+                    &[&after, &int(limit as u64 + 1)],
+                )
+                .await
+                .map_err(pg)
+            })
+        })?;
+        let mut items: Vec<(String, u64)> = rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), uint(r.get(1))))
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|(j, _)| j.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    fn prune_revocations(&self, now: u64) -> Result<u64, StoreError> {
+        let removed = self.write(move |tx, _| {
+            Box::pin(async move {
+                tx.execute("DELETE FROM tessera_revocations WHERE exp <= $1", &[&int(now)])
+                    .await
+                    .map_err(pg)
+            })
+        })?;
+        self.cache.revoked.write().retain(|_, exp| *exp > now);
+        Ok(removed)
+    }
+
+    fn audit_events(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let before = int(before.unwrap_or(u64::MAX));
+        let rows = self.read(move |c| {
+            Box::pin(async move {
+                c.query(
+                    "SELECT seq, at, action, target, detail FROM tessera_audit \
+                     WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+                    &[&before, &int(limit as u64)],
+                )
+                .await
+                .map_err(pg)
+            })
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| AuditEvent {
+                seq: uint(r.get(0)),
+                at: uint(r.get(1)),
+                action: r.get(2),
+                target: r.get(3),
+                detail: r.get(4),
+            })
+            .collect())
+    }
+
+    fn ttl_high_water(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt("SELECT value FROM tessera_meta WHERE key = 'ttl_high_water'", &[])
+                    .await
+                    .map_err(pg)?;
+                Ok(row.map_or(0, |r| uint(r.get(0))))
+            })
+        })
+    }
+
+    fn raise_ttl_high_water(&self, ttl: u64) -> Result<(), StoreError> {
+        if self.ttl_high_water()? >= ttl {
+            return Ok(());
+        }
+        self.write(move |tx, _| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO tessera_meta (key, value) VALUES ('ttl_high_water', $1) \
+                     ON CONFLICT (key) DO UPDATE SET value = greatest(tessera_meta.value, EXCLUDED.value)",
+                    &[&int(ttl)],
+                )
+                .await
+                .map_err(pg)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn export(&self, out: &mut dyn Write, now: u64) -> Result<ImportCounts, StoreError> {
+        // One snapshot, read whole: users, keys, revocations in key order.
+        let (users, keys, revocations) = self.run(|pool, _| async move {
+            let mut client = pool.get().await.map_err(backend)?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg)?;
+            let users = tx
+                .query("SELECT username, record FROM tessera_users ORDER BY username", &[])
+                .await
+                .map_err(pg)?;
+            let keys = tx
+                .query("SELECT kid, record FROM tessera_keys ORDER BY kid", &[])
+                .await
+                .map_err(pg)?;
+            let revocations = tx
+                .query("SELECT jti, exp FROM tessera_revocations ORDER BY jti", &[])
+                .await
+                .map_err(pg)?;
+            tx.commit().await.map_err(pg)?;
+            Ok((users, keys, revocations))
+        })?;
+        let mut w = snapshot::Writer::header(out, now).map_err(StoreError::Export)?;
+        for r in &users {
+            w.user(decode_user(r.get(0), r.get(1))?)
+                .map_err(StoreError::Export)?;
+        }
+        for r in &keys {
+            w.key(decode_key(r.get(0), r.get(1))?)
+                .map_err(StoreError::Export)?;
+        }
+        for r in &revocations {
+            w.revocation(r.get(0), uint(r.get(1)))
+                .map_err(StoreError::Export)?;
+        }
+        w.end().map_err(StoreError::Export)
+    }
+
+    fn import(
+        &self,
+        lines: SnapshotLines<'_>,
+        audit: &dyn Fn(ImportCounts) -> Audit,
+    ) -> Result<ImportCounts, StoreError> {
+        // Read and check the whole snapshot first; then one transaction.
+        let mut reader = snapshot::Reader::new();
+        let (mut users, mut keys, mut revocations) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut names, mut jtis) = (HashSet::new(), HashSet::new());
+        for line in lines {
+            let line = line.map_err(|reason| BadSnapshot {
+                line: reader.line_number() + 1,
+                reason,
+            })?;
+            let n = reader.line_number() + 1;
+            match reader.read(&line)? {
+                None => {}
+                Some(Item::User(u)) => {
+                    if !names.insert(u.username.clone()) {
+                        return Err(BadSnapshot::twice(n, "user", u.username.as_str()).into());
+                    }
+                    users.push((u.username.to_string(), encode(&u)?));
+                }
+                Some(Item::Key(k)) => keys.push(k),
+                Some(Item::Revocation { jti, exp }) => {
+                    if !jtis.insert(jti.clone()) {
+                        return Err(BadSnapshot::twice(n, "jti", &jti).into());
+                    }
+                    revocations.push((jti, int(exp)));
+                }
+            }
+        }
+        let summary = reader.finish()?;
+        let audit = audit(summary.counts);
+        let encoded = encode_keys(&keys)?;
+        let max_ttl = int(summary.max_ttl_secs);
+        self.write(move |tx, version| {
+            Box::pin(async move {
+                tx.batch_execute(
+                    "DELETE FROM tessera_users; DELETE FROM tessera_keys; \
+                     DELETE FROM tessera_revocations; DELETE FROM tessera_tombstones;",
+                )
+                .await
+                .map_err(pg)?;
+                let put = tx
+                    .prepare("INSERT INTO tessera_users (username, record, version) VALUES ($1, $2, $3)")
+                    .await
+                    .map_err(pg)?;
+                for (name, record) in &users {
+                    tx.execute(&put, &[name, record, &version]).await.map_err(pg)?;
+                }
+                insert_keys(tx, &encoded, version).await?;
+                let revoke = tx
+                    .prepare("INSERT INTO tessera_revocations (jti, exp, version) VALUES ($1, $2, $3)")
+                    .await
+                    .map_err(pg)?;
+                for (jti, exp) in &revocations {
+                    tx.execute(&revoke, &[jti, exp, &version]).await.map_err(pg)?;
+                }
+                tx.execute(
+                    "INSERT INTO tessera_meta (key, value) VALUES ('ttl_high_water', $1) \
+                     ON CONFLICT (key) DO UPDATE SET value = greatest(tessera_meta.value, EXCLUDED.value)",
+                    &[&max_ttl],
+                )
+                .await
+                .map_err(pg)?;
+                tx.execute(
+                    "UPDATE tessera_meta SET value = value + 1 WHERE key = 'generation'",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+                append_audit(tx, &audit).await
+            })
+        })?;
+        Ok(summary.counts)
+    }
+}
+
+fn encode_keys(records: &[KeyRecord]) -> Result<Vec<(String, String)>, StoreError> {
+    records
+        .iter()
+        .map(|k| {
+            serde_json::to_string(k)
+                .map(|r| (k.kid.clone(), r))
+                .map_err(|e| StoreError::Backend(Box::new(e)))
+        })
+        .collect()
+}
+
+async fn insert_keys(
+    tx: &Transaction<'_>,
+    keys: &[(String, String)],
+    version: i64,
+) -> Result<(), StoreError> {
+    for (kid, record) in keys {
+        tx.execute(
+            "INSERT INTO tessera_keys (kid, record, version) VALUES ($1, $2, $3)",
+            &[kid, record, &version],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::contract::store_contract_tests;
+
+    /// One throwaway PostgreSQL per test process (`scripts/pg.sh`, stopped
+    /// when this process exits), one fresh database per test.
+    fn server() -> &'static str {
+        static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        URL.get_or_init(|| {
+            let dir = format!("/tmp/tessera-pg-unit-{}", std::process::id());
+            let out = std::process::Command::new("bash")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))
+                .args(["start", &dir, &std::process::id().to_string()])
+                .output()
+                .expect("run scripts/pg.sh");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        })
+    }
+
+    pub(crate) fn fresh_database() -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let url = server();
+        let name = format!("contract_{}", NEXT.fetch_add(1, Ordering::SeqCst));
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        });
+        format!("{}/{name}", url.rsplit_once('/').unwrap().0)
+    }
+
+    store_contract_tests!(|| {
+        let store: Box<dyn Store> = Box::new(PostgresStore::open(&fresh_database()).unwrap());
+        ((), store)
+    });
+
+    #[test]
+    fn a_newer_schema_is_refused_with_the_fix_named() {
+        let url = fresh_database();
+        drop(PostgresStore::open(&url).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client
+                .batch_execute("UPDATE tessera_meta SET value = 99 WHERE key = 'schema_version'")
+                .await
+                .unwrap();
+        });
+        let err = PostgresStore::open(&url).err().unwrap().to_string();
+        assert!(err.contains("schema version 99") && err.contains("run a matching tessera build"), "{err}");
+    }
+
+    #[test]
+    fn another_node_sees_a_commit_within_a_second() {
+        let url = fresh_database();
+        let a = PostgresStore::open(&url).unwrap();
+        let b = PostgresStore::open(&url).unwrap();
+        let user = crate::store::contract::user("shared");
+        assert!(a.create_user(&user, crate::store::contract::audit("user.create", "shared")).unwrap());
+        let started = std::time::Instant::now();
+        while b.user(&user.username).unwrap().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(1), "node b never saw the user");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        a.revoke("j9", u64::MAX / 4, crate::store::contract::audit("token.revoke", "j9")).unwrap();
+        a.delete_user(&user.username, crate::store::contract::audit("user.delete", "shared")).unwrap();
+        let started = std::time::Instant::now();
+        while b.user(&user.username).unwrap().is_some() || !b.is_revoked("j9") {
+            assert!(started.elapsed() < Duration::from_secs(1), "node b never saw the delete");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn concurrent_first_starts_share_one_keyring() {
+        let url = fresh_database();
+        let a = PostgresStore::open(&url).unwrap();
+        let b = PostgresStore::open(&url).unwrap();
+        let ka = crate::keys::initial_records(1).unwrap();
+        let kb = crate::keys::initial_records(1).unwrap();
+        let (ra, rb) = std::thread::scope(|s| {
+            let ha = s.spawn(|| a.init_keys(&ka).unwrap());
+            let hb = s.spawn(|| b.init_keys(&kb).unwrap());
+            (ha.join().unwrap(), hb.join().unwrap())
+        });
+        let kids = |r: &[KeyRecord]| r.iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
+        assert_eq!(kids(&ra), kids(&rb));
+    }
+
+    #[test]
+    fn urls_are_logged_without_their_password() {
+        assert_eq!(describe("postgres://u:secret@db:5432/t"), "postgres://u@db:5432/t");
+        assert_eq!(describe("postgres://u@db/t"), "postgres://u@db/t");
+    }
+}

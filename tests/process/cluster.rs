@@ -1,0 +1,208 @@
+//! Cluster mode (SPEC §9) with real processes on a throwaway PostgreSQL
+//! (`scripts/pg.sh`): three nodes share one truth, each enforces what
+//! another acknowledged within a second, survives the loss of the other
+//! nodes, and rides out a database outage from memory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestProcess, spawn_on};
+
+/// A throwaway PostgreSQL, removed when dropped.
+struct Postgres {
+    dir: PathBuf,
+    url: String,
+}
+
+fn pg_script(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl Postgres {
+    fn start() -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = PathBuf::from(format!("/tmp/tessera-pg-cluster-{}-{n}", std::process::id()));
+        let url = pg_script(&["start", dir.to_str().unwrap(), &std::process::id().to_string()]);
+        Self { dir, url }
+    }
+
+    fn stop(&self) {
+        pg_script(&["kill", self.dir.to_str().unwrap()]);
+    }
+
+    fn restart(&self) {
+        pg_script(&["restart", self.dir.to_str().unwrap()]);
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))
+            .args(["kill", self.dir.to_str().unwrap()])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts a node on `url`; every node reads the same admin token file.
+fn node(root: &Path, name: &str, url: &str) -> TestProcess {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("admin.token");
+    std::fs::write(&token, "one-admin-token-for-the-whole-cluster").unwrap();
+    spawn_on(&dir, &["--database", url, "--admin-token-file", token.to_str().unwrap()])
+        .unwrap_or_else(|(status, log)| panic!("node {name} did not start ({status:?}):\n{log}"))
+}
+
+/// Waits up to a second for `check` to hold; returns how long it took.
+async fn within_a_second<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "{what}: not within 1 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn kid_of(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn three_nodes_share_one_truth_and_outlive_each_other_and_the_database() {
+    let pg = Postgres::start();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = node(root.path(), "a", &pg.url);
+    let mut b = node(root.path(), "b", &pg.url);
+    let c = node(root.path(), "c", &pg.url);
+
+    // A token from A verifies on B and C.
+    let pw = a.create_user("channel_user").await;
+    within_a_second("user reaches B", || async { b.generate_token("channel_user", &pw).await.status() == 200 }).await;
+    let token = a.token_for("channel_user", &pw).await;
+    for n in [&b, &c] {
+        assert_eq!(n.verify(&token).await.status(), StatusCode::OK);
+    }
+
+    // A revocation on A is enforced by B and C within a second.
+    let r = a.admin_post("/admin/revocations", json!({ "token": token })).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for n in [&b, &c] {
+        within_a_second("revocation", || async { n.verify(&token).await.status() == 401 }).await;
+    }
+
+    // Disabling on A: B refuses the user's fresh token within a second.
+    let fresh = b.token_for("channel_user", &pw).await;
+    a.admin_patch("/admin/users/channel_user", json!({"status": "disabled"})).await;
+    within_a_second("disable", || async { b.verify(&fresh).await.status() == 401 }).await;
+    a.admin_patch("/admin/users/channel_user", json!({"status": "active"})).await;
+
+    // A rotation on A: within a second B and C sign with the new key.
+    let rotated: Value = a
+        .admin_post("/admin/keys/rotate?force=true", json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let active = rotated["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["status"] == "active")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in [&b, &c] {
+        within_a_second("rotation", || async {
+            let r = n.generate_token("channel_user", &pw).await;
+            r.status() == 200 && kid_of(&r.text().await.unwrap()) == active
+        })
+        .await;
+    }
+
+    // kill -9 A and B: C keeps serving.
+    a.signal_and_wait("-KILL");
+    b.signal_and_wait("-KILL");
+    let from_c = c.token_for("channel_user", &pw).await;
+    assert_eq!(c.verify(&from_c).await.status(), StatusCode::OK);
+
+    // The database goes away: C keeps issuing and verifying from memory,
+    // says it is not ready, and refuses admin mutations with 503.
+    pg.stop();
+    let during = c.token_for("channel_user", &pw).await;
+    assert_eq!(c.verify(&during).await.status(), StatusCode::OK);
+    let mutation = c.admin_post("/admin/users", json!({"username": "late"})).await;
+    assert_eq!(mutation.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let started = Instant::now();
+    while c.partner_get("/readyz").await.status() != StatusCode::SERVICE_UNAVAILABLE {
+        assert!(started.elapsed() < Duration::from_secs(10), "/readyz never said 503");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // It comes back: C recovers without a restart.
+    pg.restart();
+    let started = Instant::now();
+    loop {
+        let r = c.admin_post("/admin/users", json!({"username": "after"})).await;
+        if r.status() == StatusCode::CREATED {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "admin API did not recover: {}", r.status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    while c.partner_get("/readyz").await.status() != StatusCode::OK {
+        assert!(started.elapsed() < Duration::from_secs(15), "/readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_redb_deployment_moves_to_postgres_with_its_passwords_and_tokens() {
+    let source = crate::helpers::spawn_process().await;
+    let pw = source.create_user("channel_user").await;
+    let chosen = "a chosen password";
+    source
+        .create_user_with(json!({"username": "chosen", "password": chosen}))
+        .await;
+    let token = source.token_for("channel_user", &pw).await;
+    let snapshot = source.admin_get("/admin/export").await.bytes().await.unwrap();
+
+    let pg = Postgres::start();
+    let root = tempfile::tempdir().unwrap();
+    let target = node(root.path(), "target", &pg.url);
+    let r = target
+        .admin_request(reqwest::Method::POST, "/admin/import")
+        .body(snapshot)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(target.verify(&token).await.status(), StatusCode::OK);
+    assert_eq!(target.generate_token("channel_user", &pw).await.status(), StatusCode::OK);
+    assert_eq!(target.generate_token("chosen", chosen).await.status(), StatusCode::OK);
+    // A second node started afterwards loads the same truth.
+    let other = node(root.path(), "other", &pg.url);
+    assert_eq!(other.verify(&token).await.status(), StatusCode::OK);
+}
