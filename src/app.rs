@@ -228,11 +228,11 @@ impl App {
         let store: Arc<dyn Store> = match &config.storage {
             Storage::DataDir(dir) => Arc::new(RedbStore::open(dir)?),
             Storage::Memory => Arc::new(RedbStore::in_memory()?),
-            Storage::Postgres(url) => {
-                let url = url.clone();
+            Storage::Postgres { url, outage_grace } => {
+                let (url, grace) = (url.clone(), *outage_grace);
                 // It blocks on its own runtime: open it off this one.
                 Arc::new(
-                    tokio::task::spawn_blocking(move || PostgresStore::open(&url))
+                    tokio::task::spawn_blocking(move || PostgresStore::open(&url, grace))
                         .await
                         .map_err(|e| StoreError::Backend(Box::new(e)))??,
                 )

@@ -82,8 +82,16 @@ pub struct ServeArgs {
     /// Cluster mode: keep everything in this PostgreSQL database
     /// (postgres://user:password@host:port/db), shared by every node;
     /// needs --admin-token-file (the same file on every node).
-    #[arg(long = "database", env = "TESSERA_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long = "database",
+        env = "TESSERA_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database: Option<String>,
+    /// Cluster mode: how long a node keeps issuing and verifying from memory
+    /// while the database is unreachable; after that it refuses (fails closed).
+    #[arg(long, env = "TESSERA_DB_OUTAGE_GRACE", default_value = "5m", value_parser = parse_duration)]
+    pub db_outage_grace: Duration,
     /// A declarative TOML file of users, applied before the listeners open.
     #[arg(long, env = "TESSERA_SEED")]
     pub seed: Option<PathBuf>,
@@ -97,7 +105,12 @@ pub enum Storage {
     /// In memory only (`--ephemeral`).
     Memory,
     /// A PostgreSQL database shared by every node (`--database`).
-    Postgres(String),
+    Postgres {
+        /// The connection URL.
+        url: String,
+        /// `--db-outage-grace`.
+        outage_grace: Duration,
+    },
 }
 
 /// Parses a humantime duration of at least one second (`90s`, `15m`, `7d`).
@@ -198,7 +211,13 @@ impl Config {
             let Some(file) = args.admin_token_file else {
                 return Err("--database needs --admin-token-file: every node of a cluster must accept the same admin token".into());
             };
-            (Storage::Postgres(url), Some(file))
+            (
+                Storage::Postgres {
+                    url,
+                    outage_grace: args.db_outage_grace,
+                },
+                Some(file),
+            )
         } else if args.ephemeral {
             (Storage::Memory, args.admin_token_file)
         } else {

@@ -105,9 +105,17 @@ impl Service {
             .throttle
             .charge(client, Instant::now())
             .map_err(IssueError::Throttled)?;
-        let user = match Username::parse(username) {
-            Ok(name) => self.store.user(&name).map_err(super::InternalError::from)?,
+        let user = match Username::parse(username).map(|name| self.store.user(&name)) {
+            Ok(Ok(user)) => user,
             Err(_) => None,
+            Ok(Err(e)) => {
+                self.throttle.refund(client, charge);
+                return Err(match e {
+                    // Cluster mode past --db-outage-grace: "try again later".
+                    crate::store::StoreError::Unavailable(_) => IssueError::Busy,
+                    e => super::InternalError::from(e).into(),
+                });
+            }
         };
         let matched = match self
             .check_login(user.as_ref().map(|u| &u.password), password)

@@ -94,7 +94,9 @@ impl Service {
     /// change to it (a rotation, a drop, an import), so every node signs
     /// with the active key and verifies every live one. None when this
     /// process is the only writer.
-    pub fn follow_keyring_changes(self: &std::sync::Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn follow_keyring_changes(
+        self: &std::sync::Arc<Self>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let mut changes = self.store.keyring_changes()?;
         let service = self.clone();
         Some(tokio::spawn(async move {

@@ -117,6 +117,8 @@ struct Cache {
 
 /// The store on a PostgreSQL database shared by every node.
 pub struct PostgresStore {
+    /// How long to answer from memory while the database is unreachable.
+    outage_grace: Duration,
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
     cache: Arc<Cache>,
@@ -142,7 +144,9 @@ fn describe(url: &str) -> String {
     }
 }
 
-async fn begin_write(client: &mut deadpool_postgres::Object) -> Result<Transaction<'_>, StoreError> {
+async fn begin_write(
+    client: &mut deadpool_postgres::Object,
+) -> Result<Transaction<'_>, StoreError> {
     let tx = client.transaction().await.map_err(pg)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
         .await
@@ -234,7 +238,11 @@ async fn catch_up(pool: &Pool, cache: &Cache) -> Result<(), StoreError> {
         .map_err(pg)?;
     let generation = meta(&tx, "generation").await?;
     let full = generation != cache.generation.load(Ordering::SeqCst);
-    let since = if full { 0 } else { cache.version.load(Ordering::SeqCst) };
+    let since = if full {
+        0
+    } else {
+        cache.version.load(Ordering::SeqCst)
+    };
     let users = tx
         .query(
             "SELECT username, record, version FROM tessera_users WHERE version > $1",
@@ -267,7 +275,11 @@ async fn catch_up(pool: &Pool, cache: &Cache) -> Result<(), StoreError> {
     let mut changes: Vec<(i64, Option<User>, String)> = Vec::new();
     for row in &users {
         let name: &str = row.get(0);
-        changes.push((row.get(2), Some(decode_user(name, row.get(1))?), name.to_owned()));
+        changes.push((
+            row.get(2),
+            Some(decode_user(name, row.get(1))?),
+            name.to_owned(),
+        ));
     }
     for row in &gone {
         changes.push((row.get(1), None, row.get(0)));
@@ -331,7 +343,11 @@ async fn listen(url: String, cache: Arc<Cache>) {
                     }
                 }
             });
-            if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
+            if client
+                .batch_execute(&format!("LISTEN {CHANNEL}"))
+                .await
+                .is_ok()
+            {
                 // Anything committed while we were not listening.
                 cache.wake.notify_one();
                 let _ = driver.await;
@@ -359,7 +375,7 @@ async fn follow(pool: Pool, cache: Arc<Cache>) {
 impl PostgresStore {
     /// Connects, creates or checks the schema, loads users, revocations
     /// and the version reached, and starts following other nodes' commits.
-    pub fn open(url: &str) -> Result<Self, StoreError> {
+    pub fn open(url: &str, outage_grace: Duration) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("tessera-postgres")
@@ -385,6 +401,7 @@ impl PostgresStore {
         };
         let (keyring, _) = watch::channel(0);
         let store = Self {
+            outage_grace,
             runtime: Some(runtime),
             pool,
             cache: Arc::new(Cache {
@@ -452,7 +469,8 @@ impl PostgresStore {
                 .unwrap_or_else(|_| Err(backend("no answer in time")));
             let _ = tx.send(result);
         });
-        rx.recv().map_err(|_| backend("the store's runtime stopped"))?
+        rx.recv()
+            .map_err(|_| backend("the store's runtime stopped"))?
     }
 
     /// A write transaction: `job` gets the transaction and the version
@@ -503,6 +521,15 @@ impl Store for PostgresStore {
     }
 
     fn user(&self, name: &Username) -> Result<Option<User>, StoreError> {
+        let behind = now_ms().saturating_sub(self.cache.last_ok_ms.load(Ordering::Relaxed));
+        if behind > (self.outage_grace + 2 * POLL).as_millis() as u64 {
+            // Past the grace, what memory holds may be too old to trust:
+            // refuse logins and verifications until the database is back.
+            return Err(StoreError::Unavailable(format!(
+                "database unreachable for {}s, longer than --db-outage-grace",
+                behind / 1000
+            )));
+        }
         Ok(self.cache.users.read().get(name).cloned())
     }
 
@@ -703,7 +730,9 @@ impl Store for PostgresStore {
         let encoded = encode_keys(records)?;
         self.write(move |tx, version| {
             Box::pin(async move {
-                tx.execute("DELETE FROM tessera_keys", &[]).await.map_err(pg)?;
+                tx.execute("DELETE FROM tessera_keys", &[])
+                    .await
+                    .map_err(pg)?;
                 insert_keys(tx, &encoded, version).await?;
                 if let Some(audit) = &audit {
                     append_audit(tx, audit).await?;
@@ -761,9 +790,12 @@ impl Store for PostgresStore {
     fn prune_revocations(&self, now: u64) -> Result<u64, StoreError> {
         let removed = self.write(move |tx, _| {
             Box::pin(async move {
-                tx.execute("DELETE FROM tessera_revocations WHERE exp <= $1", &[&int(now)])
-                    .await
-                    .map_err(pg)
+                tx.execute(
+                    "DELETE FROM tessera_revocations WHERE exp <= $1",
+                    &[&int(now)],
+                )
+                .await
+                .map_err(pg)
             })
         })?;
         self.cache.revoked.write().retain(|_, exp| *exp > now);
@@ -803,7 +835,10 @@ impl Store for PostgresStore {
         self.read(|c| {
             Box::pin(async move {
                 let row = c
-                    .query_opt("SELECT value FROM tessera_meta WHERE key = 'ttl_high_water'", &[])
+                    .query_opt(
+                        "SELECT value FROM tessera_meta WHERE key = 'ttl_high_water'",
+                        &[],
+                    )
                     .await
                     .map_err(pg)?;
                 Ok(row.map_or(0, |r| uint(r.get(0))))
@@ -841,7 +876,10 @@ impl Store for PostgresStore {
                 .await
                 .map_err(pg)?;
             let users = tx
-                .query("SELECT username, record FROM tessera_users ORDER BY username", &[])
+                .query(
+                    "SELECT username, record FROM tessera_users ORDER BY username",
+                    &[],
+                )
                 .await
                 .map_err(pg)?;
             let keys = tx
@@ -993,7 +1031,11 @@ mod tests {
                 .args(["start", &dir, &std::process::id().to_string()])
                 .output()
                 .expect("run scripts/pg.sh");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8(out.stdout).unwrap().trim().to_owned()
         })
     }
@@ -1002,25 +1044,35 @@ mod tests {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let url = server();
         let name = format!("contract_{}", NEXT.fetch_add(1, Ordering::SeqCst));
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
             tokio::spawn(conn);
-            client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
         });
         format!("{}/{name}", url.rsplit_once('/').unwrap().0)
     }
 
     store_contract_tests!(|| {
-        let store: Box<dyn Store> = Box::new(PostgresStore::open(&fresh_database()).unwrap());
+        let store: Box<dyn Store> =
+            Box::new(PostgresStore::open(&fresh_database(), Duration::from_secs(300)).unwrap());
         ((), store)
     });
 
     #[test]
     fn a_newer_schema_is_refused_with_the_fix_named() {
         let url = fresh_database();
-        drop(PostgresStore::open(&url).unwrap());
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        drop(PostgresStore::open(&url, Duration::from_secs(300)).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let (client, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
             tokio::spawn(conn);
@@ -1029,27 +1081,54 @@ mod tests {
                 .await
                 .unwrap();
         });
-        let err = PostgresStore::open(&url).err().unwrap().to_string();
-        assert!(err.contains("schema version 99") && err.contains("run a matching tessera build"), "{err}");
+        let err = PostgresStore::open(&url, Duration::from_secs(300))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("schema version 99") && err.contains("run a matching tessera build"),
+            "{err}"
+        );
     }
 
     #[test]
     fn another_node_sees_a_commit_within_a_second() {
         let url = fresh_database();
-        let a = PostgresStore::open(&url).unwrap();
-        let b = PostgresStore::open(&url).unwrap();
+        let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
+        let b = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
         let user = crate::store::contract::user("shared");
-        assert!(a.create_user(&user, crate::store::contract::audit("user.create", "shared")).unwrap());
+        assert!(
+            a.create_user(
+                &user,
+                crate::store::contract::audit("user.create", "shared")
+            )
+            .unwrap()
+        );
         let started = std::time::Instant::now();
         while b.user(&user.username).unwrap().is_none() {
-            assert!(started.elapsed() < Duration::from_secs(1), "node b never saw the user");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "node b never saw the user"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
-        a.revoke("j9", u64::MAX / 4, crate::store::contract::audit("token.revoke", "j9")).unwrap();
-        a.delete_user(&user.username, crate::store::contract::audit("user.delete", "shared")).unwrap();
+        a.revoke(
+            "j9",
+            u64::MAX / 4,
+            crate::store::contract::audit("token.revoke", "j9"),
+        )
+        .unwrap();
+        a.delete_user(
+            &user.username,
+            crate::store::contract::audit("user.delete", "shared"),
+        )
+        .unwrap();
         let started = std::time::Instant::now();
         while b.user(&user.username).unwrap().is_some() || !b.is_revoked("j9") {
-            assert!(started.elapsed() < Duration::from_secs(1), "node b never saw the delete");
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "node b never saw the delete"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -1057,8 +1136,8 @@ mod tests {
     #[test]
     fn concurrent_first_starts_share_one_keyring() {
         let url = fresh_database();
-        let a = PostgresStore::open(&url).unwrap();
-        let b = PostgresStore::open(&url).unwrap();
+        let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
+        let b = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
         let ka = crate::keys::initial_records(1).unwrap();
         let kb = crate::keys::initial_records(1).unwrap();
         let (ra, rb) = std::thread::scope(|s| {
@@ -1072,7 +1151,10 @@ mod tests {
 
     #[test]
     fn urls_are_logged_without_their_password() {
-        assert_eq!(describe("postgres://u:secret@db:5432/t"), "postgres://u@db:5432/t");
+        assert_eq!(
+            describe("postgres://u:secret@db:5432/t"),
+            "postgres://u@db:5432/t"
+        );
         assert_eq!(describe("postgres://u@db/t"), "postgres://u@db/t");
     }
 }

@@ -24,7 +24,11 @@ fn pg_script(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "pg.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pg.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -32,8 +36,15 @@ impl Postgres {
     fn start() -> Self {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = PathBuf::from(format!("/tmp/tessera-pg-cluster-{}-{n}", std::process::id()));
-        let url = pg_script(&["start", dir.to_str().unwrap(), &std::process::id().to_string()]);
+        let dir = PathBuf::from(format!(
+            "/tmp/tessera-pg-cluster-{}-{n}",
+            std::process::id()
+        ));
+        let url = pg_script(&[
+            "start",
+            dir.to_str().unwrap(),
+            &std::process::id().to_string(),
+        ]);
         Self { dir, url }
     }
 
@@ -62,8 +73,16 @@ fn node(root: &Path, name: &str, url: &str) -> TestProcess {
     std::fs::create_dir_all(&dir).unwrap();
     let token = dir.join("admin.token");
     std::fs::write(&token, "one-admin-token-for-the-whole-cluster").unwrap();
-    spawn_on(&dir, &["--database", url, "--admin-token-file", token.to_str().unwrap()])
-        .unwrap_or_else(|(status, log)| panic!("node {name} did not start ({status:?}):\n{log}"))
+    spawn_on(
+        &dir,
+        &[
+            "--database",
+            url,
+            "--admin-token-file",
+            token.to_str().unwrap(),
+        ],
+    )
+    .unwrap_or_else(|(status, log)| panic!("node {name} did not start ({status:?}):\n{log}"))
 }
 
 /// Waits up to a second for `check` to hold; returns how long it took.
@@ -77,7 +96,10 @@ where
         if check().await {
             return started.elapsed();
         }
-        assert!(started.elapsed() < Duration::from_secs(1), "{what}: not within 1 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{what}: not within 1 s"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -85,8 +107,13 @@ where
 fn kid_of(token: &str) -> String {
     use base64::Engine as _;
     let header = token.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
-    serde_json::from_slice::<Value>(&bytes).unwrap()["kid"].as_str().unwrap().to_owned()
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    serde_json::from_slice::<Value>(&bytes).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -99,24 +126,37 @@ async fn three_nodes_share_one_truth_and_outlive_each_other_and_the_database() {
 
     // A token from A verifies on B and C.
     let pw = a.create_user("channel_user").await;
-    within_a_second("user reaches B", || async { b.generate_token("channel_user", &pw).await.status() == 200 }).await;
+    within_a_second("user reaches B", || async {
+        b.generate_token("channel_user", &pw).await.status() == 200
+    })
+    .await;
     let token = a.token_for("channel_user", &pw).await;
     for n in [&b, &c] {
         assert_eq!(n.verify(&token).await.status(), StatusCode::OK);
     }
 
     // A revocation on A is enforced by B and C within a second.
-    let r = a.admin_post("/admin/revocations", json!({ "token": token })).await;
+    let r = a
+        .admin_post("/admin/revocations", json!({ "token": token }))
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     for n in [&b, &c] {
-        within_a_second("revocation", || async { n.verify(&token).await.status() == 401 }).await;
+        within_a_second("revocation", || async {
+            n.verify(&token).await.status() == 401
+        })
+        .await;
     }
 
     // Disabling on A: B refuses the user's fresh token within a second.
     let fresh = b.token_for("channel_user", &pw).await;
-    a.admin_patch("/admin/users/channel_user", json!({"status": "disabled"})).await;
-    within_a_second("disable", || async { b.verify(&fresh).await.status() == 401 }).await;
-    a.admin_patch("/admin/users/channel_user", json!({"status": "active"})).await;
+    a.admin_patch("/admin/users/channel_user", json!({"status": "disabled"}))
+        .await;
+    within_a_second("disable", || async {
+        b.verify(&fresh).await.status() == 401
+    })
+    .await;
+    a.admin_patch("/admin/users/channel_user", json!({"status": "active"}))
+        .await;
 
     // A rotation on A: within a second B and C sign with the new key.
     let rotated: Value = a
@@ -153,11 +193,16 @@ async fn three_nodes_share_one_truth_and_outlive_each_other_and_the_database() {
     pg.stop();
     let during = c.token_for("channel_user", &pw).await;
     assert_eq!(c.verify(&during).await.status(), StatusCode::OK);
-    let mutation = c.admin_post("/admin/users", json!({"username": "late"})).await;
+    let mutation = c
+        .admin_post("/admin/users", json!({"username": "late"}))
+        .await;
     assert_eq!(mutation.status(), StatusCode::SERVICE_UNAVAILABLE);
     let started = Instant::now();
     while c.partner_get("/readyz").await.status() != StatusCode::SERVICE_UNAVAILABLE {
-        assert!(started.elapsed() < Duration::from_secs(10), "/readyz never said 503");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "/readyz never said 503"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -165,15 +210,24 @@ async fn three_nodes_share_one_truth_and_outlive_each_other_and_the_database() {
     pg.restart();
     let started = Instant::now();
     loop {
-        let r = c.admin_post("/admin/users", json!({"username": "after"})).await;
+        let r = c
+            .admin_post("/admin/users", json!({"username": "after"}))
+            .await;
         if r.status() == StatusCode::CREATED {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(15), "admin API did not recover: {}", r.status());
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "admin API did not recover: {}",
+            r.status()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     while c.partner_get("/readyz").await.status() != StatusCode::OK {
-        assert!(started.elapsed() < Duration::from_secs(15), "/readyz did not recover");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "/readyz did not recover"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -187,7 +241,12 @@ async fn a_redb_deployment_moves_to_postgres_with_its_passwords_and_tokens() {
         .create_user_with(json!({"username": "chosen", "password": chosen}))
         .await;
     let token = source.token_for("channel_user", &pw).await;
-    let snapshot = source.admin_get("/admin/export").await.bytes().await.unwrap();
+    let snapshot = source
+        .admin_get("/admin/export")
+        .await
+        .bytes()
+        .await
+        .unwrap();
 
     let pg = Postgres::start();
     let root = tempfile::tempdir().unwrap();
@@ -200,9 +259,74 @@ async fn a_redb_deployment_moves_to_postgres_with_its_passwords_and_tokens() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(target.verify(&token).await.status(), StatusCode::OK);
-    assert_eq!(target.generate_token("channel_user", &pw).await.status(), StatusCode::OK);
-    assert_eq!(target.generate_token("chosen", chosen).await.status(), StatusCode::OK);
+    assert_eq!(
+        target.generate_token("channel_user", &pw).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        target.generate_token("chosen", chosen).await.status(),
+        StatusCode::OK
+    );
     // A second node started afterwards loads the same truth.
     let other = node(root.path(), "other", &pg.url);
     assert_eq!(other.verify(&token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn past_the_outage_grace_a_node_fails_closed_until_the_database_is_back() {
+    let pg = Postgres::start();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("n");
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("admin.token");
+    std::fs::write(&token_file, "cluster-admin-token").unwrap();
+    let n = spawn_on(
+        &dir,
+        &[
+            "--database",
+            &pg.url,
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+            "--db-outage-grace",
+            "1s",
+        ],
+    )
+    .unwrap_or_else(|(s, log)| panic!("{s:?}\n{log}"));
+    let pw = n.create_user("u").await;
+    let token = n.token_for("u", &pw).await;
+    pg.stop();
+    assert_eq!(
+        n.verify(&token).await.status(),
+        StatusCode::OK,
+        "within the grace: from memory"
+    );
+    let started = Instant::now();
+    loop {
+        let r = n.generate_token("u", &pw).await;
+        if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(r.text().await.unwrap(), "server busy");
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never refused after the grace"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        n.verify(&token).await.status(),
+        StatusCode::OK,
+        "verification fails closed too"
+    );
+    pg.restart();
+    let started = Instant::now();
+    while n.generate_token("u", &pw).await.status() != StatusCode::OK {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(n.verify(&token).await.status(), StatusCode::OK);
 }
