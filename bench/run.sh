@@ -168,4 +168,6 @@ if [ "$PEERS" = 1 ]; then
 fi
 echo "== test environment: serve --ephemeral --seed (1,000 UUID-password users)"
 STARTS=10 bash "$HERE/ephemeral.sh" | tail -1 | tee -a "$SUMMARY"
+echo "== cluster mode on PostgreSQL (bench/cluster.sh)"
+DUR=$DUR CONNS=$CONNS bash "$HERE/cluster.sh" | tail -5 | tee -a "$SUMMARY"
 echo "summary: $SUMMARY"
