@@ -302,3 +302,36 @@ async fn ephemeral_without_an_admin_token_file_keeps_the_admin_api_off() {
     drop(app);
     assert!(!data.exists(), "nothing was written to the data dir");
 }
+
+#[tokio::test]
+async fn a_given_hash_is_stored_as_is_and_replaced_only_when_it_differs() {
+    let app = spawn_app().await;
+    let first = tessera::password::hash_new("first chosen password").unwrap();
+    let second = tessera::password::hash_new("second chosen password").unwrap();
+    let doc = |h: &tessera::password::PasswordHash| json!({"users": [{"username": "u", "password_hash": h}]});
+    let (_, created) = apply(&app, doc(&first)).await;
+    assert_eq!(names(&created, "created"), ["u"]);
+    assert_eq!(created["passwords"], json!({}));
+    assert_eq!(
+        app.generate_token("u", "first chosen password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let (_, same) = apply(&app, doc(&first)).await;
+    assert_eq!(same["unchanged"], 1);
+    let (_, changed) = apply(&app, doc(&second)).await;
+    assert_eq!(names(&changed, "updated"), ["u"]);
+    assert_eq!(
+        app.generate_token("u", "second chosen password")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.generate_token("u", "first chosen password")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
