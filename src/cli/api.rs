@@ -52,6 +52,15 @@ struct ErrorBody {
 }
 
 impl CallError {
+    /// The body of a 2xx answer, or the error any other status stands for.
+    pub fn check(status: u16, body: Bytes) -> Result<Bytes, CallError> {
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(Self::from_answer(status, &body))
+        }
+    }
+
     /// The error an admin API answer with a non-2xx `status` stands for.
     pub fn from_answer(status: u16, body: &[u8]) -> Self {
         match serde_json::from_slice::<ErrorBody>(body) {

@@ -88,11 +88,7 @@ async fn collect(response: warp::reply::Response) -> Result<Bytes, CallError> {
         .await
         .map_err(|e| CallError::Io(e.to_string()))?
         .to_bytes();
-    if (200..300).contains(&status) {
-        Ok(body)
-    } else {
-        Err(CallError::from_answer(status, &body))
-    }
+    CallError::check(status, body)
 }
 
 impl AdminApi for InProcess {

@@ -61,11 +61,7 @@ impl OverHttp {
     async fn collect(&self, response: reqwest::Response) -> Result<Bytes, CallError> {
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| self.unreachable(&e))?;
-        if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Err(CallError::from_answer(status, &body))
-        }
+        CallError::check(status, body)
     }
 }
 
