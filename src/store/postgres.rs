@@ -119,6 +119,10 @@ struct Cache {
 pub struct PostgresStore {
     /// How long to answer from memory while the database is unreachable.
     outage_grace: Duration,
+    /// The keyring version the last [`Store::keys`] call read: a
+    /// replacement computed from it lands only if no other node changed the
+    /// keyring since (compare-and-swap across nodes).
+    keys_read: Arc<AtomicI64>,
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
     cache: Arc<Cache>,
@@ -402,6 +406,7 @@ impl PostgresStore {
         let (keyring, _) = watch::channel(0);
         let store = Self {
             outage_grace,
+            keys_read: Arc::new(AtomicI64::new(-1)),
             runtime: Some(runtime),
             pool,
             cache: Arc::new(Cache {
@@ -446,6 +451,7 @@ impl PostgresStore {
             tx.commit().await.map_err(pg)
         })?;
         store.run(|pool, cache| async move { catch_up(&pool, &cache).await })?;
+        store.keys()?;
         let runtime = store.runtime.as_ref().expect("runtime is set until drop");
         runtime.spawn(listen(url.to_owned(), store.cache.clone()));
         runtime.spawn(follow(store.pool.clone(), store.cache.clone()));
@@ -695,11 +701,13 @@ impl Store for PostgresStore {
     fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = self.read(|c| {
             Box::pin(async move {
-                c.query("SELECT kid, record FROM tessera_keys", &[])
+                c.query("SELECT kid, record, version FROM tessera_keys", &[])
                     .await
                     .map_err(pg)
             })
         })?;
+        let version = rows.iter().map(|r| r.get::<_, i64>(2)).max().unwrap_or(0);
+        self.keys_read.store(version, Ordering::SeqCst);
         let mut keys = rows
             .iter()
             .map(|r| decode_key(r.get(0), r.get(1)))
@@ -728,8 +736,21 @@ impl Store for PostgresStore {
 
     fn replace_keys(&self, records: &[KeyRecord], audit: Option<Audit>) -> Result<(), StoreError> {
         let encoded = encode_keys(records)?;
-        self.write(move |tx, version| {
+        let read = self.keys_read.load(Ordering::SeqCst);
+        let written = self.write(move |tx, version| {
             Box::pin(async move {
+                let current: i64 = tx
+                    .query_one("SELECT coalesce(max(version), 0) FROM tessera_keys", &[])
+                    .await
+                    .map_err(pg)?
+                    .get(0);
+                if current != read {
+                    // Another node rotated or dropped keys since this node
+                    // read the keyring this replacement was computed from.
+                    return Err(StoreError::Unavailable(
+                        "the keyring changed on another node; retry".into(),
+                    ));
+                }
                 tx.execute("DELETE FROM tessera_keys", &[])
                     .await
                     .map_err(pg)?;
@@ -737,9 +758,12 @@ impl Store for PostgresStore {
                 if let Some(audit) = &audit {
                     append_audit(tx, audit).await?;
                 }
-                Ok(())
+                Ok(version)
             })
-        })
+        })?;
+        // This node's own write is the keyring it knows now.
+        self.keys_read.store(written, Ordering::SeqCst);
+        Ok(())
     }
 
     fn revoke(&self, jti: &str, exp: u64, audit: Audit) -> Result<(), StoreError> {
@@ -1147,6 +1171,22 @@ mod tests {
         });
         let kids = |r: &[KeyRecord]| r.iter().map(|k| k.kid.clone()).collect::<Vec<_>>();
         assert_eq!(kids(&ra), kids(&rb));
+    }
+
+    #[test]
+    fn a_keyring_change_computed_from_a_stale_read_is_refused() {
+        let url = fresh_database();
+        let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
+        let b = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
+        a.init_keys(&crate::keys::initial_records(1).unwrap())
+            .unwrap();
+        let seen_by_a = a.keys().unwrap();
+        let seen_by_b = b.keys().unwrap();
+        b.replace_keys(&seen_by_b, None).unwrap();
+        let err = a.replace_keys(&seen_by_a, None).unwrap_err();
+        assert!(err.to_string().contains("changed on another node"), "{err}");
+        a.keys().unwrap();
+        a.replace_keys(&seen_by_a, None).unwrap();
     }
 
     #[test]
