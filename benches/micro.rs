@@ -19,6 +19,7 @@ fn claims() -> Claims {
         iat: 1_800_000_000,
         exp: 1_800_003_600,
         jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        generation: None,
     }
 }
 
@@ -40,6 +41,7 @@ fn tokens(c: &mut Criterion) {
                 |kid| ring.verifying_key(kid),
                 "tessera",
                 1_800_000_001,
+                60,
             ))
         })
     });
@@ -83,7 +85,7 @@ fn store(c: &mut Criterion) {
     }
     for i in 0..n {
         let name = Username::parse(&format!("user{i:07}")).unwrap();
-        let u = User::new(&name, hash.clone(), 1);
+        let u = User::new(&name, hash.clone(), 1, 0);
         lines.push_str(&serde_json::json!({"type": "user", "user": u}).to_string());
         lines.push('\n');
     }

@@ -61,8 +61,8 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The admin token file could not be read or written.
-    #[error("admin token file {path}: {reason}")]
+    /// A token file (admin or feed) could not be read or written.
+    #[error("token file {path}: {reason}")]
     AdminToken {
         /// The file.
         path: PathBuf,
@@ -74,6 +74,18 @@ pub enum StartError {
 /// Reads the admin token from `path`, or creates one (mode 0600) if the file
 /// does not exist. Logs the path, never the token.
 pub fn load_or_create_admin_token(path: &Path) -> Result<Zeroizing<String>, StartError> {
+    load_or_create_token(path, "admin token")
+}
+
+/// Reads the feed token (what verifiers present to `GET /revocations`)
+/// from `path`, or creates one (mode 0600) if the file does not exist.
+pub fn load_or_create_feed_token(path: &Path) -> Result<Zeroizing<String>, StartError> {
+    load_or_create_token(path, "feed token")
+}
+
+/// Reads a bearer secret from `path`, or creates an unguessable one there
+/// (mode 0600) if the file does not exist. Logs the path, never the secret.
+fn load_or_create_token(path: &Path, what: &'static str) -> Result<Zeroizing<String>, StartError> {
     let err = |reason: String| StartError::AdminToken {
         path: path.to_owned(),
         reason,
@@ -101,7 +113,7 @@ pub fn load_or_create_admin_token(path: &Path) -> Result<Zeroizing<String>, Star
             file.write_all(token.as_bytes())
                 .and_then(|()| file.sync_all())
                 .map_err(|e| err(format!("could not write it: {e}")))?;
-            tracing::info!(path = %path.display(), "created admin token file");
+            tracing::info!(path = %path.display(), "created {what} file");
             Ok(token)
         }
         Err(e) => Err(err(format!("could not read it: {e}"))),
@@ -244,11 +256,22 @@ impl App {
             .as_deref()
             .map(load_or_create_admin_token)
             .transpose()?;
+        let feed_token = config
+            .feed_token_file
+            .as_deref()
+            .map(load_or_create_feed_token)
+            .transpose()?;
+        if feed_token.is_none() {
+            tracing::info!(
+                "revocation feed closed: pass --feed-token-file to let verifiers read GET /revocations"
+            );
+        }
         let service = Service::start(
             store,
             Settings {
                 issuer: config.issuer.clone(),
                 default_ttl_secs: config.token_ttl_secs,
+                clock_leeway_secs: config.clock_leeway_secs,
                 throttle: config.throttle,
                 hash_queue: config.hash_queue,
             },
@@ -283,6 +306,7 @@ impl App {
                 Some(token) => http::admin::token_digest(token),
                 None => http::admin::token_digest(&unguessable()?),
             },
+            feed_token_digest: feed_token.as_deref().map(|t| http::admin::token_digest(t)),
             body_read_timeout: config.body_read_timeout,
             public_url: config
                 .public_url

@@ -92,6 +92,15 @@ pub struct ServeArgs {
     /// while the database is unreachable; after that it refuses (fails closed).
     #[arg(long, env = "TESSERA_DB_OUTAGE_GRACE", default_value = "5m", value_parser = parse_duration)]
     pub db_outage_grace: Duration,
+    /// How far in the future a token's iat may lie before it counts as not
+    /// yet valid, for hosts whose clocks disagree (exp gets no leeway).
+    #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "60s", value_parser = parse_leeway)]
+    pub clock_leeway: Duration,
+    /// The token verifiers present to read the revocation feed
+    /// [default: <data-dir>/feed.token, created if missing; with --database
+    /// or --ephemeral the feed stays closed unless this is given].
+    #[arg(long, env = "TESSERA_FEED_TOKEN_FILE")]
+    pub feed_token_file: Option<PathBuf>,
     /// A declarative TOML file of users, applied before the listeners open.
     #[arg(long, env = "TESSERA_SEED")]
     pub seed: Option<PathBuf>,
@@ -177,6 +186,10 @@ pub struct Config {
     pub hash_queue: usize,
     /// `--public-url`, if given.
     pub public_url: Option<String>,
+    /// `--clock-leeway` in whole seconds.
+    pub clock_leeway_secs: u64,
+    /// Where the feed token lives; None keeps the revocation feed closed.
+    pub feed_token_file: Option<PathBuf>,
 }
 
 /// The longest token lifetime, server-wide or per user: 366 days.
@@ -201,6 +214,11 @@ impl Config {
         if args.throttle_failures == 0 {
             return Err("--throttle-failures must be at least 1".into());
         }
+        let feed_token_file = match (&args.feed_token_file, &args.database, args.ephemeral) {
+            (Some(f), _, _) => Some(f.clone()),
+            (None, None, false) => Some(args.data_dir.join("feed.token")),
+            (None, _, _) => None,
+        };
         let (storage, admin_token_file) = if let Some(url) = args.database {
             if args.ephemeral {
                 return Err("--database and --ephemeral exclude each other".into());
@@ -241,6 +259,8 @@ impl Config {
             max_connections: args.max_connections as usize,
             hash_queue: args.hash_queue,
             public_url: args.public_url,
+            clock_leeway_secs: args.clock_leeway.as_secs(),
+            feed_token_file,
             throttle: ThrottleConfig {
                 failures: args.throttle_failures,
                 window: args.throttle_window,
@@ -249,6 +269,16 @@ impl Config {
             },
         })
     }
+}
+
+/// A `--clock-leeway`: a humantime duration from 0 s to 1 h.
+fn parse_leeway(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("{text:?} is not a duration like 60s or 2m ({e})"))?;
+    if d > Duration::from_secs(3600) {
+        return Err("the clock leeway must be at most 1h".into());
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -267,5 +297,8 @@ mod tests {
             "10.0.0.0/8"
         );
         assert!(parse_proxy("example.com").is_err());
+        assert_eq!(parse_leeway("0s").unwrap().as_secs(), 0);
+        assert_eq!(parse_leeway("1h").unwrap().as_secs(), 3600);
+        assert!(parse_leeway("61m").is_err());
     }
 }

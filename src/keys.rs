@@ -168,6 +168,7 @@ impl ed25519_dalek::Signer<Signature> for LoadedKey {
 /// `kid`, and the serialised JWKS. Immutable; replaced whole on rotation.
 pub struct Keyring {
     active: String,
+    next: Option<String>,
     keys: HashMap<String, LoadedKey>,
     jwks: String,
 }
@@ -219,6 +220,10 @@ impl Keyring {
         }
         Ok(Self {
             active: actives[0].kid.clone(),
+            next: records
+                .iter()
+                .find(|r| r.status == KeyStatus::Next)
+                .map(|r| r.kid.clone()),
             keys,
             jwks: serde_json::json!({ "keys": jwks }).to_string(),
         })
@@ -228,6 +233,11 @@ impl Keyring {
     pub fn active(&self) -> &LoadedKey {
         // `load` guarantees the active kid is in the map.
         &self.keys[&self.active]
+    }
+
+    /// The published key that signs after the next rotation, if any.
+    pub fn next_kid(&self) -> Option<&str> {
+        self.next.as_deref()
     }
 
     /// The public key for `kid`, if it may still verify.
@@ -275,19 +285,24 @@ pub enum RotateError {
 /// Plans a rotation: the next key becomes active, a new next key is made, the
 /// old active key retires and is kept until `now + max_token_ttl` (no token it
 /// signed can live longer). Refused while the next key is younger than
-/// `min_published` seconds unless `force`.
+/// `min_published` seconds unless `force`. Its age is the larger of what
+/// the wall clock says and `seen_for`, how long this process has watched
+/// it being published by a clock that never steps: a wall clock that
+/// stepped back then delays a rotation by the JWKS max-age at most, never
+/// by the size of the step.
 pub fn rotate(
     records: &[KeyRecord],
     now: u64,
     max_token_ttl: u64,
     min_published: u64,
     force: bool,
+    seen_for: u64,
 ) -> Result<Vec<KeyRecord>, RotateError> {
     let next = records
         .iter()
         .find(|r| r.status == KeyStatus::Next)
         .ok_or(RotateError::NoNextKey)?;
-    let age = now.saturating_sub(next.created_at);
+    let age = now.saturating_sub(next.created_at).max(seen_for);
     if !force && age < min_published {
         return Err(RotateError::TooSoon {
             published_secs: age,
@@ -395,10 +410,15 @@ mod tests {
     fn rotation_promotes_next_and_retires_active() {
         let recs = initial_records(100).unwrap();
         assert!(matches!(
-            rotate(&recs, 200, 3600, 300, false),
+            rotate(&recs, 200, 3600, 300, false, 0),
             Err(RotateError::TooSoon { wait_secs: 200, .. })
         ));
-        let rotated = rotate(&recs, 400, 3600, 300, false).unwrap();
+        assert!(
+            rotate(&recs, 50, 3600, 300, false, 300).is_ok(),
+            "watched for the max-age though the clock says otherwise"
+        );
+        assert!(rotate(&recs, 50, 3600, 300, false, 299).is_err());
+        let rotated = rotate(&recs, 400, 3600, 300, false, 0).unwrap();
         assert_eq!(rotated.len(), 3);
         assert_eq!(rotated[0].status, KeyStatus::Retired);
         assert_eq!(rotated[0].drop_after, Some(4000));

@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let config = match Config::from_args(args) {
+            let config = match Config::from_args(*args) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -1,12 +1,15 @@
 //! Partner users: the validated [`Username`], the stored [`User`] record, its
 //! public JSON view, and the account-state rules that decide whether a user
-//! may get tokens and whether a token of theirs is still good.
+//! may get tokens and whether a token of theirs is still good. The verdict
+//! itself is [`tessera_verify::account`], shared with partners' verifiers:
+//! a [`User`] only says which [`AccountState`] it is in.
 
 use serde::{Deserialize, Serialize};
 
 use crate::password::PasswordHash;
 use crate::time;
 use crate::token::Claims;
+pub use tessera_verify::account::{AccountState, Refusal as AccountError};
 
 /// The longest username accepted.
 pub const MAX_USERNAME_LEN: usize = 128;
@@ -130,29 +133,18 @@ pub struct User {
     pub note: Option<String>,
     /// The password hash and its scheme.
     pub password: PasswordHash,
-}
-
-/// Why an account may not hold a token right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AccountError {
-    /// Status is disabled.
-    #[error("account disabled")]
-    Disabled,
-    /// Past `expires_at`.
-    #[error("account expired")]
-    Expired,
-    /// No such user (deleted, or never existed).
-    #[error("account deleted")]
-    Deleted,
-    /// Issued before the user's revoke-all, or before the user was (re)created.
-    #[error("token revoked")]
-    Revoked,
+    /// Drawn from the store's ever-growing counter when the account is
+    /// created and at each revoke-all; tokens carry it (claim `gen`) and die
+    /// once it passes theirs. 0 for accounts from before generations (see
+    /// [`tessera_verify::account`]).
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl User {
-    /// A new active account created at `now`, with no expiry, TTL override,
-    /// revocation or note.
-    pub fn new(username: &Username, password: PasswordHash, now: u64) -> Self {
+    /// A new active account created at `now` in `generation`, with no
+    /// expiry, TTL override, revocation or note.
+    pub fn new(username: &Username, password: PasswordHash, now: u64, generation: u64) -> Self {
         Self {
             username: username.clone(),
             status: AccountStatus::Active,
@@ -163,27 +155,30 @@ impl User {
             tokens_valid_after: None,
             note: None,
             password,
+            generation,
+        }
+    }
+
+    /// What the account says about its tokens, for the shared verdict (and
+    /// the revocation feed).
+    pub fn account_state(&self) -> AccountState {
+        AccountState {
+            generation: self.generation,
+            after: self.created_at.max(self.tokens_valid_after.unwrap_or(0)),
+            disabled: self.status == AccountStatus::Disabled,
+            deleted: false,
+            expires_at: self.expires_at,
         }
     }
 
     /// Whether the account may get a token at `now`.
     pub fn may_get_tokens(&self, now: u64) -> Result<(), AccountError> {
-        if self.status == AccountStatus::Disabled {
-            return Err(AccountError::Disabled);
-        }
-        if self.expires_at.is_some_and(|e| now >= e) {
-            return Err(AccountError::Expired);
-        }
-        Ok(())
+        self.account_state().may_get_tokens(now)
     }
 
     /// Whether a token with these claims is still good for this account.
     pub fn accepts(&self, claims: &Claims, now: u64) -> Result<(), AccountError> {
-        self.may_get_tokens(now)?;
-        if claims.iat < self.created_at || self.tokens_valid_after.is_some_and(|t| claims.iat < t) {
-            return Err(AccountError::Revoked);
-        }
-        Ok(())
+        self.account_state().accepts(claims, now)
     }
 
     /// The expiry of a token issued at `now`: `min(now + ttl, expires_at)`.
@@ -235,7 +230,12 @@ mod tests {
 
     fn user() -> User {
         let name = Username::parse("u").unwrap();
-        User::new(&name, PasswordHash::Argon2id { phc: String::new() }, 1000)
+        User::new(
+            &name,
+            PasswordHash::Argon2id { phc: String::new() },
+            1000,
+            0,
+        )
     }
 
     fn claims(iat: u64) -> Claims {
@@ -245,6 +245,7 @@ mod tests {
             iat,
             exp: iat + 60,
             jti: "j".into(),
+            generation: None,
         }
     }
 
@@ -296,6 +297,13 @@ mod tests {
         u.tokens_valid_after = Some(1500);
         assert_eq!(u.accepts(&claims(1499), 1600), Err(AccountError::Revoked));
         assert_eq!(u.accepts(&claims(1500), 1600), Ok(()));
+        u.generation = 3;
+        let current = Claims {
+            generation: Some(3),
+            ..claims(1)
+        };
+        assert_eq!(u.accepts(&current, 1600), Ok(()), "the generation decides");
+        assert_eq!(u.accepts(&claims(1500), 1600), Err(AccountError::Revoked));
     }
 
     #[test]

@@ -22,19 +22,21 @@ fn claims_strategy() -> impl Strategy<Value = Claims> {
         0u64..u64::MAX / 2,
         1u64..u64::MAX / 2,
         "[A-Za-z0-9_-]{22}",
+        proptest::option::of(any::<u64>()),
     )
-        .prop_map(|(iss, sub, iat, ttl, jti)| Claims {
+        .prop_map(|(iss, sub, iat, ttl, jti, generation)| Claims {
             iss,
             sub,
             iat,
             exp: iat + ttl,
             jti,
+            generation,
         })
 }
 
 fn verify_at(t: &str, iss: &str, now: u64) -> Result<Claims, token::TokenError> {
     let vk = key().verifying_key();
-    token::verify(t, |kid| (kid == KID).then_some(&vk), iss, now)
+    token::verify(t, |kid| (kid == KID).then_some(&vk), iss, now, 0)
 }
 
 proptest! {

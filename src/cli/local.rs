@@ -34,6 +34,7 @@ impl InProcess {
                 issuer,
                 // Only raises the retained-key horizon, never lowers it.
                 default_ttl_secs: 1,
+                clock_leeway_secs: crate::token::DEFAULT_LEEWAY_SECS,
                 throttle: ThrottleConfig {
                     failures: u32::MAX,
                     window: std::time::Duration::from_secs(1),
@@ -50,6 +51,7 @@ impl InProcess {
             service: Arc::new(service),
             trusted_proxies: Vec::new(),
             admin_token_digest: http::admin::token_digest(&token),
+            feed_token_digest: None,
             body_read_timeout: std::time::Duration::from_secs(60),
             public_url: String::new(),
         });

@@ -40,7 +40,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the partner and admin HTTP APIs.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Partner users: add, list, show, set, disable, enable, passwd, revoke, delete.
     User(users::UserArgs),
     /// One token: revoke it or check it.

@@ -47,6 +47,9 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// SHA-256 of the admin token (compared in constant time).
     pub admin_token_digest: [u8; 32],
+    /// SHA-256 of the feed token, which `GET /revocations` requires; None
+    /// keeps the feed closed to everyone.
+    pub feed_token_digest: Option<[u8; 32]>,
     /// How long a request body may take to arrive (for the streamed import:
     /// the longest pause between two chunks).
     pub body_read_timeout: Duration,

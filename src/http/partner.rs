@@ -45,7 +45,25 @@ pub fn routes(
         .unify()
 }
 
-/// `GET /revocations[?since=CURSOR]`: the signed revocation feed.
+/// Whether the request carries the feed token as a Bearer (constant time).
+/// With no feed token configured nobody does.
+fn feed_reader(state: &AppState, headers: &HeaderMap) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let Some(wanted) = &state.feed_token_digest else {
+        return false;
+    };
+    let presented = headers
+        .get(warp::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| super::admin::token_digest(token.trim()));
+    presented.is_some_and(|digest| bool::from(digest.ct_eq(wanted)))
+}
+
+/// `GET /revocations[?since=SEQ]`: the signed revocation feed, for holders
+/// of the feed token only (it names which partners exist, as hashes that a
+/// word list would reverse); anyone else gets 401.
 fn feed(
     state: &Arc<AppState>,
 ) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
@@ -53,26 +71,37 @@ fn feed(
         .and(methods(GET, "GET, HEAD"))
         .and(with_state(state))
         .and(raw_query())
-        .map(|state: Arc<AppState>, query: String| {
-            let started = Instant::now();
-            let since = form::parse_pairs(&query).ok().and_then(|pairs| {
-                pairs
-                    .into_iter()
-                    .rev()
-                    .find(|(k, _)| k == "since")
-                    .map(|(_, v)| v)
-            });
-            let response = match state.service.revocation_feed(since.as_deref()) {
-                Ok(jws) => no_store(with_header(
-                    text(StatusCode::OK, jws),
-                    CONTENT_TYPE,
-                    "application/jwt",
-                )),
-                Err(e) => errors::ApiError::from(e).response(),
-            };
-            state.observe("partner", "revocations", started);
-            response
-        })
+        .and(warp::header::headers_cloned())
+        .then(
+            |state: Arc<AppState>, query: String, headers: HeaderMap| async move {
+                let started = Instant::now();
+                if !feed_reader(&state, &headers) {
+                    state.observe("partner", "revocations", started);
+                    return with_header(
+                        text(StatusCode::UNAUTHORIZED, "feed token required"),
+                        warp::http::header::WWW_AUTHENTICATE,
+                        "Bearer realm=\"tessera\"",
+                    );
+                }
+                let since = form::parse_pairs(&query).ok().and_then(|pairs| {
+                    pairs
+                        .into_iter()
+                        .rev()
+                        .find(|(k, _)| k == "since")
+                        .map(|(_, v)| v)
+                });
+                let response = match state.service.revocation_feed(since.as_deref()).await {
+                    Ok(jws) => no_store(with_header(
+                        text(StatusCode::OK, jws.to_string()),
+                        CONTENT_TYPE,
+                        "application/jwt",
+                    )),
+                    Err(e) => errors::ApiError::from(e).response(),
+                };
+                state.observe("partner", "revocations", started);
+                response
+            },
+        )
 }
 
 fn generate_token(

@@ -74,6 +74,9 @@ impl Service {
             report: ApplyReport::default(),
             max_ttl: desired.iter().filter_map(|d| d.token_ttl_secs).max(),
         };
+        // One generation for every user this apply creates, drawn at the
+        // first one (a plan that creates nobody draws none).
+        let mut fresh_generation = None;
         for d in desired {
             let name = d.username.to_string();
             match current.remove(&d.username) {
@@ -84,12 +87,16 @@ impl Service {
                         self.new_hash(&d).await.map(|(h, g)| (Some(h), g))?
                     };
                     if let Some(hash) = hash {
+                        let generation = match fresh_generation {
+                            Some(g) => g,
+                            None => *fresh_generation.insert(self.draw_generation().await?),
+                        };
                         let user = User {
                             status: d.status,
                             expires_at: d.expires_at,
                             token_ttl_secs: d.token_ttl_secs,
                             note: d.note,
-                            ..User::new(&d.username, hash, now)
+                            ..User::new(&d.username, hash, now, generation)
                         };
                         let detail = format!("applied; password {}", user.password.scheme());
                         plan.writes.push((

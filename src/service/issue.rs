@@ -159,6 +159,7 @@ impl Service {
             iat: now,
             exp,
             jti: new_jti(),
+            generation: Some(user.generation),
         };
         let keys = self.keys.load();
         let active = keys.ring.active();

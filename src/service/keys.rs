@@ -47,12 +47,12 @@ impl Service {
         let now = self.clock.now();
         let records = self.blocking(|s| s.keys()).await?;
         let max_ttl = self.blocking(|s| s.ttl_high_water()).await?;
-        let rotated = keys::rotate(&records, now, max_ttl, JWKS_MAX_AGE_SECS, force).map_err(
-            |e| match e {
+        let seen_for = self.next_key_seen_for(&records);
+        let rotated = keys::rotate(&records, now, max_ttl, JWKS_MAX_AGE_SECS, force, seen_for)
+            .map_err(|e| match e {
                 RotateError::TooSoon { .. } => AdminError::Conflict(e.to_string()),
                 other => AdminError::Internal(crypto(other)),
-            },
-        )?;
+            })?;
         let ring = Keyring::load(&rotated).map_err(InternalError::from)?;
         let new_active = ring.active().kid.clone();
         let audit = self.audit(
@@ -65,6 +65,22 @@ impl Service {
             .await?;
         self.set_keyring(ring);
         self.keys()
+    }
+
+    /// How long this process has watched the current next key being
+    /// published, by tokio's monotonic clock (0 when it is new to us).
+    fn next_key_seen_for(&self, records: &[keys::KeyRecord]) -> u64 {
+        let Some(next) = records.iter().find(|r| r.status == KeyStatus::Next) else {
+            return 0;
+        };
+        let mut seen = self.next_key_seen.lock();
+        match seen.as_ref() {
+            Some((kid, since)) if *kid == next.kid => since.elapsed().as_secs(),
+            _ => {
+                *seen = Some((next.kid.clone(), tokio::time::Instant::now()));
+                0
+            }
+        }
     }
 
     /// Drops retired keys past their retention; returns how many.

@@ -51,6 +51,8 @@ pub struct Settings {
     pub throttle: ThrottleConfig,
     /// Argon2id login checks that may wait for a hashing thread.
     pub hash_queue: usize,
+    /// How far in the future a token's `iat` may lie (`--clock-leeway`).
+    pub clock_leeway_secs: u64,
 }
 
 /// What one round of background pruning removed.
@@ -77,6 +79,11 @@ pub struct Service {
     key_changes: Mutex<()>,
     /// Serialises declarative applies from plan to commit.
     apply_lock: Mutex<()>,
+    /// The next key's `kid` and when this process first saw it published
+    /// (monotonic), for rotation pacing that a clock step can not stall.
+    next_key_seen: parking_lot::Mutex<Option<(String, tokio::time::Instant)>>,
+    /// The last full revocation feed built, and single-flight for the next.
+    full_feed: Mutex<Option<feed::CachedFeed>>,
 }
 
 impl Service {
@@ -100,6 +107,9 @@ impl Service {
         }
         store.raise_ttl_high_water(settings.default_ttl_secs)?;
         let keyring = Keyring::load(&records)?;
+        let next_key_seen = keyring
+            .next_kid()
+            .map(|kid| (kid.to_owned(), tokio::time::Instant::now()));
         let hash_pool = HashPool::new(HashPool::default_threads(), settings.hash_queue);
         // Build the Argon2id dummy hash on the thread that will reuse its memory.
         hash_pool.spawn(password::warm_up);
@@ -113,6 +123,8 @@ impl Service {
             hash_pool,
             key_changes: Mutex::new(()),
             apply_lock: Mutex::new(()),
+            full_feed: Mutex::new(None),
+            next_key_seen: parking_lot::Mutex::new(next_key_seen),
         })
     }
 
@@ -145,6 +157,9 @@ impl Service {
     /// Publishes a new keyring (with an empty verified-token cache). Call
     /// with `key_changes` held, right after the keys were committed.
     fn set_keyring(&self, ring: Keyring) {
+        *self.next_key_seen.lock() = ring
+            .next_kid()
+            .map(|kid| (kid.to_owned(), tokio::time::Instant::now()));
         self.keys.store(Arc::new(KeyState::new(ring)));
     }
 

@@ -126,11 +126,12 @@ impl Service {
         validate_ttl(new.token_ttl_secs)?;
         validate_time("expires_at", new.expires_at)?;
         let (hash, generated) = self.hash_new_password(new.password).await?;
+        let generation = self.draw_generation().await?;
         let user = User {
             expires_at: new.expires_at,
             token_ttl_secs: new.token_ttl_secs,
             note: new.note,
-            ..User::new(&name, hash, self.clock.now())
+            ..User::new(&name, hash, self.clock.now(), generation)
         };
         let detail = format!("password {}", user.password.scheme());
         let audit = self.audit("user.create", name.as_str(), detail);
@@ -209,16 +210,30 @@ impl Service {
         Ok(generated)
     }
 
-    /// Invalidates every token issued to the user so far, including those of
-    /// the current second: `tokens_valid_after` becomes the next second.
+    /// Invalidates every token issued to the user so far: the account
+    /// moves to a fresh generation, so every token issued before this
+    /// returns dies and every one issued after it lives, whatever the
+    /// clocks of the hosts involved say. `tokens_valid_after` (the next
+    /// second) is kept for operators and for tokens without a generation.
     pub async fn revoke_user_tokens(&self, name: &Username) -> Result<(), AdminError> {
+        self.user(name)?;
+        let generation = self.draw_generation().await?;
         let valid_after = self.clock.now() + 1;
-        let detail = format!("tokens_valid_after {}", time::rfc3339(valid_after));
+        let detail = format!(
+            "generation {generation}, tokens_valid_after {}",
+            time::rfc3339(valid_after)
+        );
         self.update_user(name, "user.revoke_tokens", detail, move |u| {
             u.tokens_valid_after = Some(valid_after);
+            u.generation = u.generation.max(generation);
         })
         .await?;
         Ok(())
+    }
+
+    /// A generation no account has had yet (see [`User::generation`]).
+    pub(super) async fn draw_generation(&self) -> Result<u64, AdminError> {
+        self.blocking(|s| s.next_generation()).await
     }
 
     /// Deletes a user; their tokens fail from then on.

@@ -68,7 +68,12 @@ impl Service {
             }
         };
         let now = self.clock.now();
-        token::check_claims(&claims, &self.settings.issuer, now)?;
+        token::check_claims(
+            &claims,
+            &self.settings.issuer,
+            now,
+            self.settings.clock_leeway_secs,
+        )?;
         if self.store.is_revoked(&claims.jti) {
             return Err(VerifyError::Revoked);
         }

@@ -18,6 +18,7 @@ macro_rules! store_contract_tests {
             revocations_are_kept_until_exp,
             keys_are_replaced_whole_and_ordered,
             the_ttl_high_water_mark_only_rises,
+            generations_only_grow_also_past_an_import,
             an_export_imports_into_an_empty_store,
             an_import_is_all_or_nothing,
             an_import_refuses_names_twice_and_broken_uploads
@@ -47,6 +48,7 @@ pub(crate) fn user(n: &str) -> User {
         &name(n),
         crate::password::hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
         1,
+        0,
     )
 }
 
@@ -202,7 +204,7 @@ pub(crate) fn keys_are_replaced_whole_and_ordered(s: &dyn Store) {
     assert!(s.keys().unwrap().is_empty());
     let first = keys::initial_records(1).unwrap();
     s.replace_keys(&first, None).unwrap();
-    let rotated = keys::rotate(&first, 400, 3600, 300, false).unwrap();
+    let rotated = keys::rotate(&first, 400, 3600, 300, false, 0).unwrap();
     s.replace_keys(&rotated, Some(audit("key.rotate", "k")))
         .unwrap();
     let stored = s.keys().unwrap();
@@ -220,6 +222,30 @@ pub(crate) fn the_ttl_high_water_mark_only_rises(s: &dyn Store) {
     s.raise_ttl_high_water(600).unwrap();
     s.raise_ttl_high_water(60).unwrap();
     assert_eq!(s.ttl_high_water().unwrap(), 600);
+}
+
+pub(crate) fn generations_only_grow_also_past_an_import(s: &dyn Store) {
+    populate(s, &["a"]);
+    let first = s.next_generation().unwrap();
+    let second = s.next_generation().unwrap();
+    assert!(first >= 1 && second > first, "{first} then {second}");
+    let mut u = user("g");
+    u.generation = second + 1000;
+    s.create_user(&u, audit("user.create", "g")).unwrap();
+    assert_eq!(
+        s.user(&name("g")).unwrap().unwrap().generation,
+        second + 1000
+    );
+    let text = export(s);
+    assert!(
+        text.contains(&format!("\"generation\":{}", second + 1000)),
+        "{text}"
+    );
+    import(s, &text).unwrap();
+    assert!(
+        s.next_generation().unwrap() > second + 1000,
+        "a generation drawn after an import passes every imported one"
+    );
 }
 
 pub(crate) fn an_export_imports_into_an_empty_store(s: &dyn Store) {

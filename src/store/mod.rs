@@ -173,6 +173,68 @@ pub enum UserWrite {
     Delete(Username),
 }
 
+/// What a delta names: users with the time of their last event, and
+/// `jti`s, each once and sorted.
+pub type DeltaTargets = (Vec<(String, u64)>, Vec<String>);
+
+/// What changed in the store, read in one consistent view (one read
+/// transaction, or one `REPEATABLE READ` snapshot), so that the position
+/// `head` and the content always describe the same moment: a follower that
+/// continues from `head` can never skip a change (the revocation feed).
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The last audit `seq` of the view (0 when the log is empty).
+    pub head: u64,
+    /// True when this is everything after the `since` asked for; false
+    /// when it is a full view (no `since`, an unknown or too old one, too
+    /// many events, or an import in between).
+    pub delta: bool,
+    /// Users with their state in the view, or None when deleted, with the
+    /// time of their last event. A delta: every user an event after `since`
+    /// named. A full view: every user changed at or after `horizon`, and
+    /// every user deleted at or after it.
+    pub users: Vec<(String, Option<User>, u64)>,
+    /// Revoked `jti`s held in the view with their `exp`. A delta: those
+    /// revoked after `since`; a full view: all.
+    pub revoked: Vec<(String, u64)>,
+}
+
+impl Changes {
+    /// Sorts the audit events after `since` (oldest first) into what a
+    /// delta names: users and `jti`s, each once. None when they can not be
+    /// a delta: a gap after `since`, more than `max_events`, or an import.
+    pub fn delta_targets(
+        since: u64,
+        events: &[AuditEvent],
+        max_events: usize,
+    ) -> Option<DeltaTargets> {
+        if events.len() > max_events
+            || events.first().is_some_and(|e| e.seq != since + 1)
+            || events.iter().any(|e| e.action == "store.import")
+        {
+            return None;
+        }
+        let mut users = std::collections::BTreeMap::new();
+        let mut jtis = std::collections::BTreeSet::new();
+        for e in events {
+            if e.action.starts_with("user.") {
+                users.insert(e.target.clone(), e.at);
+            } else if e.action == "token.revoke" {
+                jtis.insert(e.target.clone());
+            }
+        }
+        Some((users.into_iter().collect(), jtis.into_iter().collect()))
+    }
+}
+
+/// When a user last changed in a way the feed reports (created, updated,
+/// revoked-all), unix seconds.
+pub fn last_changed(user: &User) -> u64 {
+    user.created_at
+        .max(user.updated_at)
+        .max(user.tokens_valid_after.unwrap_or(0))
+}
+
 /// The chunks of a snapshot being imported, as lines; an `Err` line means
 /// the upload broke off.
 pub type SnapshotLines<'a> = &'a mut dyn Iterator<Item = Result<Vec<u8>, String>>;
@@ -236,6 +298,12 @@ pub trait Store: Send + Sync {
         self.keys()
     }
 
+    /// A generation larger than every one drawn (or imported) before, for
+    /// a created or revoked-all account ([`User::generation`]). Drawn
+    /// numbers may go unused; they are never handed out twice, also across
+    /// restarts and nodes.
+    fn next_generation(&self) -> Result<u64, StoreError>;
+
     /// Whether the store can commit right now (readiness). The embedded
     /// file always can; a database server may be unreachable.
     fn healthy(&self) -> bool {
@@ -263,6 +331,17 @@ pub trait Store: Send + Sync {
 
     /// Drops revocations whose `exp` has passed; returns how many.
     fn prune_revocations(&self, now: u64) -> Result<u64, StoreError>;
+
+    /// What changed after `since` (or a full view), from one consistent
+    /// read: see [`Changes`]. At most `max_events` audit events make a
+    /// delta; a full view names the users changed or deleted at or after
+    /// `horizon` (unix seconds).
+    fn changes(
+        &self,
+        since: Option<u64>,
+        max_events: usize,
+        horizon: u64,
+    ) -> Result<Changes, StoreError>;
 
     /// Audit events newest first, with `seq < before`, at most `limit`.
     fn audit_events(

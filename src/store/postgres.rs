@@ -29,7 +29,9 @@ use tokio::sync::{Notify, watch};
 use tokio_postgres::{IsolationLevel, NoTls};
 
 use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
-use super::{Audit, AuditEvent, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite};
+use super::{
+    Audit, AuditEvent, Changes, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite,
+};
 use crate::keys::KeyRecord;
 use crate::user::{User, Username};
 
@@ -213,6 +215,17 @@ async fn remove_user(tx: &Transaction<'_>, name: &str, version: i64) -> Result<b
 
 fn decode_user(name: &str, record: &str) -> Result<User, StoreError> {
     serde_json::from_str(record).map_err(|e| corrupt("users", name, e))
+}
+
+/// An audit event from a row of `seq, at, action, target, detail`.
+fn audit_row(r: &tokio_postgres::Row) -> AuditEvent {
+    AuditEvent {
+        seq: uint(r.get(0)),
+        at: uint(r.get(1)),
+        action: r.get(2),
+        target: r.get(3),
+        detail: r.get(4),
+    }
 }
 
 fn decode_key(kid: &str, record: &str) -> Result<KeyRecord, StoreError> {
@@ -560,6 +573,20 @@ impl Store for PostgresStore {
             < 4 * POLL.as_millis() as u64 + DB_TIMEOUT.as_millis() as u64
     }
 
+    /// `nextval` of the version sequence: never handed out twice, by any
+    /// node, and raised past every imported generation by `import`.
+    fn next_generation(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            Box::pin(async move {
+                let row = c
+                    .query_one("SELECT nextval('tessera_version')", &[])
+                    .await
+                    .map_err(pg)?;
+                Ok(uint(row.get(0)))
+            })
+        })
+    }
+
     fn keyring_changes(&self) -> Option<watch::Receiver<u64>> {
         Some(self.cache.keyring.subscribe())
     }
@@ -826,6 +853,117 @@ impl Store for PostgresStore {
         Ok(removed)
     }
 
+    /// One `REPEATABLE READ` snapshot: the audit head and the rows it
+    /// describes come from the same moment. Writers hold the advisory write
+    /// lock, so audit `seq`s commit in order and a head never hides an
+    /// earlier event still in flight.
+    fn changes(
+        &self,
+        since: Option<u64>,
+        max_events: usize,
+        horizon: u64,
+    ) -> Result<Changes, StoreError> {
+        self.run(move |pool, _| async move {
+            let mut client = pool.get().await.map_err(backend)?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg)?;
+            let head: i64 = tx
+                .query_one("SELECT coalesce(max(seq), 0) FROM tessera_audit", &[])
+                .await
+                .map_err(pg)?
+                .get(0);
+            let head = uint(head);
+            if let Some(since) = since.filter(|s| *s <= head) {
+                let rows = tx
+                    .query(
+                        "SELECT seq, at, action, target, detail FROM tessera_audit \
+                         WHERE seq > $1 ORDER BY seq LIMIT $2",
+                        &[&int(since), &int(max_events as u64 + 1)],
+                    )
+                    .await
+                    .map_err(pg)?;
+                let events: Vec<AuditEvent> = rows.iter().map(audit_row).collect();
+                if let Some((named, jtis)) = Changes::delta_targets(since, &events, max_events) {
+                    let mut out = Changes {
+                        head,
+                        delta: true,
+                        ..Changes::default()
+                    };
+                    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+                    let mut found = HashMap::new();
+                    for r in tx
+                        .query(
+                            "SELECT username, record FROM tessera_users WHERE username = ANY($1)",
+                            &[&names],
+                        )
+                        .await
+                        .map_err(pg)?
+                    {
+                        let name: String = r.get(0);
+                        let user = decode_user(&name, r.get(1))?;
+                        found.insert(name, user);
+                    }
+                    for (name, at) in named {
+                        let user = found.remove(&name);
+                        out.users.push((name, user, at));
+                    }
+                    for r in tx
+                        .query(
+                            "SELECT jti, exp FROM tessera_revocations WHERE jti = ANY($1) ORDER BY jti",
+                            &[&jtis],
+                        )
+                        .await
+                        .map_err(pg)?
+                    {
+                        out.revoked.push((r.get(0), uint(r.get(1))));
+                    }
+                    return Ok(out);
+                }
+            }
+            let mut out = Changes {
+                head,
+                ..Changes::default()
+            };
+            for r in tx
+                .query("SELECT jti, exp FROM tessera_revocations ORDER BY jti", &[])
+                .await
+                .map_err(pg)?
+            {
+                out.revoked.push((r.get(0), uint(r.get(1))));
+            }
+            for r in tx
+                .query("SELECT username, record FROM tessera_users ORDER BY username", &[])
+                .await
+                .map_err(pg)?
+            {
+                let name: String = r.get(0);
+                let user = decode_user(&name, r.get(1))?;
+                if super::last_changed(&user) >= horizon {
+                    out.users.push((name, Some(user), 0));
+                }
+            }
+            for r in tx
+                .query(
+                    "SELECT a.target, max(a.at) FROM tessera_audit a \
+                     WHERE a.action = 'user.delete' AND a.at >= $1 \
+                     AND NOT EXISTS (SELECT 1 FROM tessera_users u WHERE u.username = a.target) \
+                     GROUP BY a.target ORDER BY a.target",
+                    &[&int(horizon)],
+                )
+                .await
+                .map_err(pg)?
+            {
+                out.users.push((r.get(0), None, uint(r.get(1))));
+            }
+            Ok(out)
+        })
+    }
+
     fn audit_events(
         &self,
         before: Option<u64>,
@@ -843,16 +981,7 @@ impl Store for PostgresStore {
                 .map_err(pg)
             })
         })?;
-        Ok(rows
-            .iter()
-            .map(|r| AuditEvent {
-                seq: uint(r.get(0)),
-                at: uint(r.get(1)),
-                action: r.get(2),
-                target: r.get(3),
-                detail: r.get(4),
-            })
-            .collect())
+        Ok(rows.iter().map(audit_row).collect())
     }
 
     fn ttl_high_water(&self) -> Result<u64, StoreError> {
@@ -942,6 +1071,7 @@ impl Store for PostgresStore {
         let mut reader = snapshot::Reader::new();
         let (mut users, mut keys, mut revocations) = (Vec::new(), Vec::new(), Vec::new());
         let (mut names, mut jtis) = (HashSet::new(), HashSet::new());
+        let mut max_generation = 0;
         for line in lines {
             let line = line.map_err(|reason| BadSnapshot {
                 line: reader.line_number() + 1,
@@ -954,6 +1084,7 @@ impl Store for PostgresStore {
                     if !names.insert(u.username.clone()) {
                         return Err(BadSnapshot::twice(n, "user", u.username.as_str()).into());
                     }
+                    max_generation = max_generation.max(u.generation);
                     users.push((u.username.to_string(), encode(&u)?));
                 }
                 Some(Item::Key(k)) => keys.push(k),
@@ -969,8 +1100,16 @@ impl Store for PostgresStore {
         let audit = audit(summary.counts);
         let encoded = encode_keys(&keys)?;
         let max_ttl = int(summary.max_ttl_secs);
+        let max_generation = int(max_generation);
         self.write(move |tx, version| {
             Box::pin(async move {
+                // Generations drawn later must pass every imported one.
+                tx.execute(
+                    "SELECT setval('tessera_version', greatest(last_value, $1)) FROM tessera_version",
+                    &[&max_generation],
+                )
+                .await
+                .map_err(pg)?;
                 tx.batch_execute(
                     "DELETE FROM tessera_users; DELETE FROM tessera_keys; \
                      DELETE FROM tessera_revocations; DELETE FROM tessera_tombstones;",

@@ -29,7 +29,9 @@ use redb::{
 use serde::Serialize;
 
 use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
-use super::{Audit, AuditEvent, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite};
+use super::{
+    Audit, AuditEvent, Changes, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite,
+};
 use crate::keys::KeyRecord;
 use crate::user::{User, Username};
 
@@ -39,9 +41,12 @@ const KID_TO_KEY: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 const JTI_TO_EXP: TableDefinition<&str, u64> = TableDefinition::new("revocations");
 const SEQ_TO_AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
-/// The schema this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 2;
+/// The schema this build reads and writes. Version 3 added the user's
+/// generation; a version 2 file is migrated at open.
+pub const SCHEMA_VERSION: u64 = 3;
 const SCHEMA_KEY: &str = "schema_version";
+/// The last account generation drawn ([`Store::next_generation`]).
+const GENERATION_KEY: &str = "generation";
 /// The longest token TTL ever configured, so retired keys are kept long enough.
 const TTL_HIGH_WATER_KEY: &str = "ttl_high_water";
 /// redb's page cache. Beyond it, reads come from the OS page cache (not
@@ -64,6 +69,7 @@ macro_rules! from_redb {
 }
 from_redb!(
     redb::Error,
+    redb::SetDurabilityError,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
@@ -112,6 +118,54 @@ fn encode_user(user: &User) -> Vec<u8> {
 
 fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
     postcard::from_bytes(bytes)
+}
+
+/// A user record as schema 2 wrote it: [`User`] before its generation.
+#[derive(serde::Deserialize)]
+struct UserV2 {
+    username: Username,
+    status: crate::user::AccountStatus,
+    created_at: u64,
+    updated_at: u64,
+    expires_at: Option<u64>,
+    token_ttl_secs: Option<u64>,
+    tokens_valid_after: Option<u64>,
+    note: Option<String>,
+    password: crate::password::PasswordHash,
+}
+
+impl From<UserV2> for User {
+    fn from(v2: UserV2) -> Self {
+        User {
+            username: v2.username,
+            status: v2.status,
+            created_at: v2.created_at,
+            updated_at: v2.updated_at,
+            expires_at: v2.expires_at,
+            token_ttl_secs: v2.token_ttl_secs,
+            tokens_valid_after: v2.tokens_valid_after,
+            note: v2.note,
+            password: v2.password,
+            generation: 0,
+        }
+    }
+}
+
+/// Rewrites every schema 2 user record in the schema 3 layout (generation
+/// 0: its tokens keep the time rule), inside the caller's transaction.
+fn migrate_users_from_v2(tx: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut table = tx.open_table(USERNAME_TO_USER)?;
+    let mut rewritten = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        let old: UserV2 =
+            postcard::from_bytes(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
+        rewritten.push(User::from(old));
+    }
+    for user in &rewritten {
+        table.insert(user.username.as_str(), encode_user(user).as_slice())?;
+    }
+    Ok(rewritten.len() as u64)
 }
 
 /// One page of a table keyed by text: the entries strictly after `after`,
@@ -164,6 +218,11 @@ fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
             }
             Some(v) if v == SCHEMA_VERSION => {}
+            Some(2) => {
+                let users = migrate_users_from_v2(&tx)?;
+                meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+                tracing::info!(path = %path.display(), users, "migrated the database from schema 2 to 3 (account generations)");
+            }
             Some(found) => {
                 return Err(StoreError::Schema {
                     path: path.to_owned(),
@@ -479,6 +538,24 @@ impl Store for RedbStore {
         Ok(())
     }
 
+    /// Bumps the counter in `meta`. The commit is not fsync'd on its own:
+    /// a generation is only ever used by a durable write that follows (and
+    /// makes this commit durable too), so one lost in a crash was used by
+    /// nothing.
+    fn next_generation(&self) -> Result<u64, StoreError> {
+        let _writer = self.write_lock();
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::None)?;
+        let next = {
+            let mut meta = tx.open_table(META)?;
+            let next = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value()) + 1;
+            meta.insert(GENERATION_KEY, next)?;
+            next
+        };
+        tx.commit()?;
+        Ok(next)
+    }
+
     /// Revocations sorted by jti, strictly after `after`, at most `limit`.
     fn list_revocations(
         &self,
@@ -512,6 +589,85 @@ impl Store for RedbStore {
             tx.abort()?;
         }
         Ok(removed)
+    }
+
+    /// Everything from one read transaction, so `head` and the content
+    /// agree even while writers commit.
+    fn changes(
+        &self,
+        since: Option<u64>,
+        max_events: usize,
+        horizon: u64,
+    ) -> Result<Changes, StoreError> {
+        let tx = self.db.begin_read()?;
+        let audit = tx.open_table(SEQ_TO_AUDIT)?;
+        let users = tx.open_table(USERNAME_TO_USER)?;
+        let revocations = tx.open_table(JTI_TO_EXP)?;
+        let head = audit.last()?.map_or(0, |(k, _)| k.value());
+        let decode_event = |k: u64, v: &[u8]| -> Result<AuditEvent, StoreError> {
+            serde_json::from_slice(v).map_err(|e| corrupt("audit", &k.to_string(), e))
+        };
+        let read_user = |name: &str| -> Result<Option<User>, StoreError> {
+            match users.get(name)? {
+                None => Ok(None),
+                Some(v) => decode_user(v.value())
+                    .map(Some)
+                    .map_err(|e| corrupt("users", name, e)),
+            }
+        };
+        if let Some(since) = since.filter(|s| *s <= head) {
+            let mut events = Vec::new();
+            for entry in audit.range(since + 1..)?.take(max_events + 1) {
+                let (k, v) = entry?;
+                events.push(decode_event(k.value(), v.value())?);
+            }
+            if let Some((named, jtis)) = Changes::delta_targets(since, &events, max_events) {
+                let mut out = Changes {
+                    head,
+                    delta: true,
+                    ..Changes::default()
+                };
+                for (name, at) in named {
+                    let user = read_user(&name)?;
+                    out.users.push((name, user, at));
+                }
+                for jti in jtis {
+                    if let Some(exp) = revocations.get(jti.as_str())? {
+                        out.revoked.push((jti, exp.value()));
+                    }
+                }
+                return Ok(out);
+            }
+        }
+        let mut out = Changes {
+            head,
+            ..Changes::default()
+        };
+        for entry in revocations.iter()? {
+            let (k, v) = entry?;
+            out.revoked.push((k.value().to_owned(), v.value()));
+        }
+        for entry in users.iter()? {
+            let (k, v) = entry?;
+            let user = decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
+            if super::last_changed(&user) >= horizon {
+                out.users.push((k.value().to_owned(), Some(user), 0));
+            }
+        }
+        let mut deleted = std::collections::BTreeMap::new();
+        for entry in audit.iter()?.rev() {
+            let (k, v) = entry?;
+            let e = decode_event(k.value(), v.value())?;
+            if e.at < horizon {
+                break;
+            }
+            if e.action == "user.delete" && users.get(e.target.as_str())?.is_none() {
+                deleted.entry(e.target).or_insert(e.at);
+            }
+        }
+        out.users
+            .extend(deleted.into_iter().map(|(name, at)| (name, None, at)));
+        Ok(out)
     }
 
     /// Audit events newest first, with `seq < before`, at most `limit`.
@@ -594,6 +750,7 @@ impl Store for RedbStore {
     ) -> Result<ImportCounts, StoreError> {
         let mut reader = snapshot::Reader::new();
         let mut revoked = RevokedSet::new();
+        let mut max_generation = 0;
         let writer = self.write_lock();
         let tx = self.db.begin_write()?;
         {
@@ -612,6 +769,7 @@ impl Store for RedbStore {
                 match reader.read(&line)? {
                     None => {}
                     Some(Item::User(u)) => {
+                        max_generation = max_generation.max(u.generation);
                         let name = u.username.as_str();
                         if users.insert(name, encode_user(&u).as_slice())?.is_some() {
                             return Err(BadSnapshot::twice(n, "user", name).into());
@@ -632,6 +790,9 @@ impl Store for RedbStore {
             let mut meta = tx.open_table(META)?;
             let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
             meta.insert(TTL_HIGH_WATER_KEY, current.max(summary.max_ttl_secs))?;
+            // Generations drawn later must pass every imported one.
+            let drawn = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value());
+            meta.insert(GENERATION_KEY, drawn.max(max_generation))?;
             drop((users, keys, revocations, meta));
             append_audit(&tx, audit(summary.counts))?;
             self.commit_users(tx, &writer)?;

@@ -434,6 +434,7 @@ mod tests {
             &name,
             hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
             1,
+            0,
         )
     }
 

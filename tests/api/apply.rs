@@ -295,7 +295,7 @@ async fn ephemeral_without_an_admin_token_file_keeps_the_admin_api_off() {
     let Command::Serve(args) = Cli::try_parse_from(argv).unwrap().command else {
         unreachable!()
     };
-    let config = tessera::config::Config::from_args(args).unwrap();
+    let config = tessera::config::Config::from_args(*args).unwrap();
     let app = tessera::app::App::build(config).await.unwrap();
     assert_eq!(app.admin_addr, None);
     assert!(app.service().ready());

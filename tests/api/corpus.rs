@@ -8,7 +8,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 
-use crate::helpers::{forge, spawn_app};
+use crate::helpers::{claims_of, forge, spawn_app};
 
 /// The group order L of Ed25519, little-endian.
 const L: [u8; 32] = [
@@ -52,12 +52,13 @@ async fn crafted_tokens_are_all_refused() {
     let attacker = SigningKey::from_bytes(&[13; 32]);
     let ax = B64.encode(attacker.verifying_key().as_bytes());
     let n = app.now();
+    let g = claims_of(&good)["gen"].as_u64().unwrap();
     let header = format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{kid}"}}"#);
     let claims =
-        json!({"iss":"tessera","sub":"victim","iat":n,"exp":n+600,"jti":"AAAAAAAAAAAAAAAAAAAAAA"})
+        json!({"iss":"tessera","sub":"victim","iat":n,"exp":n+600,"jti":"AAAAAAAAAAAAAAAAAAAAAA","gen":g})
             .to_string();
     let claims_with = |field: &str, raw: &str| {
-        let mut c = json!({"iss":"tessera","sub":"victim","iat":n,"exp":n+600,"jti":"AAAAAAAAAAAAAAAAAAAAAA"})
+        let mut c = json!({"iss":"tessera","sub":"victim","iat":n,"exp":n+600,"jti":"AAAAAAAAAAAAAAAAAAAAAA","gen":g})
             .to_string();
         c = c.replace(
             &format!("\"{field}\":{}", if field == "iat" { n } else { n + 600 }),
@@ -329,7 +330,7 @@ async fn crafted_tokens_are_all_refused() {
         crate::oauth::assert_same_verdict(&app, token).await;
         if *library_refuses {
             let verdict =
-                tessera::token::verify(token, |k| (k == kid).then_some(&vk), "tessera", n);
+                tessera::token::verify(token, |k| (k == kid).then_some(&vk), "tessera", n, 60);
             assert!(verdict.is_err(), "library verifier accepted: {name}");
         }
     }

@@ -44,22 +44,22 @@ impl OfflineVerifier {
                 )
             })
             .collect();
-        let path = match self.state.cursor() {
+        let path = match self.state.seq() {
             Some(c) => format!("/revocations?since={c}"),
             None => "/revocations".to_owned(),
         };
-        let r = app.partner_get(&path).await;
+        let r = app.feed_get(&path).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()["content-type"], "application/jwt");
         let jws = r.text().await.unwrap();
         let feed: FeedClaims =
             token::verify_jws(&jws, MAX_FEED, Some(FEED_TYP), |kid| self.keys.get(kid)).unwrap();
         assert_eq!(feed.iss, "tessera");
-        self.state.apply(feed, app.now());
+        self.state.apply(feed, app.now(), 60).unwrap();
     }
 
     fn verdict(&self, token: &str, now: u64) -> bool {
-        token::verify(token, |kid| self.keys.get(kid), "tessera", now)
+        token::verify(token, |kid| self.keys.get(kid), "tessera", now, 60)
             .is_ok_and(|c| self.state.check(&c, now).is_ok())
     }
 }
@@ -143,7 +143,7 @@ async fn deltas_carry_only_what_changed_and_full_snapshots_come_when_needed() {
         let payload = jws.split('.').nth(1).unwrap();
         serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
     };
-    let full = decode(&app.partner_get("/revocations").await.text().await.unwrap());
+    let full = decode(&app.feed_get("/revocations").await.text().await.unwrap());
     assert_eq!(full["full"], true);
     assert_eq!(
         full["subjects"].as_object().unwrap().len(),
@@ -152,11 +152,11 @@ async fn deltas_carry_only_what_changed_and_full_snapshots_come_when_needed() {
     );
     let text = full.to_string();
     assert!(!text.contains("quiet") && !text.contains("loud"), "{text}");
-    let cursor = full["cursor"].as_str().unwrap().to_owned();
+    let cursor = full["seq"].as_u64().unwrap();
     app.admin_post("/admin/revocations", json!({"token": t}))
         .await;
     let delta = decode(
-        &app.partner_get(&format!("/revocations?since={cursor}"))
+        &app.feed_get(&format!("/revocations?since={cursor}"))
             .await
             .text()
             .await
@@ -167,7 +167,7 @@ async fn deltas_carry_only_what_changed_and_full_snapshots_come_when_needed() {
     assert_eq!(delta["revoked"].as_array().unwrap().len(), 1);
     for bogus in ["junk", "999999"] {
         let again = decode(
-            &app.partner_get(&format!("/revocations?since={bogus}"))
+            &app.feed_get(&format!("/revocations?since={bogus}"))
                 .await
                 .text()
                 .await
@@ -177,7 +177,7 @@ async fn deltas_carry_only_what_changed_and_full_snapshots_come_when_needed() {
     }
     let header: Value = serde_json::from_slice(
         &B64.decode(
-            app.partner_get("/revocations")
+            app.feed_get("/revocations")
                 .await
                 .text()
                 .await
@@ -195,7 +195,7 @@ async fn deltas_carry_only_what_changed_and_full_snapshots_come_when_needed() {
     );
     // Once nothing they concern can be alive, entries go.
     app.advance(3600 + 1);
-    let later = decode(&app.partner_get("/revocations").await.text().await.unwrap());
+    let later = decode(&app.feed_get("/revocations").await.text().await.unwrap());
     assert_eq!(later["subjects"], json!({}));
     assert_eq!(later["revoked"], json!([]));
 }
@@ -206,7 +206,7 @@ async fn a_forged_or_unsigned_feed_is_refused_and_never_passes_for_a_token() {
     let mut v = OfflineVerifier::default();
     v.refresh(&app).await;
     let (kid, key) = app.active_signing_key().await;
-    let claims = r#"{"iss":"tessera","iat":1,"cursor":"0","full":true,"revoked":[],"subjects":{}}"#;
+    let claims = r#"{"iss":"tessera","iat":1,"seq":0,"full":true,"revoked":[],"subjects":{}}"#;
     let header = format!(r#"{{"alg":"EdDSA","typ":"revocations+jwt","kid":"{kid}"}}"#);
     let feed =
         |t: &str| token::verify_jws::<FeedClaims>(t, MAX_FEED, Some(FEED_TYP), |k| v.keys.get(k));
@@ -230,7 +230,7 @@ async fn a_forged_or_unsigned_feed_is_refused_and_never_passes_for_a_token() {
         feed(&forge(&as_token, claims, &key)).is_err(),
         "a token is not a feed"
     );
-    let real = app.partner_get("/revocations").await.text().await.unwrap();
+    let real = app.feed_get("/revocations").await.text().await.unwrap();
     assert_eq!(
         app.verify(&real).await.status(),
         StatusCode::UNAUTHORIZED,
@@ -242,6 +242,7 @@ async fn a_forged_or_unsigned_feed_is_refused_and_never_passes_for_a_token() {
 fn verifier(app: &TestApp) -> std::sync::Arc<Verifier> {
     let clock = app.clock_handle();
     let mut config = VerifierConfig::new(app.partner.clone());
+    config.feed_token = Some(app.feed_token());
     config.clock = std::sync::Arc::new(move || clock.now());
     // These tests move the clock by hours; staleness has its own test.
     config.max_staleness = std::time::Duration::from_secs(86_400);
@@ -314,6 +315,7 @@ async fn a_verifier_cut_off_from_tessera_fails_closed_after_max_staleness() {
     let token = app.token_for("partner", &pw).await;
     let clock = app.clock_handle();
     let mut config = VerifierConfig::new(app.partner.clone());
+    config.feed_token = Some(app.feed_token());
     config.max_staleness = std::time::Duration::from_secs(60);
     config.clock = std::sync::Arc::new(move || clock.now());
     let v = Verifier::new(config.clone());
@@ -373,7 +375,7 @@ async fn the_feed_with_10000_revocations_and_1000_restricted_users_stays_small()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let feed = app.partner_get("/revocations").await.text().await.unwrap();
+    let feed = app.feed_get("/revocations").await.text().await.unwrap();
     let claims: Value =
         serde_json::from_slice(&B64.decode(feed.split('.').nth(1).unwrap()).unwrap()).unwrap();
     assert_eq!(claims["revoked"].as_array().unwrap().len(), 10_000);
@@ -383,4 +385,130 @@ async fn the_feed_with_10000_revocations_and_1000_restricted_users_stays_small()
         feed.len()
     );
     assert!(feed.len() < 1 << 20, "{} bytes", feed.len());
+}
+
+#[tokio::test]
+async fn strangers_learn_nothing_from_the_feed() {
+    let app = spawn_app().await;
+    app.create_user("hotel_alpha").await;
+    app.admin_patch("/admin/users/hotel_alpha", json!({"status": "disabled"}))
+        .await;
+    let r = app.partner_get("/revocations").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], r#"Bearer realm="tessera""#);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains('.'), "no feed in the refusal: {body}");
+    for wrong in ["", "x", app.admin_token.as_str()] {
+        let r = app
+            .partner_request(reqwest::Method::GET, "/revocations?since=0")
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{wrong:?}");
+    }
+    let r = app.feed_get("/revocations").await;
+    assert_eq!(r.status(), StatusCode::OK, "the feed token opens it");
+}
+
+/// A follower polling `?since=` as fast as it can while three admin clients
+/// revoke tokens, disable and delete users ends with exactly the state of a
+/// full snapshot: no change is skipped between two deltas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tight_follower_racing_writers_misses_nothing() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    for i in 0..30 {
+        app.create_user(&format!("u{i}")).await;
+    }
+    let mut v = OfflineVerifier::default();
+    v.refresh(&app).await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let exp = app.now() + 3600;
+    let writers: Vec<_> = (0..3)
+        .map(|w| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for i in 0..130 {
+                    let jti = format!("w{w}-{i:04}-AAAAAAAAAAAAAA");
+                    let r = app
+                        .admin_post("/admin/revocations", json!({"jti": jti, "exp": exp}))
+                        .await;
+                    assert_eq!(r.status(), StatusCode::CREATED);
+                    if i % 13 == 0 {
+                        let user = format!("u{}", (w * 10) + i / 13);
+                        if i % 26 == 0 {
+                            app.admin_patch(
+                                &format!("/admin/users/{user}"),
+                                json!({"status": "disabled"}),
+                            )
+                            .await;
+                        } else {
+                            app.admin_delete(&format!("/admin/users/{user}")).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let follower = {
+        let app = app.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut polls = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                v.refresh(&app).await;
+                polls += 1;
+            }
+            v.refresh(&app).await;
+            (v, polls)
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (followed, polls) = follower.await.unwrap();
+    let mut whole = OfflineVerifier::default();
+    whole.refresh(&app).await;
+    assert_eq!(
+        whole.state.len().0,
+        390,
+        "every revocation is in a full feed"
+    );
+    assert_eq!(
+        followed.state.len(),
+        whole.state.len(),
+        "after {polls} polls the follower holds what a full snapshot holds"
+    );
+    for w in 0..3 {
+        for i in 0..130 {
+            let claims = tessera::token::Claims {
+                iss: "tessera".into(),
+                sub: "u29".into(),
+                iat: app.now(),
+                exp,
+                jti: format!("w{w}-{i:04}-AAAAAAAAAAAAAA"),
+                generation: None,
+            };
+            assert!(
+                followed.state.check(&claims, app.now()).is_err(),
+                "revocation w{w}-{i} reached the follower"
+            );
+        }
+    }
+    for i in 0..30 {
+        let claims = tessera::token::Claims {
+            iss: "tessera".into(),
+            sub: format!("u{i}"),
+            iat: app.now(),
+            exp,
+            jti: "never-revoked-AAAAAAAA".into(),
+            generation: Some(u64::MAX),
+        };
+        assert_eq!(
+            followed.state.check(&claims, app.now()),
+            whole.state.check(&claims, app.now()),
+            "user u{i}"
+        );
+    }
 }

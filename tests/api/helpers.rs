@@ -68,7 +68,7 @@ pub async fn spawn_on(
     let Command::Serve(serve) = Cli::try_parse_from(argv).unwrap().command else {
         unreachable!("the argv is a serve command")
     };
-    let config = Config::from_args(serve).unwrap();
+    let config = Config::from_args(*serve).unwrap();
     let clock = Clock::fixed(unix_secs);
     let app = App::build_with_clock(config, clock.clone()).await?;
     let admin_token = std::fs::read_to_string(data_dir.join("admin.token"))
@@ -110,6 +110,29 @@ impl TestApp {
     /// Moves the app's clock forward.
     pub fn advance(&self, secs: u64) {
         self.clock.set(self.clock.now() + secs);
+    }
+
+    /// Steps the app's clock back, as NTP does to a host that ran ahead.
+    pub fn step_back(&self, secs: u64) {
+        self.clock.set(self.clock.now() - secs);
+    }
+
+    /// The feed token the app created in its data dir.
+    pub fn feed_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("feed.token"))
+            .expect("the app wrote its feed token")
+            .trim()
+            .to_owned()
+    }
+
+    /// `GET` the revocation feed (`path` from `/revocations` on) as a
+    /// verifier does, with the feed token.
+    pub async fn feed_get(&self, path: &str) -> reqwest::Response {
+        self.partner_request(reqwest::Method::GET, path)
+            .bearer_auth(self.feed_token())
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Runs one round of the background pruning now.

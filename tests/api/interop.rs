@@ -47,7 +47,7 @@ async fn jsonwebtoken_verifies_the_revocation_feed_with_the_jwks() {
     let token = app.token_for("feedy", &pw).await;
     app.admin_post("/admin/revocations", serde_json::json!({"token": token}))
         .await;
-    let feed = app.partner_get("/revocations").await.text().await.unwrap();
+    let feed = app.feed_get("/revocations").await.text().await.unwrap();
     let jwks: JwkSet = serde_json::from_value(app.jwks().await).unwrap();
     let header = decode_header(&feed).unwrap();
     assert_eq!(header.typ.as_deref(), Some("revocations+jwt"));

@@ -7,6 +7,7 @@ mod http;
 
 mod admin;
 mod apply;
+mod clocks;
 mod corpus;
 mod feed;
 mod helpers;

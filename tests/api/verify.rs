@@ -35,8 +35,11 @@ impl Fixture {
         format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{}"}}"#, self.kid)
     }
 
+    /// Claims in the account generation of the fixture's real token, so
+    /// that each rejection below breaks exactly the rule it names.
     fn claims(&self, iss: &str, sub: &str, iat: u64, exp: u64) -> String {
-        json!({"iss": iss, "sub": sub, "iat": iat, "exp": exp, "jti": "AAAAAAAAAAAAAAAAAAAAAA"})
+        let generation = claims_of(&self.token)["gen"].as_u64().unwrap();
+        json!({"iss": iss, "sub": sub, "iat": iat, "exp": exp, "jti": "AAAAAAAAAAAAAAAAAAAAAA", "gen": generation})
             .to_string()
     }
 
@@ -197,12 +200,32 @@ async fn claim_rules() {
         &f.key,
     );
     f.rejected_with(&expired, "expired").await;
-    let before_created = forge(
+    let within_leeway = forge(
         &f.header(),
-        &f.claims("tessera", "partner", n - 3600, n + 60),
+        &f.claims("tessera", "partner", n + 60, n + 600),
         &f.key,
     );
-    f.rejected_with(&before_created, "revoked").await;
+    assert_eq!(
+        f.app.verify(&within_leeway).await.status(),
+        StatusCode::OK,
+        "an iat up to --clock-leeway (60 s) ahead: the issuer's clock is ahead"
+    );
+    let generation = claims_of(&f.token)["gen"].as_u64().unwrap();
+    let from_an_older_generation = forge(
+        &f.header(),
+        &f.claims("tessera", "partner", n, n + 60).replace(
+            &format!("\"gen\":{generation}"),
+            &format!("\"gen\":{}", generation - 1),
+        ),
+        &f.key,
+    );
+    f.rejected_with(&from_an_older_generation, "revoked").await;
+    let without_a_generation = forge(
+        &f.header(),
+        &json!({"iss": "tessera", "sub": "partner", "iat": n, "exp": n + 60, "jti": "AAAAAAAAAAAAAAAAAAAAAA"}).to_string(),
+        &f.key,
+    );
+    f.rejected_with(&without_a_generation, "revoked").await;
     let ghost = forge(
         &f.header(),
         &f.claims("tessera", "ghost", n, n + 60),

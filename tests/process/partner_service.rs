@@ -43,6 +43,8 @@ async fn the_sample_service_verifies_offline_and_follows_the_feed() {
     let token = app.token_for("partner", &pw).await;
     let mut child = Command::new(bin)
         .args(["--tessera-url", &app.partner, "--listen", "127.0.0.1:0"])
+        .arg("--feed-token-file")
+        .arg(app.data_dir.join("feed.token"))
         .args(["--poll", "1s", "--max-staleness", "1m"])
         .stderr(Stdio::piped())
         .spawn()

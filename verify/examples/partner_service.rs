@@ -1,8 +1,11 @@
 //! A partner-facing service protected by Tessera tokens, verified offline:
 //!
 //! ```text
-//! partner_service --tessera-url URL --listen ADDR [--issuer ISS] [--poll DUR] [--max-staleness DUR]
+//! partner_service --tessera-url URL --listen ADDR --feed-token-file FILE
+//!                 [--issuer ISS] [--poll DUR] [--max-staleness DUR] [--leeway DUR]
 //! ```
+//! `FILE` holds the deployment's feed token (Tessera's
+//! `<data-dir>/feed.token`), which reading the revocation feed requires.
 //! Logs `listening addr=ADDR`. `GET /whoami` answers 200 with the token's
 //! `sub`, or 401 with the RFC 6750 `WWW-Authenticate` challenge.
 
@@ -34,12 +37,21 @@ struct Args {
     /// How long the feed may go unrefreshed before tokens are refused.
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
     max_staleness: Duration,
+    /// The file holding Tessera's feed token (`<data-dir>/feed.token`).
+    #[arg(long)]
+    feed_token_file: std::path::PathBuf,
+    /// How far in the future a token's `iat` may lie (clocks disagree).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    leeway: Duration,
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let mut config = VerifierConfig::new(args.tessera_url.trim_end_matches('/'));
+    let mut config = VerifierConfig::new(args.tessera_url.trim_end_matches('/'))
+        .feed_token_file(&args.feed_token_file)
+        .map_err(|e| format!("--feed-token-file {}: {e}", args.feed_token_file.display()))?;
+    config.leeway = args.leeway;
     config.issuer = args.issuer;
     config.poll = args.poll;
     config.max_staleness = args.max_staleness;

@@ -7,6 +7,8 @@
 //! - [`token`]: the pure JWT codec — claims in, compact EdDSA JWS out, and
 //!   the reverse with the shape, header, key, signature, issuer and time
 //!   rules. No I/O; the clock is passed in.
+//! - [`account`]: the account verdict (disabled, expired, deleted,
+//!   revoke-all and re-creation by generation), shared with the server.
 //! - [`feed`]: the signed revocation feed's format and the state a
 //!   verifier builds from it, answering for revocations and account rules.
 //! - [`verifier`] (feature `client`, on by default): the polling
@@ -19,6 +21,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod account;
 pub mod feed;
 pub mod token;
 #[cfg(feature = "tower")]

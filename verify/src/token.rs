@@ -28,7 +28,18 @@ pub struct Claims {
     pub exp: u64,
     /// 128 random bits, base64url without padding.
     pub jti: String,
+    /// The generation of the account the token was issued from (claim
+    /// `gen`): the token dies once the account's generation passes it (see
+    /// [`crate::account`]). Absent in tokens issued before generations.
+    #[serde(rename = "gen", default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
+
+/// How far in the future an `iat` may lie before a token counts as not yet
+/// valid, by default: hosts' clocks are seconds apart, and a verifier whose
+/// clock is behind the issuer's must still accept a fresh token. `exp` is
+/// never given leeway.
+pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 
 /// Why a token was refused. `Display` is the short reason that goes into
 /// `WWW-Authenticate: error_description`; it never echoes the token.
@@ -190,13 +201,19 @@ pub fn encode_jws(
     out
 }
 
-/// Checks the time- and issuer-dependent rules: `iss` matches, `iat` is not
-/// in the future, and `now < exp`.
-pub fn check_claims(claims: &Claims, issuer: &str, now: u64) -> Result<(), TokenError> {
+/// Checks the time- and issuer-dependent rules: `iss` matches, `iat` is at
+/// most `leeway` seconds in the future, and `now < exp` (strictly, no
+/// leeway).
+pub fn check_claims(
+    claims: &Claims,
+    issuer: &str,
+    now: u64,
+    leeway: u64,
+) -> Result<(), TokenError> {
     if claims.iss != issuer {
         return Err(TokenError::WrongIssuer);
     }
-    if claims.iat > now {
+    if claims.iat > now.saturating_add(leeway) {
         return Err(TokenError::NotYetValid);
     }
     if now >= claims.exp {
@@ -206,15 +223,16 @@ pub fn check_claims(claims: &Claims, issuer: &str, now: u64) -> Result<(), Token
 }
 
 /// Every token-level rule in one call: [`verify_signature`] then
-/// [`check_claims`].
+/// [`check_claims`] with `leeway` for `iat`.
 pub fn verify<'k>(
     token: &str,
     find_key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
     issuer: &str,
     now: u64,
+    leeway: u64,
 ) -> Result<Claims, TokenError> {
     let claims = verify_signature(token, find_key)?;
-    check_claims(&claims, issuer, now)?;
+    check_claims(&claims, issuer, now, leeway)?;
     Ok(claims)
 }
 
@@ -236,6 +254,7 @@ mod tests {
             iat: NOW,
             exp: NOW + 3600,
             jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            generation: None,
         }
     }
 
@@ -245,7 +264,7 @@ mod tests {
 
     fn check(token: &str, k: &SigningKey, now: u64) -> Result<Claims, TokenError> {
         let vk = k.verifying_key();
-        verify(token, |kid| (kid == "k1").then_some(&vk), "tessera", now)
+        verify(token, |kid| (kid == "k1").then_some(&vk), "tessera", now, 0)
     }
 
     /// Builds a token from raw JSON parts, signed by `k`.
@@ -253,6 +272,17 @@ mod tests {
         let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
         let sig = k.sign(input.as_bytes());
         format!("{input}.{}", B64.encode(sig.to_bytes()))
+    }
+
+    #[test]
+    fn the_generation_claim_is_gen_and_absent_when_none() {
+        let mut c = claims();
+        assert!(!serde_json::to_string(&c).unwrap().contains("gen"));
+        c.generation = Some(42);
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.ends_with(r#","gen":42}"#), "{json}");
+        let k = key(1);
+        assert_eq!(check(&sign(&c, &k), &k, NOW), Ok(c));
     }
 
     #[test]
@@ -378,6 +408,15 @@ mod tests {
         assert_eq!(check(&t, &k, NOW + 3600), Err(TokenError::Expired));
         assert!(check(&t, &k, NOW + 3599).is_ok());
         assert_eq!(check(&t, &k, NOW - 1), Err(TokenError::NotYetValid));
+        let vk = k.verifying_key();
+        let with_leeway = |now| verify(&t, |_| Some(&vk), "tessera", now, 60).map(|_| ());
+        assert_eq!(with_leeway(NOW - 60), Ok(()), "iat up to the leeway ahead");
+        assert_eq!(with_leeway(NOW - 61), Err(TokenError::NotYetValid));
+        assert_eq!(
+            with_leeway(NOW + 3600),
+            Err(TokenError::Expired),
+            "exp has no leeway"
+        );
         let mut c = claims();
         c.iss = "someone".into();
         let t = sign(&c, &k);
@@ -431,7 +470,7 @@ mod tests {
     fn the_size_limit_is_exact() {
         let k = key(1);
         let vk = k.verifying_key();
-        let any_kid = |t: &str| verify(t, |_| Some(&vk), "tessera", NOW).map(|_| ());
+        let any_kid = |t: &str| verify(t, |_| Some(&vk), "tessera", NOW, 0).map(|_| ());
         let longest = token_of_len(MAX_TOKEN_LEN, &k);
         assert_eq!(any_kid(&longest), Ok(()));
         let over = token_of_len(MAX_TOKEN_LEN + 1, &k);
@@ -451,10 +490,13 @@ mod tests {
     fn size_for_32_char_username_is_within_budget() {
         let mut c = claims();
         c.sub = "u".repeat(32);
+        c.generation = Some(4_000_000_000);
         c.iat = 4_000_000_000;
         c.exp = 4_000_003_600;
         let kid = "x".repeat(43); // an RFC 7638 SHA-256 thumbprint
         let t = encode(&c, &encoded_header(&kid), &key(1));
-        assert!(t.len() <= 360, "{} bytes", t.len());
+        // 360 bytes before the account generation (`gen`, here ten digits)
+        // joined the claims; it adds at most 22.
+        assert!(t.len() <= 382, "{} bytes", t.len());
     }
 }

@@ -3,10 +3,15 @@
 //! when its `max-age` runs out, and for an unknown `kid` at most every
 //! 30 s) and the signed revocation feed (polled with `since`), and refuses
 //! tokens with `revocation state stale` once the feed could not be
-//! refreshed for longer than `max_staleness` (unless told to accept).
+//! refreshed for longer than `max_staleness`, or the newest feed it holds
+//! was issued longer ago than that (unless told to accept). It never goes
+//! back: a feed older than the one it holds is refused and logged
+//! ([`crate::feed::StaleFeed`]). [`Verifier::is_fresh`],
+//! [`Verifier::last_refresh`] and [`Verifier::last_error`] are for a
+//! readiness probe; the poller stops when its [`Poller`] is dropped.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -16,8 +21,8 @@ use ed25519_dalek::VerifyingKey;
 use parking_lot::{Mutex, RwLock};
 use serde::Deserialize;
 
-use crate::feed::{FeedClaims, Refusal, RevocationState};
-use crate::token::{self, Claims, FEED_TYP, TokenError};
+use crate::feed::{FeedClaims, Refusal, RevocationState, StaleFeed};
+use crate::token::{self, Claims, DEFAULT_LEEWAY_SECS, FEED_TYP, TokenError};
 
 /// The largest feed accepted (10,000 revocations and 1,000 subjects measured 688 KB).
 const MAX_FEED_BYTES: usize = 64 << 20;
@@ -48,6 +53,14 @@ pub struct VerifierConfig {
     pub max_staleness: Duration,
     /// What happens past `max_staleness`.
     pub when_stale: WhenStale,
+    /// How far in the future a token's `iat` (and how far back a newer
+    /// feed's `iat`) may lie, for clocks that disagree (default 60 s).
+    /// `exp` is never given leeway.
+    pub leeway: Duration,
+    /// The deployment's feed token, sent as `Authorization: Bearer` to
+    /// `GET /revocations` (Tessera writes it to `<data-dir>/feed.token`).
+    /// Without it the feed answers 401 and tokens are refused as stale.
+    pub feed_token: Option<String>,
     /// Now, in unix seconds: the system clock unless a test moves its own.
     pub clock: Clock,
 }
@@ -63,6 +76,8 @@ impl std::fmt::Debug for VerifierConfig {
             .field("poll", &self.poll)
             .field("max_staleness", &self.max_staleness)
             .field("when_stale", &self.when_stale)
+            .field("leeway", &self.leeway)
+            .field("feed_token", &self.feed_token.as_ref().map(|_| "<secret>"))
             .finish_non_exhaustive()
     }
 }
@@ -76,8 +91,18 @@ impl VerifierConfig {
             poll: Duration::from_secs(10),
             max_staleness: Duration::from_secs(300),
             when_stale: WhenStale::Refuse,
+            leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
+            feed_token: None,
             clock: Arc::new(unix_now),
         }
+    }
+
+    /// Reads the feed token from a file (surrounding whitespace trimmed),
+    /// as `partner_service --feed-token-file` does.
+    pub fn feed_token_file(mut self, path: &std::path::Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        self.feed_token = Some(text.trim().to_owned());
+        Ok(self)
     }
 }
 
@@ -112,6 +137,9 @@ pub enum FetchError {
     /// The feed's signature, `typ`, key or issuer did not check out.
     #[error("revocation feed refused: {0}")]
     Feed(String),
+    /// The feed is older than the state held (a replay or a stale cache).
+    #[error("revocation feed refused: {0}")]
+    Stale(#[from] StaleFeed),
 }
 
 /// The keys and feed state every `verify` reads, replaced whole.
@@ -133,7 +161,21 @@ pub struct Verifier {
     /// Serialises refreshes; holds when an unknown `kid` last caused one.
     refreshing: tokio::sync::Mutex<()>,
     last_kid_refetch: Mutex<Option<Instant>>,
-    wake: tokio::sync::Notify,
+    /// The last refresh's error, cleared by a refresh that succeeds.
+    last_error: Mutex<Option<String>>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+/// The background poller of a [`Verifier`] ([`Verifier::spawn`]): it
+/// stops when this handle is dropped (or the verifier is).
+#[derive(Debug)]
+#[must_use = "the poller stops when this handle is dropped"]
+pub struct Poller(tokio::task::JoinHandle<()>);
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[derive(Deserialize)]
@@ -184,7 +226,8 @@ impl Verifier {
             }),
             refreshing: tokio::sync::Mutex::new(()),
             last_kid_refetch: Mutex::new(None),
-            wake: tokio::sync::Notify::new(),
+            last_error: Mutex::new(None),
+            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -241,18 +284,21 @@ impl Verifier {
     async fn fetch_feed(
         &self,
         keys: &HashMap<String, VerifyingKey>,
-        since: Option<&str>,
+        since: Option<u64>,
     ) -> Result<FeedClaims, FetchError> {
         let mut url = format!("{}/revocations", self.config.tessera_url);
         if let Some(c) = since {
-            url.push_str("?since=");
-            url.push_str(c);
+            url.push_str(&format!("?since={c}"));
         }
         let http = |source| FetchError::Http {
             what: "revocation feed",
             source,
         };
-        let r = self.http.get(url).send().await.map_err(http)?;
+        let mut request = self.http.get(url);
+        if let Some(t) = &self.config.feed_token {
+            request = request.bearer_auth(t);
+        }
+        let r = request.send().await.map_err(http)?;
         let text = r
             .error_for_status()
             .map_err(http)?
@@ -269,8 +315,23 @@ impl Verifier {
     }
 
     /// Fetches the JWKS when its `max-age` has run out (or `force_keys`),
-    /// then the feed since the last cursor, and publishes the result.
+    /// then the feed since the last `seq`, and publishes the result. A
+    /// failure is logged and kept for [`Verifier::last_error`]; the state
+    /// held stays as it was.
     pub async fn refresh_with(&self, force_keys: bool) -> Result<(), FetchError> {
+        let result = self.try_refresh(force_keys).await;
+        let mut last = self.last_error.lock();
+        match &result {
+            Ok(()) => *last = None,
+            Err(e) => {
+                tracing::warn!(error = %e, url = %self.config.tessera_url, "tessera-verify: refresh failed; keeping the last state");
+                *last = Some(e.to_string());
+            }
+        }
+        result
+    }
+
+    async fn try_refresh(&self, force_keys: bool) -> Result<(), FetchError> {
         let _one_at_a_time = self.refreshing.lock().await;
         let old = self.snapshot.load_full();
         let (keys, fresh_until, keys_changed) =
@@ -281,10 +342,10 @@ impl Verifier {
             } else {
                 (old.keys.clone(), old.jwks_fresh_until, false)
             };
-        let feed = self.fetch_feed(&keys, old.feed.cursor()).await?;
+        let feed = self.fetch_feed(&keys, old.feed.seq()).await?;
         let mut state = old.feed.clone();
         let now = (self.config.clock)();
-        state.apply(feed, now);
+        state.apply(feed, now, self.config.leeway.as_secs())?;
         self.snapshot.store(Arc::new(Snapshot {
             keys,
             jwks_fresh_until: fresh_until,
@@ -305,21 +366,54 @@ impl Verifier {
     }
 
     /// Polls every `poll` (and at once, keys included, after an unknown
-    /// `kid`) until the returned task is aborted. A failed refresh leaves
-    /// the last state in place, which ages toward stale.
-    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
-        tokio::spawn(async move {
+    /// `kid`) until the returned [`Poller`] or every handle to the
+    /// verifier is dropped. A failed refresh leaves the last state in
+    /// place, which ages toward stale.
+    pub fn spawn(self: &Arc<Self>) -> Poller {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        Poller(tokio::spawn(async move {
             loop {
+                let Some(me) = weak.upgrade() else { return };
                 let _ = me.refresh_with(false).await;
-                tokio::select! {
-                    () = tokio::time::sleep(me.config.poll) => {}
-                    () = me.wake.notified() => {
-                        let _ = me.refresh_with(true).await;
-                    }
+                let poll = me.config.poll;
+                // Wait without holding the verifier, so dropping it ends us.
+                let wake = Arc::clone(&me.wake);
+                drop(me);
+                let woken = tokio::select! {
+                    () = tokio::time::sleep(poll) => false,
+                    () = wake.notified() => true,
+                };
+                if woken && let Some(me) = weak.upgrade() {
+                    let _ = me.refresh_with(true).await;
                 }
             }
-        })
+        }))
+    }
+
+    /// When the feed was last applied, by the configured clock (unix
+    /// seconds); None before the first refresh.
+    pub fn last_refresh(&self) -> Option<u64> {
+        self.snapshot.load().refreshed
+    }
+
+    /// The error of the last refresh, if it failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().clone()
+    }
+
+    /// Whether the revocation state is fresh: refreshed within
+    /// `max_staleness`, from a feed issued within `max_staleness` (plus
+    /// the leeway for the issuer's clock). Tokens are refused while it is
+    /// not, unless `when_stale` is `Accept`.
+    pub fn is_fresh(&self) -> bool {
+        self.fresh_at(&self.snapshot.load(), (self.config.clock)())
+    }
+
+    fn fresh_at(&self, s: &Snapshot, now: u64) -> bool {
+        let max = self.config.max_staleness.as_secs();
+        let issued_within = max.saturating_add(self.config.leeway.as_secs());
+        s.refreshed.is_some_and(|t| now.saturating_sub(t) <= max)
+            && (s.feed.seq().is_none() || now.saturating_sub(s.feed.issued_at()) <= issued_within)
     }
 
     /// Asks the poller to refetch the JWKS now, at most every 30 s.
@@ -337,10 +431,7 @@ impl Verifier {
     pub fn verify(&self, bearer: &str) -> Result<Arc<Claims>, Reason> {
         let s = self.snapshot.load();
         let now = (self.config.clock)();
-        let fresh = s
-            .refreshed
-            .is_some_and(|t| now.saturating_sub(t) <= self.config.max_staleness.as_secs());
-        if !fresh && self.config.when_stale == WhenStale::Refuse {
+        if self.config.when_stale == WhenStale::Refuse && !self.fresh_at(&s, now) {
             return Err(Reason::Stale);
         }
         let cached = s.verified.read().get(bearer).cloned();
@@ -362,7 +453,12 @@ impl Verifier {
                 c
             }
         };
-        token::check_claims(&claims, &self.config.issuer, now)?;
+        token::check_claims(
+            &claims,
+            &self.config.issuer,
+            now,
+            self.config.leeway.as_secs(),
+        )?;
         s.feed.check(&claims, now)?;
         Ok(claims)
     }

@@ -30,6 +30,7 @@ fn setup() -> (Arc<Verifier>, String) {
         iat: now(),
         exp: now() + 600,
         jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+        generation: None,
     };
     let token = token::encode(&claims, &token::encoded_header("k"), &key);
     let keys = HashMap::from([("k".to_owned(), key.verifying_key())]);
