@@ -68,6 +68,7 @@ pub struct Metrics {
     hot_routes: Vec<(&'static str, Histogram)>,
     users: Gauge,
     revocations: Gauge,
+    storage_writable: Gauge,
     pruned: Family<Outcome, Counter>,
     background_errors: Family<Outcome, Counter>,
 }
@@ -115,6 +116,12 @@ impl Metrics {
             .collect();
         let users = Gauge::default();
         let revocations = Gauge::default();
+        let storage_writable = Gauge::default();
+        registry.register(
+            "storage_writable",
+            "1 while an admin change can be made durable; 0 while the disk is full (changes answer 507)",
+            storage_writable.clone(),
+        );
         let pruned = Family::<Outcome, Counter>::default();
         let background_errors = Family::<Outcome, Counter>::default();
         registry.register(
@@ -168,6 +175,7 @@ impl Metrics {
             hot_routes,
             users,
             revocations,
+            storage_writable,
             pruned,
             background_errors,
         }
@@ -237,7 +245,8 @@ impl Metrics {
     }
 
     /// Renders the text exposition format with the given gauge readings.
-    pub fn render(&self, users: u64, revocations: u64) -> String {
+    pub fn render(&self, users: u64, revocations: u64, writable: bool) -> String {
+        self.storage_writable.set(i64::from(writable));
         self.users.set(i64::try_from(users).unwrap_or(i64::MAX));
         self.revocations
             .set(i64::try_from(revocations).unwrap_or(i64::MAX));
@@ -259,7 +268,7 @@ mod tests {
         m.token_request("oauth_token", "odd");
         m.verify_request("expired");
         m.observe("partner", "generate_token", 0.001);
-        let text = m.render(3, 1);
+        let text = m.render(3, 1, true);
         assert!(
             text.contains(
                 "tessera_token_requests_total{endpoint=\"generate_token\",outcome=\"issued\"} 1"

@@ -47,6 +47,20 @@ impl Output {
     }
 }
 
+/// Writes `bytes` to stdout; a reader that closed the pipe early (`| head`)
+/// ends the command quietly with exit 0, as Unix tools do.
+pub fn write_stdout(bytes: &[u8]) -> std::process::ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: could not write to stdout: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 /// Reads an admin API answer.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, CallError> {
     serde_json::from_slice(body)

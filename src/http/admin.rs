@@ -719,7 +719,10 @@ fn metrics(
             with_header(
                 reply::text(
                     StatusCode::OK,
-                    state.service.metrics().render(users, revocations),
+                    state
+                        .service
+                        .metrics()
+                        .render(users, revocations, state.service.writable()),
                 ),
                 CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",

@@ -14,8 +14,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::reply::{admin_error, no_store, text, with_header};
-use crate::service::{AdminError, InternalError, IssueError, VerifyError};
-use crate::store::StoreError;
+use crate::service::{AdminError, IssueError, VerifyError};
 
 /// The seed contract's answer for unknown users and wrong passwords.
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
@@ -259,7 +258,7 @@ impl ApiError {
             Self::Admin(AdminError::Conflict(m)) => {
                 admin_error(StatusCode::CONFLICT, "conflict", m)
             }
-            Self::Admin(AdminError::Internal(InternalError::Store(StoreError::Unavailable(m)))) => {
+            Self::Admin(AdminError::Unavailable(m)) => {
                 // Cluster mode with the database unreachable: nothing was
                 // written; the node keeps serving tokens from memory.
                 with_header(
@@ -267,6 +266,10 @@ impl ApiError {
                     RETRY_AFTER,
                     "1",
                 )
+            }
+            Self::Admin(AdminError::StorageFull(m)) => {
+                // Nothing was written; logins and verification go on.
+                admin_error(StatusCode::INSUFFICIENT_STORAGE, "storage_full", m)
             }
             Self::Admin(AdminError::Internal(e)) => internal(&e),
         }
@@ -452,6 +455,20 @@ impl OAuthError {
                 IssueError::Internal(e) => return internal(&e),
             },
             Self::Admin(AdminError::Internal(e)) | Self::Internal(e) => return internal(&e),
+            Self::Admin(AdminError::Unavailable(m)) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                m,
+                false,
+                Some(1),
+            ),
+            Self::Admin(AdminError::StorageFull(m)) => (
+                StatusCode::INSUFFICIENT_STORAGE,
+                "temporarily_unavailable",
+                m,
+                false,
+                None,
+            ),
             Self::Admin(e) => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request",

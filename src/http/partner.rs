@@ -162,10 +162,16 @@ fn readyz(
         .and(methods(GET, "GET, HEAD"))
         .and(with_state(state))
         .map(|state: Arc<AppState>| {
-            if state.service.ready() {
+            if !state.service.ready() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+            } else if state.service.writable() {
                 text(StatusCode::OK, "ready")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                // Logins and verification go on; admin changes get 507.
+                text(
+                    StatusCode::OK,
+                    "ready; storage full: admin changes are refused until there is room",
+                )
             }
         })
 }

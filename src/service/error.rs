@@ -98,6 +98,14 @@ pub enum AdminError {
     /// The action conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
+    /// The database can not take writes now (cluster mode: unreachable;
+    /// or being reopened): nothing was changed, retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The change can not be made durable: the disk is full. Nothing was
+    /// changed; it works again once there is room, without a restart.
+    #[error("{0}")]
+    StorageFull(String),
     /// Something broke inside.
     #[error(transparent)]
     Internal(#[from] InternalError),
@@ -114,6 +122,10 @@ impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::BadSnapshot(_) => AdminError::Invalid(e.to_string()),
+            StoreError::Unavailable(_) => AdminError::Unavailable(e.to_string()),
+            StoreError::StorageFull(_) | StoreError::WriteFailed(_) => {
+                AdminError::StorageFull(e.to_string())
+            }
             other => AdminError::Internal(other.into()),
         }
     }

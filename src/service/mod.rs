@@ -148,6 +148,12 @@ impl Service {
         self.store.healthy() && self.store.user_count().is_ok()
     }
 
+    /// Whether an admin change could be made durable now (false: the disk
+    /// is full, changes answer 507 until there is room).
+    pub fn writable(&self) -> bool {
+        self.store.writable()
+    }
+
     /// Users and revocations held, for the metrics gauges.
     pub fn counts(&self) -> (u64, u64) {
         let users = self.store.user_count().unwrap_or(0);

@@ -91,9 +91,40 @@ pub enum StoreError {
     /// are refused with 503 until it is back.
     #[error("database unavailable: {0}; check that PostgreSQL is running and reachable")]
     Unavailable(String),
+    /// The file system holding the data is (nearly) full: nothing was
+    /// written. Writes resume by themselves once there is room.
+    #[error(
+        "no space left for {}: nothing was written; free space on its file system and writes resume by themselves",
+        .0.display()
+    )]
+    StorageFull(PathBuf),
+    /// Writing to the database file failed (an I/O error other than a
+    /// full disk): nothing was written.
+    #[error("writing the database failed ({0}); nothing was written; check the disk")]
+    WriteFailed(String),
+    /// The database file is damaged: it is refused whole, never served
+    /// from, repaired or replaced.
+    #[error(
+        "database {} is damaged ({reason}); it was not changed. Stop tessera, move the file aside, and restore the last export into an empty data dir: tessera import EXPORT.jsonl --data-dir DIR",
+        path.display()
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What the check found.
+        reason: String,
+    },
     /// The database engine itself failed.
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether the engine may now refuse everything until it is reopened
+    /// (a write hit the disk and failed).
+    pub fn is_io_failure(&self) -> bool {
+        matches!(self, Self::StorageFull(_) | Self::WriteFailed(_))
+    }
 }
 
 /// One admin mutation, as recorded.
@@ -308,6 +339,12 @@ pub trait Store: Send + Sync {
     /// file always can; a database server may be unreachable.
     fn healthy(&self) -> bool {
         true
+    }
+
+    /// Whether a write could be made durable now (room on the disk, the
+    /// engine not waiting to be reopened); readiness and a metric show it.
+    fn writable(&self) -> bool {
+        self.healthy()
     }
 
     /// Ticks when another node changed the keyring, so this node's service

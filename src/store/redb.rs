@@ -20,7 +20,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use redb::{
     Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
@@ -58,11 +60,25 @@ pub const DB_FILE: &str = "tessera.redb";
 /// What [`RedbStore::in_memory`] calls its location in logs.
 const IN_MEMORY: &str = "in memory";
 
+/// An engine error as a store error: a full disk and other I/O failures
+/// are told apart from the rest, because after them redb refuses every
+/// call until the database is reopened.
+fn from_redb_error(e: redb::Error) -> StoreError {
+    match e {
+        redb::Error::Io(io) if is_no_space(&io) => StoreError::StorageFull(PathBuf::from(DB_FILE)),
+        redb::Error::Io(io) => StoreError::WriteFailed(io.to_string()),
+        redb::Error::PreviousIo => {
+            StoreError::WriteFailed("an earlier write failed; reopening".to_owned())
+        }
+        other => StoreError::Backend(Box::new(other)),
+    }
+}
+
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Backend(Box::new(redb::Error::from(e)))
+                from_redb_error(redb::Error::from(e))
             }
         }
     )*};
@@ -81,21 +97,29 @@ from_redb!(
 pub struct RedbStore {
     /// The users table as of the last commit. Every login and verify reads
     /// it; keeping it open saves a read transaction and a table-root lookup
-    /// per request. Replaced right after each commit, under `writer`.
-    /// Declared first so it is dropped before the database.
-    users: ArcSwap<ReadOnlyTable<&'static str, &'static [u8]>>,
+    /// per request. Replaced right after each commit, under `writer`; None
+    /// only while the database is being reopened.
+    users: ArcSwapOption<ReadOnlyTable<&'static str, &'static [u8]>>,
     /// Every revoked `jti` with its `exp`, as of the last commit; replaced
     /// under `writer` after each commit that changes revocations.
     revoked: ArcSwap<HashMap<String, u64>>,
     /// Held from the start of a write transaction until its result is
     /// published, so snapshots are published in commit order.
     writer: Mutex<()>,
+    /// Set when a write failed with an I/O error (a full disk): redb then
+    /// refuses everything until the `Database` is reopened, which the next
+    /// write (or readiness check) does once there is room again.
+    failed: AtomicBool,
     /// Tests: pause once between reading the committed state and publishing
     /// it, to force the interleaving the writer lock must make harmless.
     #[cfg(test)]
     pause_before_publish: std::sync::atomic::AtomicBool,
-    db: Database,
+    /// The database; None only while it is being reopened.
+    db: ArcSwapOption<Database>,
     path: PathBuf,
+    /// The data dir whose file system's free space is checked before each
+    /// write; None for the in-memory database.
+    data_dir: Option<PathBuf>,
 }
 
 /// Revocations as published after a commit.
@@ -273,7 +297,8 @@ pub fn prepare_data_dir(dir: &Path) -> Result<(), StoreError> {
 impl RedbStore {
     /// Opens (or creates) `<data_dir>/tessera.redb` with mode 0600, checks
     /// the schema version, and makes sure every table exists. Fails at once
-    /// when another process has it open.
+    /// when another process has it open, and refuses a damaged file (see
+    /// [`check_file`], which runs first) without ever changing it.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         prepare_data_dir(data_dir)?;
         let path = data_dir.join(DB_FILE);
@@ -281,7 +306,8 @@ impl RedbStore {
             path: path.clone(),
             source,
         };
-        if !path.exists() {
+        let existed = path.exists();
+        if !existed {
             fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -291,14 +317,17 @@ impl RedbStore {
                 .map_err(io)?;
         }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(data_dir.to_owned()),
-                other => other.into(),
-            })?;
-        Self::load(db, path)
+        let db = open_file(&path, data_dir)?;
+        let db = if existed {
+            check_file(db, &path)?.0
+        } else {
+            db
+        };
+        let store = Self::load(db, path)?;
+        Ok(Self {
+            data_dir: Some(data_dir.to_owned()),
+            ..store
+        })
     }
 
     /// A database held in memory only (`serve --ephemeral`, test
@@ -311,22 +340,17 @@ impl RedbStore {
 
     fn load(db: Database, path: PathBuf) -> Result<Self, StoreError> {
         init_schema(&db, &path)?;
-        let tx = db.begin_read()?;
-        let users = ArcSwap::from_pointee(tx.open_table(USERNAME_TO_USER)?);
-        let mut revoked = RevokedSet::new();
-        for entry in tx.open_table(JTI_TO_EXP)?.iter()? {
-            let (k, v) = entry?;
-            revoked.insert(k.value().to_owned(), v.value());
-        }
-        drop(tx);
+        let (users, revoked) = read_published(&db)?;
         Ok(Self {
-            users,
+            users: ArcSwapOption::from_pointee(users),
             revoked: ArcSwap::from_pointee(revoked),
             writer: Mutex::new(()),
+            failed: AtomicBool::new(false),
             #[cfg(test)]
             pause_before_publish: std::sync::atomic::AtomicBool::new(false),
-            db,
+            db: ArcSwapOption::from_pointee(db),
             path,
+            data_dir: None,
         })
     }
 
@@ -337,6 +361,113 @@ impl RedbStore {
         self.writer
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The database, unless it is being reopened.
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.load_full().ok_or_else(|| self.reopening())
+    }
+
+    fn reopening(&self) -> StoreError {
+        StoreError::Unavailable(format!(
+            "{} is being reopened after a write failed; retry in a moment",
+            self.path.display()
+        ))
+    }
+
+    /// Runs one write with the writer lock held: refuses it with
+    /// [`StoreError::StorageFull`] before redb is touched when the data
+    /// dir's file system has less than [`MIN_FREE_BYTES`] left, reopens the
+    /// database first if an earlier write failed and there is room again,
+    /// and remembers a failure of this one.
+    fn writing<T>(
+        &self,
+        job: impl FnOnce(&Database, &MutexGuard<'_, ()>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let guard = self.write_lock();
+        self.ensure_room()?;
+        if self.failed.load(Ordering::SeqCst) {
+            self.reopen(&guard)?;
+        }
+        let db = self.db()?;
+        let result = job(&db, &guard);
+        if let Err(e) = &result
+            && e.is_io_failure()
+        {
+            self.failed.store(true, Ordering::SeqCst);
+            tracing::warn!(path = %self.path.display(), error = %e, "a write failed; writes are refused until there is room, then the database is reopened");
+        }
+        result
+    }
+
+    /// Refuses a write when the data dir's file system is nearly full.
+    fn ensure_room(&self) -> Result<(), StoreError> {
+        match &self.data_dir {
+            Some(dir) if free_bytes(dir).is_some_and(|free| free < MIN_FREE_BYTES) => {
+                Err(StoreError::StorageFull(dir.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether writes can go ahead now: room on the file system and no
+    /// failed write waiting for a reopen that can not happen yet. A failed
+    /// state is repaired here when it can be (readiness checks call this).
+    pub fn writable(&self) -> bool {
+        if self.ensure_room().is_err() {
+            return false;
+        }
+        if !self.failed.load(Ordering::SeqCst) {
+            return true;
+        }
+        match self.writer.try_lock() {
+            Ok(guard) => self.reopen(&guard).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Closes the database and opens it again: after an I/O error redb
+    /// refuses every call until then. Needs the writer lock (no write is in
+    /// flight) and waits briefly for readers to let go of the old handle.
+    fn reopen(&self, _writer: &MutexGuard<'_, ()>) -> Result<(), StoreError> {
+        let Some(dir) = self.data_dir.clone() else {
+            return Err(StoreError::StorageFull(PathBuf::from(IN_MEMORY)));
+        };
+        self.users.store(None);
+        if let Some(mut old) = self.db.swap(None) {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still_shared) if std::time::Instant::now() < deadline => {
+                        old = still_shared;
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    Err(still_shared) => {
+                        self.db.store(Some(still_shared));
+                        return Err(self.reopening());
+                    }
+                }
+            }
+        }
+        let db = match open_file(&self.path, &dir) {
+            Err(e @ StoreError::Damaged { .. }) => {
+                // Never serve on from a file the engine could not read back.
+                tracing::error!(error = %e, "the database is damaged; stopping");
+                std::process::exit(1);
+            }
+            other => other?,
+        };
+        let (users, revoked) = read_published(&db)?;
+        self.revoked.store(Arc::new(revoked));
+        self.db.store(Some(Arc::new(db)));
+        self.users.store(Some(Arc::new(users)));
+        self.failed.store(false, Ordering::SeqCst);
+        tracing::info!(path = %self.path.display(), "reopened the database; writes work again");
+        Ok(())
     }
 
     /// The database file.
@@ -362,15 +493,204 @@ impl RedbStore {
     /// order.
     fn commit_users(
         &self,
+        db: &Database,
         tx: WriteTransaction,
         _writer: &MutexGuard<'_, ()>,
     ) -> Result<(), StoreError> {
         tx.commit()?;
-        let fresh = self.db.begin_read()?.open_table(USERNAME_TO_USER)?;
+        let fresh = db.begin_read()?.open_table(USERNAME_TO_USER)?;
         self.test_pause();
-        self.users.store(Arc::new(fresh));
+        self.users.store(Some(Arc::new(fresh)));
         Ok(())
     }
+
+    /// Publishes a fresh users table after a commit that did not change
+    /// users, so the one held no longer pins the pages older commits freed
+    /// (a long-lived read would make every later commit grow the file).
+    fn refresh_users(&self, db: &Database) -> Result<(), StoreError> {
+        let fresh = db.begin_read()?.open_table(USERNAME_TO_USER)?;
+        self.users.store(Some(Arc::new(fresh)));
+        Ok(())
+    }
+}
+
+/// Free space below which writes are refused before redb is asked: a
+/// commit of one admin change needs far less, and refusing early keeps redb
+/// from ever meeting a full disk mid-commit (after which it refuses reads
+/// too, until reopened).
+pub const MIN_FREE_BYTES: u64 = 4 << 20;
+
+/// Bytes available to this process on `dir`'s file system; None when the
+/// file system can not say.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Opens the file with the engine, mapping "held by another process" and
+/// "not a database / damaged" to errors that say what to do.
+fn open_file(path: &Path, data_dir: &Path) -> Result<Database, StoreError> {
+    let opened = quietly(|| Database::builder().set_cache_size(CACHE_BYTES).create(path));
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+            Err(StoreError::InUse(data_dir.to_owned()))
+        }
+        Ok(Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))) if is_no_space(&e) => {
+            Err(StoreError::StorageFull(data_dir.to_owned()))
+        }
+        Ok(Err(e)) => Err(StoreError::Damaged {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }),
+        Err(panic) => Err(StoreError::Damaged {
+            path: path.to_owned(),
+            reason: format!("the engine failed reading it ({})", panic_text(&panic)),
+        }),
+    }
+}
+
+/// The users table and revoked set a freshly opened database publishes.
+fn read_published(
+    db: &Database,
+) -> Result<(ReadOnlyTable<&'static str, &'static [u8]>, RevokedSet), StoreError> {
+    let tx = db.begin_read()?;
+    let users = tx.open_table(USERNAME_TO_USER)?;
+    let mut revoked = RevokedSet::new();
+    for entry in tx.open_table(JTI_TO_EXP)?.iter()? {
+        let (k, v) = entry?;
+        revoked.insert(k.value().to_owned(), v.value());
+    }
+    Ok((users, revoked))
+}
+
+/// Whether an I/O error means the file system is out of space or quota.
+fn is_no_space(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || matches!(e.raw_os_error(), Some(28 /* ENOSPC */ | 122 /* EDQUOT */))
+}
+
+/// Runs `f`, catching a panic of the engine (redb's read paths can panic
+/// on pages that fail no check) without printing it: the caller turns it
+/// into [`StoreError::Damaged`], and the process stops instead of serving.
+/// Only used while the store opens, before anything else runs.
+fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// What [`check_file`] found in a healthy file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileSummary {
+    /// Users decoded.
+    pub users: u64,
+    /// Signing keys decoded.
+    pub keys: u64,
+    /// Revocations read.
+    pub revocations: u64,
+    /// Audit events decoded.
+    pub audit_events: u64,
+}
+
+/// Checks a whole database file before anything is served from it: the
+/// engine's integrity check (every page's checksum), then every record of
+/// every table decoded. redb can panic on pages that pass its checks, so
+/// all of it runs under `catch_unwind`; a panic or an error is reported as
+/// [`StoreError::Damaged`] and the caller stops (nothing is ever served
+/// from, repaired in or written over a damaged file).
+pub fn check_file(mut db: Database, path: &Path) -> Result<(Database, FileSummary), StoreError> {
+    let damaged = |reason: String| StoreError::Damaged {
+        path: path.to_owned(),
+        reason,
+    };
+    let checked = quietly(|| {
+        match db.check_integrity() {
+            Ok(true) => {}
+            Ok(false) => return Err("the engine's integrity check failed".to_owned()),
+            Err(e) => return Err(e.to_string()),
+        }
+        decode_everything(&db).map_err(|e| e.to_string())
+    });
+    match checked {
+        Ok(Ok(summary)) => Ok((db, summary)),
+        Ok(Err(reason)) => Err(damaged(reason)),
+        Err(panic) => Err(damaged(format!(
+            "the engine failed reading it ({})",
+            panic_text(&panic)
+        ))),
+    }
+}
+
+/// `tessera check`: opens `<data_dir>/tessera.redb` without creating or
+/// changing anything and runs [`check_file`] on it.
+pub fn check_data_dir(data_dir: &Path) -> Result<FileSummary, StoreError> {
+    let path = data_dir.join(DB_FILE);
+    if !path.is_file() {
+        return Err(StoreError::Io {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no database here; pass the --data-dir that serve uses",
+            ),
+        });
+    }
+    let db = open_file(&path, data_dir)?;
+    check_file(db, &path).map(|(_, summary)| summary)
+}
+
+/// Reads every record of every table, decoding each.
+fn decode_everything(db: &Database) -> Result<FileSummary, StoreError> {
+    let tx = db.begin_read()?;
+    let mut summary = FileSummary::default();
+    let schema = match tx.open_table(META) {
+        Ok(meta) => meta.get(SCHEMA_KEY)?.map(|v| v.value()),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if schema.is_none_or(|v| v != 2 && v != SCHEMA_VERSION) {
+        // Empty, or another build's schema: opening says which and what
+        // to do; there is nothing this build knows how to decode.
+        return Ok(summary);
+    }
+    for entry in tx.open_table(USERNAME_TO_USER)?.iter()? {
+        let (k, v) = entry?;
+        if schema == Some(2) {
+            postcard::from_bytes::<UserV2>(v.value())
+                .map_err(|e| corrupt("users", k.value(), e))?;
+        } else {
+            decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
+        }
+        summary.users += 1;
+    }
+    for entry in tx.open_table(KID_TO_KEY)?.iter()? {
+        let (k, v) = entry?;
+        let key: KeyRecord =
+            serde_json::from_slice(v.value()).map_err(|e| corrupt("keys", k.value(), e))?;
+        key.validate().map_err(|e| corrupt("keys", k.value(), e))?;
+        summary.keys += 1;
+    }
+    for entry in tx.open_table(JTI_TO_EXP)?.iter()? {
+        entry?;
+        summary.revocations += 1;
+    }
+    for entry in tx.open_table(SEQ_TO_AUDIT)?.iter()? {
+        let (k, v) = entry?;
+        serde_json::from_slice::<AuditEvent>(v.value())
+            .map_err(|e| corrupt("audit", &k.value().to_string(), e))?;
+        summary.audit_events += 1;
+    }
+    Ok(summary)
 }
 
 impl Store for RedbStore {
@@ -379,12 +699,32 @@ impl Store for RedbStore {
     }
 
     fn user(&self, name: &Username) -> Result<Option<User>, StoreError> {
-        match self.users.load().get(name.as_str())? {
+        let users = self.users.load();
+        let Some(table) = users.as_ref() else {
+            return Err(self.reopening());
+        };
+        let found = table.get(name.as_str()).map_err(StoreError::from);
+        if let Err(e) = &found
+            && e.is_io_failure()
+        {
+            // A write hit the disk and failed: redb refuses reads too until
+            // the database is reopened, which happens once there is room.
+            self.failed.store(true, Ordering::SeqCst);
+            drop(users);
+            if self.writable() {
+                return self.user(name);
+            }
+        }
+        match found? {
             None => Ok(None),
             Some(v) => decode_user(v.value())
                 .map(Some)
                 .map_err(|e| corrupt("users", name.as_str(), e)),
         }
+    }
+
+    fn writable(&self) -> bool {
+        RedbStore::writable(self)
     }
 
     fn is_revoked(&self, jti: &str) -> bool {
@@ -400,18 +740,19 @@ impl Store for RedbStore {
     }
 
     fn create_user(&self, user: &User, audit: Audit) -> Result<bool, StoreError> {
-        let writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(USERNAME_TO_USER)?;
-            if table.get(user.username.as_str())?.is_some() {
-                return Ok(false);
+        self.writing(|db, writer| {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(USERNAME_TO_USER)?;
+                if table.get(user.username.as_str())?.is_some() {
+                    return Ok(false);
+                }
+                table.insert(user.username.as_str(), encode_user(user).as_slice())?;
             }
-            table.insert(user.username.as_str(), encode_user(user).as_slice())?;
-        }
-        append_audit(&tx, audit)?;
-        self.commit_users(tx, &writer)?;
-        Ok(true)
+            append_audit(&tx, audit)?;
+            self.commit_users(db, tx, writer)?;
+            Ok(true)
+        })
     }
 
     /// Read-modify-write of one user in one transaction; None when absent.
@@ -422,36 +763,38 @@ impl Store for RedbStore {
         audit: Audit,
     ) -> Result<Option<User>, StoreError> {
         let username = name.as_str();
-        let writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        let updated = {
-            let mut table = tx.open_table(USERNAME_TO_USER)?;
-            let current = match table.get(username)? {
-                None => return Ok(None),
-                Some(v) => decode_user(v.value()).map_err(|e| corrupt("users", username, e))?,
+        self.writing(|db, writer| {
+            let tx = db.begin_write()?;
+            let updated = {
+                let mut table = tx.open_table(USERNAME_TO_USER)?;
+                let current = match table.get(username)? {
+                    None => return Ok(None),
+                    Some(v) => decode_user(v.value()).map_err(|e| corrupt("users", username, e))?,
+                };
+                let mut user = current;
+                change(&mut user);
+                table.insert(username, encode_user(&user).as_slice())?;
+                user
             };
-            let mut user = current;
-            change(&mut user);
-            table.insert(username, encode_user(&user).as_slice())?;
-            user
-        };
-        append_audit(&tx, audit)?;
-        self.commit_users(tx, &writer)?;
-        Ok(Some(updated))
+            append_audit(&tx, audit)?;
+            self.commit_users(db, tx, writer)?;
+            Ok(Some(updated))
+        })
     }
 
     /// Deletes a user; false when absent.
     fn delete_user(&self, name: &Username, audit: Audit) -> Result<bool, StoreError> {
         let username = name.as_str();
-        let writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        let existed = tx.open_table(USERNAME_TO_USER)?.remove(username)?.is_some();
-        if !existed {
-            return Ok(false);
-        }
-        append_audit(&tx, audit)?;
-        self.commit_users(tx, &writer)?;
-        Ok(true)
+        self.writing(|db, writer| {
+            let tx = db.begin_write()?;
+            let existed = tx.open_table(USERNAME_TO_USER)?.remove(username)?.is_some();
+            if !existed {
+                return Ok(false);
+            }
+            append_audit(&tx, audit)?;
+            self.commit_users(db, tx, writer)?;
+            Ok(true)
+        })
     }
 
     /// Every write in one transaction, each with its audit event.
@@ -459,29 +802,30 @@ impl Store for RedbStore {
         if writes.is_empty() {
             return Ok(());
         }
-        let writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        for (write, audit) in writes {
-            {
-                let mut table = tx.open_table(USERNAME_TO_USER)?;
-                match &write {
-                    UserWrite::Put(user) => {
-                        table.insert(user.username.as_str(), encode_user(user).as_slice())?;
-                    }
-                    UserWrite::Delete(name) => {
-                        table.remove(name.as_str())?;
+        self.writing(|db, writer| {
+            let tx = db.begin_write()?;
+            for (write, audit) in writes {
+                {
+                    let mut table = tx.open_table(USERNAME_TO_USER)?;
+                    match &write {
+                        UserWrite::Put(user) => {
+                            table.insert(user.username.as_str(), encode_user(user).as_slice())?;
+                        }
+                        UserWrite::Delete(name) => {
+                            table.remove(name.as_str())?;
+                        }
                     }
                 }
+                append_audit(&tx, audit)?;
             }
-            append_audit(&tx, audit)?;
-        }
-        self.commit_users(tx, &writer)?;
-        Ok(())
+            self.commit_users(db, tx, writer)?;
+            Ok(())
+        })
     }
 
     /// Users sorted by name, strictly after `after`, at most `limit`.
     fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         page_after(&tx.open_table(USERNAME_TO_USER)?, after, limit, |k, v| {
             decode_user(v).map_err(|e| corrupt("users", k, e))
         })
@@ -489,13 +833,13 @@ impl Store for RedbStore {
 
     /// How many users exist.
     fn user_count(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         Ok(tx.open_table(USERNAME_TO_USER)?.len()?)
     }
 
     /// Every key record.
     fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(KID_TO_KEY)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
@@ -508,34 +852,38 @@ impl Store for RedbStore {
 
     /// Replaces the whole keyring with `records`, auditing when asked.
     fn replace_keys(&self, records: &[KeyRecord], audit: Option<Audit>) -> Result<(), StoreError> {
-        let _writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        {
-            let mut table = tx.open_table(KID_TO_KEY)?;
-            table.retain(|_, _| false)?;
-            for r in records {
-                table.insert(r.kid.as_str(), to_json(r).as_slice())?;
+        self.writing(|db, _writer| {
+            let tx = db.begin_write()?;
+            {
+                let mut table = tx.open_table(KID_TO_KEY)?;
+                table.retain(|_, _| false)?;
+                for r in records {
+                    table.insert(r.kid.as_str(), to_json(r).as_slice())?;
+                }
             }
-        }
-        if let Some(a) = audit {
-            append_audit(&tx, a)?;
-        }
-        tx.commit()?;
-        Ok(())
+            if let Some(a) = audit {
+                append_audit(&tx, a)?;
+            }
+            tx.commit()?;
+            self.refresh_users(db)?;
+            Ok(())
+        })
     }
 
     /// Records a revoked `jti` that can be forgotten after `exp`.
     fn revoke(&self, jti: &str, exp: u64, audit: Audit) -> Result<(), StoreError> {
-        let _writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        tx.open_table(JTI_TO_EXP)?.insert(jti, exp)?;
-        append_audit(&tx, audit)?;
-        tx.commit()?;
-        let mut revoked = RevokedSet::clone(&self.revoked.load());
-        revoked.insert(jti.to_owned(), exp);
-        self.test_pause();
-        self.revoked.store(Arc::new(revoked));
-        Ok(())
+        self.writing(|db, _writer| {
+            let tx = db.begin_write()?;
+            tx.open_table(JTI_TO_EXP)?.insert(jti, exp)?;
+            append_audit(&tx, audit)?;
+            tx.commit()?;
+            self.refresh_users(db)?;
+            let mut revoked = RevokedSet::clone(&self.revoked.load());
+            revoked.insert(jti.to_owned(), exp);
+            self.test_pause();
+            self.revoked.store(Arc::new(revoked));
+            Ok(())
+        })
     }
 
     /// Bumps the counter in `meta`. The commit is not fsync'd on its own:
@@ -543,17 +891,18 @@ impl Store for RedbStore {
     /// makes this commit durable too), so one lost in a crash was used by
     /// nothing.
     fn next_generation(&self) -> Result<u64, StoreError> {
-        let _writer = self.write_lock();
-        let mut tx = self.db.begin_write()?;
-        tx.set_durability(redb::Durability::None)?;
-        let next = {
-            let mut meta = tx.open_table(META)?;
-            let next = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value()) + 1;
-            meta.insert(GENERATION_KEY, next)?;
-            next
-        };
-        tx.commit()?;
-        Ok(next)
+        self.writing(|db, _writer| {
+            let mut tx = db.begin_write()?;
+            tx.set_durability(redb::Durability::None)?;
+            let next = {
+                let mut meta = tx.open_table(META)?;
+                let next = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value()) + 1;
+                meta.insert(GENERATION_KEY, next)?;
+                next
+            };
+            tx.commit()?;
+            Ok(next)
+        })
     }
 
     /// Revocations sorted by jti, strictly after `after`, at most `limit`.
@@ -562,7 +911,7 @@ impl Store for RedbStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<(String, u64)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         page_after(&tx.open_table(JTI_TO_EXP)?, after, limit, |k, v| {
             Ok((k.to_owned(), v))
         })
@@ -570,25 +919,27 @@ impl Store for RedbStore {
 
     /// Drops revocations whose `exp` has passed; returns how many.
     fn prune_revocations(&self, now: u64) -> Result<u64, StoreError> {
-        let _writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        let mut removed = 0;
-        tx.open_table(JTI_TO_EXP)?.retain(|_, exp| {
-            let keep = exp > now;
-            if !keep {
-                removed += 1;
+        self.writing(|db, _writer| {
+            let tx = db.begin_write()?;
+            let mut removed = 0;
+            tx.open_table(JTI_TO_EXP)?.retain(|_, exp| {
+                let keep = exp > now;
+                if !keep {
+                    removed += 1;
+                }
+                keep
+            })?;
+            if removed > 0 {
+                tx.commit()?;
+                self.refresh_users(db)?;
+                let mut revoked = RevokedSet::clone(&self.revoked.load());
+                revoked.retain(|_, exp| *exp > now);
+                self.revoked.store(Arc::new(revoked));
+            } else {
+                tx.abort()?;
             }
-            keep
-        })?;
-        if removed > 0 {
-            tx.commit()?;
-            let mut revoked = RevokedSet::clone(&self.revoked.load());
-            revoked.retain(|_, exp| *exp > now);
-            self.revoked.store(Arc::new(revoked));
-        } else {
-            tx.abort()?;
-        }
-        Ok(removed)
+            Ok(removed)
+        })
     }
 
     /// Everything from one read transaction, so `head` and the content
@@ -599,7 +950,7 @@ impl Store for RedbStore {
         max_events: usize,
         horizon: u64,
     ) -> Result<Changes, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let audit = tx.open_table(SEQ_TO_AUDIT)?;
         let users = tx.open_table(USERNAME_TO_USER)?;
         let revocations = tx.open_table(JTI_TO_EXP)?;
@@ -676,7 +1027,7 @@ impl Store for RedbStore {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(SEQ_TO_AUDIT)?;
         let mut out = Vec::new();
         for entry in table.range(..before.unwrap_or(u64::MAX))?.rev().take(limit) {
@@ -691,7 +1042,7 @@ impl Store for RedbStore {
 
     /// The longest token TTL ever in force (0 when never recorded).
     fn ttl_high_water(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         Ok(tx
             .open_table(META)?
             .get(TTL_HIGH_WATER_KEY)?
@@ -703,21 +1054,22 @@ impl Store for RedbStore {
         if ttl <= self.ttl_high_water()? {
             return Ok(());
         }
-        let _writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        {
-            let mut meta = tx.open_table(META)?;
-            let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
-            meta.insert(TTL_HIGH_WATER_KEY, current.max(ttl))?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.writing(|db, _writer| {
+            let tx = db.begin_write()?;
+            {
+                let mut meta = tx.open_table(META)?;
+                let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
+                meta.insert(TTL_HIGH_WATER_KEY, current.max(ttl))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
     }
 
     /// Writes a JSON Lines snapshot (header, users, keys, revocations, and an
     /// end line with the counts) taken in one read transaction.
     fn export(&self, out: &mut dyn Write, now: u64) -> Result<ImportCounts, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let mut w = snapshot::Writer::header(out, now).map_err(StoreError::Export)?;
         for entry in tx.open_table(USERNAME_TO_USER)?.iter()? {
             let (k, v) = entry?;
@@ -751,54 +1103,55 @@ impl Store for RedbStore {
         let mut reader = snapshot::Reader::new();
         let mut revoked = RevokedSet::new();
         let mut max_generation = 0;
-        let writer = self.write_lock();
-        let tx = self.db.begin_write()?;
-        {
-            let mut users = tx.open_table(USERNAME_TO_USER)?;
-            let mut keys = tx.open_table(KID_TO_KEY)?;
-            let mut revocations = tx.open_table(JTI_TO_EXP)?;
-            users.retain(|_, _| false)?;
-            keys.retain(|_, _| false)?;
-            revocations.retain(|_, _| false)?;
-            for line in lines {
-                let line = line.map_err(|reason| BadSnapshot {
-                    line: reader.line_number() + 1,
-                    reason,
-                })?;
-                let n = reader.line_number() + 1;
-                match reader.read(&line)? {
-                    None => {}
-                    Some(Item::User(u)) => {
-                        max_generation = max_generation.max(u.generation);
-                        let name = u.username.as_str();
-                        if users.insert(name, encode_user(&u).as_slice())?.is_some() {
-                            return Err(BadSnapshot::twice(n, "user", name).into());
+        self.writing(|db, writer| {
+            let tx = db.begin_write()?;
+            {
+                let mut users = tx.open_table(USERNAME_TO_USER)?;
+                let mut keys = tx.open_table(KID_TO_KEY)?;
+                let mut revocations = tx.open_table(JTI_TO_EXP)?;
+                users.retain(|_, _| false)?;
+                keys.retain(|_, _| false)?;
+                revocations.retain(|_, _| false)?;
+                for line in lines {
+                    let line = line.map_err(|reason| BadSnapshot {
+                        line: reader.line_number() + 1,
+                        reason,
+                    })?;
+                    let n = reader.line_number() + 1;
+                    match reader.read(&line)? {
+                        None => {}
+                        Some(Item::User(u)) => {
+                            max_generation = max_generation.max(u.generation);
+                            let name = u.username.as_str();
+                            if users.insert(name, encode_user(&u).as_slice())?.is_some() {
+                                return Err(BadSnapshot::twice(n, "user", name).into());
+                            }
                         }
-                    }
-                    Some(Item::Key(k)) => {
-                        keys.insert(k.kid.as_str(), to_json(&k).as_slice())?;
-                    }
-                    Some(Item::Revocation { jti, exp }) => {
-                        if revocations.insert(jti.as_str(), exp)?.is_some() {
-                            return Err(BadSnapshot::twice(n, "jti", &jti).into());
+                        Some(Item::Key(k)) => {
+                            keys.insert(k.kid.as_str(), to_json(&k).as_slice())?;
                         }
-                        revoked.insert(jti, exp);
+                        Some(Item::Revocation { jti, exp }) => {
+                            if revocations.insert(jti.as_str(), exp)?.is_some() {
+                                return Err(BadSnapshot::twice(n, "jti", &jti).into());
+                            }
+                            revoked.insert(jti, exp);
+                        }
                     }
                 }
+                let summary = std::mem::take(&mut reader).finish()?;
+                let mut meta = tx.open_table(META)?;
+                let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
+                meta.insert(TTL_HIGH_WATER_KEY, current.max(summary.max_ttl_secs))?;
+                // Generations drawn later must pass every imported one.
+                let drawn = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value());
+                meta.insert(GENERATION_KEY, drawn.max(max_generation))?;
+                drop((users, keys, revocations, meta));
+                append_audit(&tx, audit(summary.counts))?;
+                self.commit_users(db, tx, writer)?;
+                self.revoked.store(Arc::new(revoked));
+                Ok(summary.counts)
             }
-            let summary = std::mem::take(&mut reader).finish()?;
-            let mut meta = tx.open_table(META)?;
-            let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
-            meta.insert(TTL_HIGH_WATER_KEY, current.max(summary.max_ttl_secs))?;
-            // Generations drawn later must pass every imported one.
-            let drawn = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value());
-            meta.insert(GENERATION_KEY, drawn.max(max_generation))?;
-            drop((users, keys, revocations, meta));
-            append_audit(&tx, audit(summary.counts))?;
-            self.commit_users(tx, &writer)?;
-            self.revoked.store(Arc::new(revoked));
-            Ok(summary.counts)
-        }
+        })
     }
 }
 
@@ -885,7 +1238,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = RedbStore::open(dir.path()).unwrap();
         {
-            let tx = s.db.begin_write().unwrap();
+            let tx = s.db().unwrap().begin_write().unwrap();
             let old = br#"{"seq":1,"at":"2026-11-27T19:43:57Z","action":"user.create","target":"a","detail":""}"#;
             tx.open_table(SEQ_TO_AUDIT)
                 .unwrap()

@@ -8,6 +8,7 @@ mod http;
 mod cli;
 mod cluster;
 mod deploy;
+mod faults;
 mod helpers;
 mod interop;
 mod lifecycle;
