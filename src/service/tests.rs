@@ -292,3 +292,27 @@ async fn fast_logins_never_wait_behind_argon2id_work() {
     assert!(matches!(slow, Err(IssueError::Busy)), "{slow:?}");
     drop(release);
 }
+
+/// A wall clock that steps back an hour must not block rotation for that
+/// hour: the next key's age is also measured by a clock that never steps.
+#[tokio::test(start_paused = true)]
+async fn a_clock_stepped_back_delays_rotation_by_the_max_age_at_most() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::fixed(T0 + 3600);
+    let s = service(dir.path(), clock.clone());
+    clock.set(T0);
+    assert!(
+        matches!(s.rotate_keys(false).await, Err(AdminError::Conflict(_))),
+        "published just now"
+    );
+    tokio::time::advance(Duration::from_secs(JWKS_MAX_AGE_SECS)).await;
+    assert!(
+        s.rotate_keys(false).await.is_ok(),
+        "the next key has been published for the max-age, whatever the wall clock says"
+    );
+    // The new next key is measured from its own publication.
+    assert!(matches!(
+        s.rotate_keys(false).await,
+        Err(AdminError::Conflict(_))
+    ));
+}

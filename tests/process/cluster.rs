@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestProcess, spawn_on};
+use crate::clocks::FakeClock;
+use crate::helpers::{TestProcess, spawn_on, spawn_on_with_env};
 
 /// A throwaway PostgreSQL, removed when dropped.
 struct Postgres {
@@ -69,11 +70,16 @@ impl Drop for Postgres {
 
 /// Starts a node on `url`; every node reads the same admin token file.
 fn node(root: &Path, name: &str, url: &str) -> TestProcess {
+    node_with_env(root, name, url, &[])
+}
+
+/// [`node`] with extra environment variables (a clock moved by libfaketime).
+fn node_with_env(root: &Path, name: &str, url: &str, env: &[(&str, &str)]) -> TestProcess {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let token = dir.join("admin.token");
     std::fs::write(&token, "one-admin-token-for-the-whole-cluster").unwrap();
-    spawn_on(
+    spawn_on_with_env(
         &dir,
         &[
             "--database",
@@ -81,6 +87,7 @@ fn node(root: &Path, name: &str, url: &str) -> TestProcess {
             "--admin-token-file",
             token.to_str().unwrap(),
         ],
+        env,
     )
     .unwrap_or_else(|(status, log)| panic!("node {name} did not start ({status:?}):\n{log}"))
 }
@@ -329,4 +336,49 @@ async fn past_the_outage_grace_a_node_fails_closed_until_the_database_is_back() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(n.verify(&token).await.status(), StatusCode::OK);
+}
+
+/// SPEC §10 across hosts: two nodes whose clocks are 2 s apart accept each
+/// other's fresh tokens, and a revoke-all sent to the node that is behind
+/// kills every token the other node issued before it.
+#[tokio::test]
+async fn two_nodes_two_seconds_apart_agree_on_fresh_and_revoked_tokens() {
+    let pg = Postgres::start();
+    let root = tempfile::tempdir().unwrap();
+    let fast = node(root.path(), "fast", &pg.url);
+    let behind = FakeClock::new("-2s");
+    let slow = node_with_env(root.path(), "slow", &pg.url, &behind.env());
+    let pw = fast.create_user("partner").await;
+    within_a_second("the user reaches the slow node", || async {
+        slow.generate_token("partner", &pw).await.status() == StatusCode::OK
+    })
+    .await;
+    let mut issued = Vec::new();
+    for _ in 0..20 {
+        let t = fast.token_for("partner", &pw).await;
+        assert_eq!(
+            slow.verify(&t).await.status(),
+            StatusCode::OK,
+            "a node 2 s behind accepts a fresh token: {}",
+            slow.verify_rejection(&t).await
+        );
+        issued.push(t);
+    }
+    let from_slow = slow.token_for("partner", &pw).await;
+    assert_eq!(fast.verify(&from_slow).await.status(), StatusCode::OK);
+    let r = slow
+        .admin_post("/admin/users/partner/revoke", json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    for t in issued.iter().chain([&from_slow]) {
+        assert!(slow.verify_rejection(t).await.contains("token revoked"));
+        within_a_second("the revoke-all reaches the fast node", || async {
+            fast.verify(t).await.status() == StatusCode::UNAUTHORIZED
+        })
+        .await;
+        assert!(fast.verify_rejection(t).await.contains("token revoked"));
+    }
+    let after = fast.token_for("partner", &pw).await;
+    assert_eq!(fast.verify(&after).await.status(), StatusCode::OK);
+    assert_eq!(slow.verify(&after).await.status(), StatusCode::OK);
 }

@@ -54,7 +54,8 @@ pub fn spawn_on(
     spawn_on_with_env(data_dir, args, &[])
 }
 
-fn spawn_on_with_env(
+/// [`spawn_on`] with extra environment variables (libfaketime's, say).
+pub fn spawn_on_with_env(
     data_dir: &Path,
     args: &[&str],
     envs: &[(&str, &str)],

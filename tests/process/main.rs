@@ -6,6 +6,7 @@
 mod http;
 
 mod cli;
+mod clocks;
 mod cluster;
 mod deploy;
 mod faults;

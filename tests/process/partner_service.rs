@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::helpers::{eventually, spawn_process};
 
-fn build_example() -> std::path::PathBuf {
+pub fn build_example() -> std::path::PathBuf {
     let out = Command::new(env!("CARGO"))
         .args([
             "build",
