@@ -21,7 +21,7 @@ need_tools
 BIN=$ROOT/target/release/tessera
 PG_DIR=/tmp/tessera-pg-bench-$$
 URL=$(bash "$ROOT/scripts/pg.sh" start "$PG_DIR" $$)
-echo "token-for-the-bench" >"$OUT/admin.token"
+(umask 077; echo "token-for-the-cluster-bench-0123456789" >"$OUT/admin.token")
 NODES=()
 node() { # name taskset-cpus -> starts a PostgreSQL node; sets NP (partner) and NA (admin)
   local log=$OUT/$1.log
@@ -34,7 +34,7 @@ node() { # name taskset-cpus -> starts a PostgreSQL node; sets NP (partner) and 
 }
 cleanup() { for p in "${NODES[@]:-}"; do kill "$p" 2>/dev/null || true; done; stop; bash "$ROOT/scripts/pg.sh" kill "$PG_DIR" || true; }
 trap cleanup EXIT
-AUTH="Authorization: Bearer token-for-the-bench"
+AUTH="Authorization: Bearer token-for-the-cluster-bench-0123456789"
 rps() { awk '/Requests\/sec/{print $2}' "$1"; }
 load() { # file url
   wrk -t1 -c"$CONNS" -d3s -s "$HERE/wrk/gentoken.lua" "$2" >/dev/null 2>&1 || true
@@ -77,7 +77,7 @@ def call(addr, method, path, body=None, headers=None):
     c.request(method, path, body=body, headers=headers or {})
     r = c.getresponse(); data = r.read(); c.close()
     return r.status, data
-auth = {"Authorization": "Bearer token-for-the-bench", "Content-Type": "application/json"}
+auth = {"Authorization": "Bearer token-for-the-cluster-bench-0123456789", "Content-Type": "application/json"}
 delays = []
 for i in range(trials):
     u = i % 1000

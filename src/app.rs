@@ -7,7 +7,7 @@ use std::fs;
 use std::future::Future;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +83,10 @@ pub fn load_or_create_feed_token(path: &Path) -> Result<Zeroizing<String>, Start
     load_or_create_token(path, "feed token")
 }
 
+/// The shortest admin or feed token accepted: 22 base64 characters are 128
+/// bits, the least an unguessable secret should hold.
+pub const MIN_TOKEN_CHARS: usize = 22;
+
 /// Reads a bearer secret from `path`, or creates an unguessable one there
 /// (mode 0600) if the file does not exist. Logs the path, never the secret.
 fn load_or_create_token(path: &Path, what: &'static str) -> Result<Zeroizing<String>, StartError> {
@@ -99,6 +103,23 @@ fn load_or_create_token(path: &Path, what: &'static str) -> Result<Zeroizing<Str
                     "the file is empty; put a token in it or delete it to have one generated"
                         .into(),
                 ));
+            }
+            let mode = fs::metadata(path)
+                .map_err(|e| err(format!("could not read it: {e}")))?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(err(format!(
+                    "the {what} is readable by others (mode {mode:o}); run: chmod 600 {}",
+                    path.display()
+                )));
+            }
+            if token.chars().count() < MIN_TOKEN_CHARS {
+                return Err(err(format!(
+                    "the {what} is {} characters, too short to be unguessable; put at least {MIN_TOKEN_CHARS} random characters in it (e.g. `openssl rand -base64 32`), or delete the file to have one generated",
+                    token.chars().count()
+                )));
             }
             Ok(Zeroizing::new(token.to_owned()))
         }
@@ -141,7 +162,7 @@ pub fn admin_base_url(addr: SocketAddr) -> String {
 struct AdminUrlFile(PathBuf);
 
 impl AdminUrlFile {
-    fn write(data_dir: &Path, addr: SocketAddr) -> Result<Self, StartError> {
+    fn write(data_dir: &Path, addr: SocketAddr, key: &[u8; 32]) -> Result<Self, StartError> {
         let path = data_dir.join(ADMIN_URL_FILE);
         let written = (|| {
             let tmp = data_dir.join(".admin.url.tmp");
@@ -152,6 +173,7 @@ impl AdminUrlFile {
                 .mode(0o600)
                 .open(&tmp)?;
             writeln!(file, "{}", admin_base_url(addr))?;
+            writeln!(file, "{}", crate::instance::encode(key))?;
             file.sync_all()?;
             fs::rename(&tmp, &path)
         })();
@@ -272,6 +294,7 @@ impl App {
                 issuer: config.issuer.clone(),
                 default_ttl_secs: config.token_ttl_secs,
                 clock_leeway_secs: config.clock_leeway_secs,
+                audit_retention_secs: config.audit_retention_secs,
                 throttle: config.throttle,
                 hash_queue: config.hash_queue,
             },
@@ -293,8 +316,14 @@ impl App {
             }
             None => (None, None),
         };
+        let instance_key = crate::instance::random().map_err(|e| StartError::AdminToken {
+            path: PathBuf::new(),
+            reason: format!("no OS randomness: {e}"),
+        })?;
         let admin_url_file = match (&config.storage, admin_addr) {
-            (Storage::DataDir(dir), Some(addr)) => Some(AdminUrlFile::write(dir, addr)?),
+            (Storage::DataDir(dir), Some(addr)) => {
+                Some(AdminUrlFile::write(dir, addr, &instance_key)?)
+            }
             _ => None,
         };
         let state = Arc::new(AppState {
@@ -307,6 +336,7 @@ impl App {
                 None => http::admin::token_digest(&unguessable()?),
             },
             feed_token_digest: feed_token.as_deref().map(|t| http::admin::token_digest(t)),
+            instance_key: admin_url_file.as_ref().map(|_| instance_key),
             body_read_timeout: config.body_read_timeout,
             public_url: config
                 .public_url

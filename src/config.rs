@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// yet valid, for hosts whose clocks disagree (exp gets no leeway).
     #[arg(long, env = "TESSERA_CLOCK_LEEWAY", default_value = "60s", value_parser = parse_leeway)]
     pub clock_leeway: Duration,
+    /// How long admin and partner actions stay in the audit log (the
+    /// newest event is always kept).
+    #[arg(long, env = "TESSERA_AUDIT_RETENTION", default_value = "400d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
     /// The token verifiers present to read the revocation feed
     /// [default: <data-dir>/feed.token, created if missing; with --database
     /// or --ephemeral the feed stays closed unless this is given].
@@ -188,6 +192,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `--clock-leeway` in whole seconds.
     pub clock_leeway_secs: u64,
+    /// `--audit-retention` in whole seconds.
+    pub audit_retention_secs: u64,
     /// Where the feed token lives; None keeps the revocation feed closed.
     pub feed_token_file: Option<PathBuf>,
 }
@@ -260,6 +266,7 @@ impl Config {
             hash_queue: args.hash_queue,
             public_url: args.public_url,
             clock_leeway_secs: args.clock_leeway.as_secs(),
+            audit_retention_secs: args.audit_retention.as_secs(),
             feed_token_file,
             throttle: ThrottleConfig {
                 failures: args.throttle_failures,

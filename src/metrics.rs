@@ -182,11 +182,14 @@ impl Metrics {
     }
 
     /// Counts what one round of pruning removed.
-    pub fn pruned(&self, revocations: u64, keys: u64) {
+    pub fn pruned(&self, revocations: u64, keys: u64, audit_events: u64) {
         self.pruned
             .get_or_create(&[("kind", "revocations")])
             .inc_by(revocations);
         self.pruned.get_or_create(&[("kind", "keys")]).inc_by(keys);
+        self.pruned
+            .get_or_create(&[("kind", "audit_events")])
+            .inc_by(audit_events);
     }
 
     /// Counts one failed background task.

@@ -89,6 +89,14 @@ impl PasswordHash {
 /// in KiB, passes and lanes. Above this one login could pin a hash thread
 /// for minutes (SPEC §5 "Import checks all it stores").
 pub const MAX_ARGON2_M_KIB: u32 = 262_144;
+/// The weakest Argon2id memory cost accepted from outside (KiB): that of
+/// the dummy hash an unknown user's login is checked against (argon2's
+/// defaults, the OWASP parameters), so no stored hash is cheaper to check
+/// than a miss (SPEC §4's equal work).
+pub const MIN_ARGON2_M_KIB: u32 = argon2::Params::DEFAULT_M_COST;
+/// The weakest Argon2id time cost accepted from outside; see
+/// [`MIN_ARGON2_M_KIB`].
+pub const MIN_ARGON2_T: u32 = argon2::Params::DEFAULT_T_COST;
 /// See [`MAX_ARGON2_M_KIB`].
 pub const MAX_ARGON2_T: u32 = 16;
 /// See [`MAX_ARGON2_M_KIB`].
@@ -129,6 +137,11 @@ impl PasswordHash {
                 if m > MAX_ARGON2_M_KIB || t > MAX_ARGON2_T || p > MAX_ARGON2_P {
                     return Err(format!(
                         "argon2id parameters m={m},t={t},p={p} exceed m={MAX_ARGON2_M_KIB},t={MAX_ARGON2_T},p={MAX_ARGON2_P}"
+                    ));
+                }
+                if m < MIN_ARGON2_M_KIB || t < MIN_ARGON2_T {
+                    return Err(format!(
+                        "argon2id parameters m={m},t={t},p={p} are weaker than m={MIN_ARGON2_M_KIB},t={MIN_ARGON2_T}: a wrong password for this user would be answered faster than one for an unknown user, telling the two apart; set the password anew (it is then hashed with the server's parameters)"
                     ));
                 }
                 Ok(())
@@ -422,6 +435,16 @@ mod tests {
             Ok(()),
             "the limits themselves pass"
         );
+        assert_eq!(
+            argon("m=19456,t=2,p=1").validate(),
+            Ok(()),
+            "the floor passes"
+        );
+        for weak in ["m=8,t=1,p=1", "m=19455,t=2,p=1", "m=19456,t=1,p=1"] {
+            let err = argon(weak).validate().unwrap_err();
+            assert!(err.contains("weaker than m=19456,t=2"), "{weak}: {err}");
+            assert!(!err.contains("c2FsdH"), "no salt or digest in {err}");
+        }
         for over in [
             "m=262145,t=2,p=1",
             "m=19456,t=17,p=1",

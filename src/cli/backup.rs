@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -69,15 +69,20 @@ fn progress(len: Option<u64>, verb: &str) -> ProgressBar {
 pub async fn export(api: &impl AdminApi, args: ExportArgs) -> Result<Outcome, CallError> {
     let io = |what: &str, e: std::io::Error| CallError::Io(format!("{what}: {e}"));
     let mut target: Box<dyn Write + Send> = match &args.output {
-        Some(path) => Box::new(
-            fs::OpenOptions::new()
+        Some(path) => {
+            let file = fs::OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
                 .mode(0o600)
                 .open(path)
-                .map_err(|e| io(&format!("could not create {}", path.display()), e))?,
-        ),
+                .map_err(|e| io(&format!("could not create {}", path.display()), e))?;
+            // `mode` applies only to a file it creates: narrow an existing
+            // one too, before a byte of keys or hashes goes in.
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| io(&format!("could not make {} private", path.display()), e))?;
+            Box::new(file)
+        }
         None => Box::new(std::io::stdout()),
     };
     let bar = progress(None, "exported");

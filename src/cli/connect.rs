@@ -80,10 +80,16 @@ fn read_token(common: &Common) -> Result<Zeroizing<String>, String> {
     Ok(Zeroizing::new(token.to_owned()))
 }
 
-fn admin_url(data_dir: &Path) -> Result<String, String> {
+/// The URL and instance key `serve` wrote to `<data-dir>/admin.url`.
+fn admin_url(data_dir: &Path) -> Result<(String, Option<Vec<u8>>), String> {
     let path = data_dir.join(ADMIN_URL_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(url) if !url.trim().is_empty() => Ok(url.trim().to_owned()),
+        Ok(text) if !text.trim().is_empty() => {
+            let mut lines = text.lines();
+            let url = lines.next().unwrap_or_default().trim().to_owned();
+            let key = lines.next().and_then(crate::instance::decode);
+            Ok((url, key))
+        }
         _ => Err(format!(
             "data dir {} is in use by another process, and {} does not say where its admin API is: start `tessera serve` with the admin API on, or pass --admin-url",
             data_dir.display(),
@@ -92,8 +98,56 @@ fn admin_url(data_dir: &Path) -> Result<String, String> {
     }
 }
 
-/// Opens the data dir, or finds the server that holds it.
-pub fn connect(common: &Common, needs: Needs) -> Result<Backend, String> {
+/// Asks the admin API at `url` to prove it holds `key` (the one in
+/// `admin.url`) before the admin token is sent there: a stale file left by
+/// a server that crashed may name a port someone else listens on now.
+async fn confirm_instance(url: &str, key: Option<&[u8]>, data_dir: &Path) -> Result<(), String> {
+    let refuse = |why: String| {
+        format!(
+            "not sending the admin token to {url}: it could not prove it is the server holding {} ({why}); {} may be stale, left by a server that stopped uncleanly. Find what holds the data dir, or pass --admin-url",
+            data_dir.display(),
+            data_dir.join(ADMIN_URL_FILE).display()
+        )
+    };
+    let Some(key) = key else {
+        return Err(refuse(
+            "the file holds no instance key; restart the server to rewrite it".into(),
+        ));
+    };
+    let nonce = crate::instance::encode(
+        &crate::instance::random().map_err(|e| format!("no OS randomness: {e}"))?,
+    );
+    let client = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
+    let answer = client
+        .get(format!(
+            "{}{}?nonce={nonce}",
+            url.trim_end_matches('/'),
+            crate::instance::PATH
+        ))
+        .send()
+        .await
+        .map_err(|e| refuse(format!("unreachable: {e}")))?;
+    if !answer.status().is_success() {
+        return Err(refuse(format!("it answered {}", answer.status())));
+    }
+    let body = answer
+        .text()
+        .await
+        .map_err(|e| refuse(format!("no answer: {e}")))?;
+    if crate::instance::verify(key, &nonce, &body) {
+        Ok(())
+    } else {
+        Err(refuse("its proof does not match".into()))
+    }
+}
+
+/// Opens the data dir, or finds the server that holds it (and makes sure
+/// it is that server before trusting it with the admin token).
+pub async fn connect(common: &Common, needs: Needs) -> Result<Backend, String> {
     if let Some(url) = &common.admin_url {
         return Ok(Backend::Online(OverHttp::new(url, read_token(common)?)?));
     }
@@ -110,7 +164,8 @@ pub fn connect(common: &Common, needs: Needs) -> Result<Backend, String> {
             common.issuer.clone(),
         )?)),
         Err(StoreError::InUse(_)) => {
-            let url = admin_url(dir)?;
+            let (url, key) = admin_url(dir)?;
+            confirm_instance(&url, key.as_deref(), dir).await?;
             Ok(Backend::Online(OverHttp::new(&url, read_token(common)?)?))
         }
         Err(e) => Err(e.to_string()),

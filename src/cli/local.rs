@@ -35,6 +35,8 @@ impl InProcess {
                 // Only raises the retained-key horizon, never lowers it.
                 default_ttl_secs: 1,
                 clock_leeway_secs: crate::token::DEFAULT_LEEWAY_SECS,
+                // The offline CLI never prunes.
+                audit_retention_secs: u64::MAX,
                 throttle: ThrottleConfig {
                     failures: u32::MAX,
                     window: std::time::Duration::from_secs(1),
@@ -52,6 +54,7 @@ impl InProcess {
             trusted_proxies: Vec::new(),
             admin_token_digest: http::admin::token_digest(&token),
             feed_token_digest: None,
+            instance_key: None,
             body_read_timeout: std::time::Duration::from_secs(60),
             public_url: String::new(),
         });

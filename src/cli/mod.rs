@@ -140,7 +140,7 @@ async fn dispatch(command: Command) -> ExitCode {
         }
     };
     let out = Output { json: common.json };
-    let api = match connect(common, needs) {
+    let api = match connect(common, needs).await {
         Ok(api) => api,
         Err(message) => {
             eprintln!("error: {message}");

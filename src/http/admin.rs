@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use warp::Filter;
 use warp::http::header::{CONNECTION, CONTENT_TYPE};
-use warp::http::{Method, StatusCode};
+use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
 use super::errors::{ApiError, Listener, Unauthorized, methods};
@@ -58,14 +58,27 @@ fn admin_token(
     state: &Arc<AppState>,
 ) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone + use<> {
     with_state(state)
-        .and(warp::header::optional::<String>("authorization"))
-        .and_then(|state: Arc<AppState>, value: Option<String>| async move {
-            if authorized(&state, value.as_deref()) {
-                Ok(())
-            } else {
-                Err(warp::reject::custom(Unauthorized))
-            }
-        })
+        .and(warp::header::headers_cloned())
+        .and(super::peer())
+        .and_then(
+            |state: Arc<AppState>, headers: HeaderMap, peer: std::net::SocketAddr| async move {
+                let value = headers
+                    .get(warp::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                if value.is_none() {
+                    return Err(warp::reject::custom(Unauthorized));
+                }
+                let client = state.client_key(peer, &headers);
+                match state
+                    .service
+                    .check_secret(&client, "admin token", authorized(&state, value))
+                {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(warp::reject::custom(Unauthorized)),
+                    Err(wait) => Err(warp::reject::custom(super::errors::TooManyAttempts(wait))),
+                }
+            },
+        )
         .untuple_one()
 }
 
@@ -100,7 +113,36 @@ pub fn routes(
         .or(metrics(state))
         .unify()
         .boxed();
-    admin_token(state).and(users.or(rest).unify())
+    instance(state)
+        .or(admin_token(state).and(users.or(rest).unify()))
+        .unify()
+}
+
+/// `GET /instance?nonce=N`, the one route without the admin token: proves
+/// to the CLI that this is the server its data dir's `admin.url` names
+/// ([`crate::instance`]), before the CLI sends the token. It reads no body
+/// and reveals nothing but a MAC of the caller's nonce.
+fn instance(
+    state: &Arc<AppState>,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone + use<> {
+    warp::path!("instance")
+        .and(warp::get())
+        .and(with_state(state))
+        .and(raw_query())
+        .and_then(|state: Arc<AppState>, query: String| async move {
+            let Some(key) = state.instance_key else {
+                return Err(warp::reject::custom(Unauthorized));
+            };
+            let nonce = form::parse_pairs(&query)
+                .ok()
+                .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "nonce"))
+                .map(|(_, v)| v)
+                .filter(|n| !n.is_empty() && n.len() <= 128);
+            Ok::<_, warp::Rejection>(match nonce {
+                Some(n) => reply::text(StatusCode::OK, crate::instance::proof(&key, &n)),
+                None => ApiError::BadRequest("pass ?nonce=".into()).response(),
+            })
+        })
 }
 
 /// Runs a handler, records its latency, renders its failure.

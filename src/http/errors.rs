@@ -108,6 +108,12 @@ impl warp::reject::Reject for MethodNotAllowed {}
 pub struct Unauthorized;
 impl warp::reject::Reject for Unauthorized {}
 
+/// An admin request from an address that presented wrong tokens too often:
+/// refused for this long, whatever it presents now.
+#[derive(Debug)]
+pub struct TooManyAttempts(pub std::time::Duration);
+impl warp::reject::Reject for TooManyAttempts {}
+
 /// A filter passing only the given methods; anything else is a 405 with
 /// `Allow` (rather than a 404 from the routes tried after it).
 pub fn methods(
@@ -271,6 +277,11 @@ impl ApiError {
                 // Nothing was written; logins and verification go on.
                 admin_error(StatusCode::INSUFFICIENT_STORAGE, "storage_full", m)
             }
+            Self::Admin(e @ AdminError::RateLimited(wait)) => with_header(
+                admin_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
+                RETRY_AFTER,
+                &(wait.as_secs_f64().ceil() as u64).max(1).to_string(),
+            ),
             Self::Admin(AdminError::Internal(e)) => internal(&e),
         }
     }
@@ -287,6 +298,18 @@ pub async fn recover_admin(r: warp::Rejection) -> Result<Response, Infallible> {
 }
 
 fn recover(r: warp::Rejection, listener: Listener) -> Response {
+    if let Some(TooManyAttempts(wait)) = r.find::<TooManyAttempts>() {
+        let response = with_header(
+            admin_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many wrong admin tokens from this address; retry later",
+            ),
+            RETRY_AFTER,
+            &(wait.as_secs_f64().ceil() as u64).max(1).to_string(),
+        );
+        return with_header(response, CONNECTION, "close");
+    }
     if r.find::<Unauthorized>().is_some() {
         let response = with_header(
             admin_error(
@@ -468,6 +491,13 @@ impl OAuthError {
                 m,
                 false,
                 None,
+            ),
+            Self::Admin(AdminError::RateLimited(wait)) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "too many revocations from this client; retry later".to_owned(),
+                false,
+                Some((wait.as_secs_f64().ceil() as u64).max(1)),
             ),
             Self::Admin(e) => (
                 StatusCode::BAD_REQUEST,

@@ -47,6 +47,9 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// SHA-256 of the admin token (compared in constant time).
     pub admin_token_digest: [u8; 32],
+    /// The key `GET /instance` proves this server holds ([`crate::instance`]);
+    /// None when no `admin.url` names this server.
+    pub instance_key: Option<[u8; 32]>,
     /// SHA-256 of the feed token, which `GET /revocations` requires; None
     /// keeps the feed closed to everyone.
     pub feed_token_digest: Option<[u8; 32]>,

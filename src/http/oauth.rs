@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use super::errors::{OAuthError, methods};
 use super::reply::{self, json, with_header};
 use super::{AppState, body, form, peer, with_state};
-use crate::service::{IssueError, RevokeTarget};
+use crate::service::IssueError;
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 
 /// The largest form body the OAuth endpoints accept.
@@ -260,6 +260,15 @@ fn token_param(params: &HashMap<String, Secret>) -> Result<&str, OAuthError> {
 
 /// Whether the head carries the admin token as a Bearer (introspection
 /// callers may be the operator).
+/// Whether the request authenticates with a Bearer token.
+fn has_bearer(headers: &HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+}
+
 fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
     headers
         .get(AUTHORIZATION)
@@ -312,7 +321,23 @@ async fn introspection(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let mut params = parameters(&headers, &body)?;
-    if !is_admin(&state, &headers) {
+    if has_bearer(&headers) {
+        // The admin token, throttled like any credential: a wrong one
+        // counts against the address, and a throttled address is refused.
+        let client = state.client_key(peer, &headers);
+        let refused = |error| OAuthError::Issue {
+            error,
+            basic: false,
+        };
+        match state
+            .service
+            .check_secret(&client, "admin token", is_admin(&state, &headers))
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(refused(IssueError::InvalidCredentials)),
+            Err(wait) => return Err(refused(IssueError::Throttled(wait))),
+        }
+    } else {
         authenticate(&state, &headers, peer, &mut params).await?;
     }
     let token = token_param(&params)?;
@@ -355,10 +380,7 @@ async fn revocation(
         Ok(c) if c.sub == caller => {
             state
                 .service
-                .revoke_token(RevokeTarget::Jti {
-                    jti: c.jti.clone(),
-                    exp: c.exp,
-                })
+                .revoke_own_token(&caller, c.jti.clone(), c.exp)
                 .await
                 .map_err(OAuthError::Admin)?;
             Ok(reply::empty(StatusCode::OK))

@@ -61,6 +61,35 @@ fn feed_reader(state: &AppState, headers: &HeaderMap) -> bool {
     presented.is_some_and(|digest| bool::from(digest.ct_eq(wanted)))
 }
 
+/// None for a feed-token holder; 401 for anyone else, and 429 for an
+/// address that presented wrong tokens too often (the feed token is
+/// throttled like any credential).
+fn feed_refusal(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Option<Response> {
+    let unauthorized = || {
+        with_header(
+            text(StatusCode::UNAUTHORIZED, "feed token required"),
+            warp::http::header::WWW_AUTHENTICATE,
+            "Bearer realm=\"tessera\"",
+        )
+    };
+    if !headers.contains_key(warp::http::header::AUTHORIZATION) {
+        return Some(unauthorized());
+    }
+    let client = state.client_key(peer, headers);
+    match state
+        .service
+        .check_secret(&client, "feed token", feed_reader(state, headers))
+    {
+        Ok(true) => None,
+        Ok(false) => Some(unauthorized()),
+        Err(wait) => Some(with_header(
+            text(StatusCode::TOO_MANY_REQUESTS, "too many attempts"),
+            warp::http::header::RETRY_AFTER,
+            &(wait.as_secs_f64().ceil() as u64).max(1).to_string(),
+        )),
+    }
+}
+
 /// `GET /revocations[?since=SEQ]`: the signed revocation feed, for holders
 /// of the feed token only (it names which partners exist, as hashes that a
 /// word list would reverse); anyone else gets 401.
@@ -72,16 +101,13 @@ fn feed(
         .and(with_state(state))
         .and(raw_query())
         .and(warp::header::headers_cloned())
+        .and(peer())
         .then(
-            |state: Arc<AppState>, query: String, headers: HeaderMap| async move {
+            |state: Arc<AppState>, query: String, headers: HeaderMap, peer: SocketAddr| async move {
                 let started = Instant::now();
-                if !feed_reader(&state, &headers) {
+                if let Some(refusal) = feed_refusal(&state, &headers, peer) {
                     state.observe("partner", "revocations", started);
-                    return with_header(
-                        text(StatusCode::UNAUTHORIZED, "feed token required"),
-                        warp::http::header::WWW_AUTHENTICATE,
-                        "Bearer realm=\"tessera\"",
-                    );
+                    return refusal;
                 }
                 let since = form::parse_pairs(&query).ok().and_then(|pairs| {
                     pairs

@@ -106,6 +106,9 @@ pub enum AdminError {
     /// changed; it works again once there is room, without a restart.
     #[error("{0}")]
     StorageFull(String),
+    /// Too many changes from one partner: retry after this long.
+    #[error("too many revocations from this client; retry later")]
+    RateLimited(std::time::Duration),
     /// Something broke inside.
     #[error(transparent)]
     Internal(#[from] InternalError),

@@ -143,6 +143,31 @@ impl Service {
         Ok(user)
     }
 
+    /// Checks a bearer secret (the admin token, the feed token) that
+    /// `client` presented, under a throttle with the same rules as the
+    /// passwords' (its own, so partners' failed logins never lock an
+    /// operator out of the admin API): a wrong one
+    /// counts as a failed attempt, and an address that failed too often is
+    /// refused (`Err(wait)`) even with the right one, so a guess is never
+    /// confirmed. `matches` is the constant-time comparison's answer.
+    pub fn check_secret(
+        &self,
+        client: &ClientKey,
+        what: &'static str,
+        matches: bool,
+    ) -> Result<bool, std::time::Duration> {
+        let charge = self.secret_throttle.charge(client, Instant::now())?;
+        if matches {
+            self.secret_throttle.refund(client, charge);
+        } else {
+            tracing::info!(client = %client, what, "wrong bearer secret");
+            if let Some(lockout) = charge.lockout {
+                tracing::warn!(client = %client, seconds = lockout.as_secs(), what, "client throttled after repeated wrong secrets");
+            }
+        }
+        Ok(matches)
+    }
+
     /// Issues a token for credentials ([`Service::authenticate`], then sign).
     pub async fn issue_token(
         &self,

@@ -34,7 +34,7 @@ use crate::time::Clock;
 pub use error::{AdminError, InternalError, IssueError, VerifyError};
 pub use issue::{BUSY_PAUSE, IssuedToken, new_jti};
 pub use keys::{JWKS_MAX_AGE_SECS, KeyView};
-pub use revocations::RevokeTarget;
+pub use revocations::{RevokeTarget, SELF_REVOKE_BURST, SELF_REVOKE_PER_SEC};
 pub use users::{NewUser, UserPatch};
 
 use error::crypto;
@@ -53,6 +53,8 @@ pub struct Settings {
     pub hash_queue: usize,
     /// How far in the future a token's `iat` may lie (`--clock-leeway`).
     pub clock_leeway_secs: u64,
+    /// How long audit events are kept (`--audit-retention`).
+    pub audit_retention_secs: u64,
 }
 
 /// What one round of background pruning removed.
@@ -62,6 +64,8 @@ pub struct Pruned {
     pub revocations: u64,
     /// Retired keys whose tokens have all expired.
     pub keys: usize,
+    /// Audit events past the retention.
+    pub audit_events: u64,
 }
 
 /// The running service: every use case, shared by both listeners and the
@@ -74,11 +78,15 @@ pub struct Service {
     /// Replaced whole, under `key_changes`, after each commit of keys.
     keys: ArcSwap<KeyState>,
     throttle: Throttle,
+    /// The same rules for bearer secrets (admin and feed tokens).
+    secret_throttle: Throttle,
     hash_pool: HashPool,
     /// Serialises key changes (rotate, drop, import) from read to publish.
     key_changes: Mutex<()>,
     /// Serialises declarative applies from plan to commit.
     apply_lock: Mutex<()>,
+    /// Each client's allowance of self-revocations (`/oauth/revoke`).
+    self_revocations: crate::rate_limit::RateLimit,
     /// The next key's `kid` and when this process first saw it published
     /// (monotonic), for rotation pacing that a clock step can not stall.
     next_key_seen: parking_lot::Mutex<Option<(String, tokio::time::Instant)>>,
@@ -116,6 +124,7 @@ impl Service {
         Ok(Self {
             store,
             throttle: Throttle::new(settings.throttle, throttle::DEFAULT_CAPACITY),
+            secret_throttle: Throttle::new(settings.throttle, throttle::DEFAULT_CAPACITY),
             settings,
             clock,
             metrics: Metrics::new(),
@@ -124,6 +133,11 @@ impl Service {
             key_changes: Mutex::new(()),
             apply_lock: Mutex::new(()),
             full_feed: Mutex::new(None),
+            self_revocations: crate::rate_limit::RateLimit::new(
+                revocations::SELF_REVOKE_BURST,
+                revocations::SELF_REVOKE_PER_SEC,
+                throttle::DEFAULT_CAPACITY,
+            ),
             next_key_seen: parking_lot::Mutex::new(next_key_seen),
         })
     }
@@ -215,13 +229,23 @@ impl Service {
             Ok(n) => pruned.keys = n,
             Err(e) => self.background_failed("drop retired keys", &e),
         }
+        let before = self
+            .clock
+            .now()
+            .saturating_sub(self.settings.audit_retention_secs);
+        match self.blocking(move |s| s.prune_audit(before)).await {
+            Ok(n) => pruned.audit_events = n,
+            Err(e) => self.background_failed("prune audit", &e),
+        }
         if pruned != Pruned::default() {
             tracing::info!(
                 revocations = pruned.revocations,
                 keys = pruned.keys,
-                "pruned expired revocations and keys"
+                audit_events = pruned.audit_events,
+                "pruned expired revocations, keys and audit events"
             );
-            self.metrics.pruned(pruned.revocations, pruned.keys as u64);
+            self.metrics
+                .pruned(pruned.revocations, pruned.keys as u64, pruned.audit_events);
         }
         pruned
     }

@@ -1,11 +1,18 @@
 //! Revoking single tokens and forgetting revocations once every token they
 //! concern has expired.
 
+use std::time::Instant;
+
 use super::{AdminError, InternalError, Service};
-use crate::store::Page;
 use crate::store::snapshot;
+use crate::store::{Audit, Page};
 use crate::time;
 use crate::token;
+
+/// How many of its own tokens a client may revoke at once.
+pub const SELF_REVOKE_BURST: u32 = 10;
+/// How fast a client's revocation allowance refills, per second.
+pub const SELF_REVOKE_PER_SEC: f64 = 1.0;
 
 /// What to revoke.
 #[derive(Debug, Clone)]
@@ -34,11 +41,41 @@ impl Service {
             }
             RevokeTarget::Jti { jti, exp } => (jti, exp),
         };
-        snapshot::check_revocation(&jti, exp).map_err(AdminError::Invalid)?;
         let audit = self.audit("token.revoke", &jti, format!("exp {}", time::rfc3339(exp)));
-        let (j, e) = (jti.clone(), exp);
-        self.blocking(move |s| s.revoke(&j, e, audit)).await?;
+        self.record_revocation(jti.clone(), exp, audit).await?;
         Ok((jti, exp))
+    }
+
+    async fn record_revocation(
+        &self,
+        jti: String,
+        exp: u64,
+        audit: Audit,
+    ) -> Result<(), AdminError> {
+        snapshot::check_revocation(&jti, exp).map_err(AdminError::Invalid)?;
+        self.blocking(move |s| s.revoke(&jti, exp, audit)).await
+    }
+
+    /// A partner revokes one of its own tokens (`/oauth/revoke`): as
+    /// [`Service::revoke_token`], within the client's allowance
+    /// ([`SELF_REVOKE_BURST`], then [`SELF_REVOKE_PER_SEC`]), so no partner
+    /// can grow the store or the feed faster than that.
+    pub async fn revoke_own_token(
+        &self,
+        client: &str,
+        jti: String,
+        exp: u64,
+    ) -> Result<(), AdminError> {
+        self.self_revocations
+            .take(client, Instant::now())
+            .map_err(AdminError::RateLimited)?;
+        let audit = self.audit(
+            "token.revoke",
+            &jti,
+            format!("by partner {client}; exp {}", time::rfc3339(exp)),
+        );
+        self.record_revocation(jti, exp, audit).await?;
+        Ok(())
     }
 
     /// A page of revocations sorted by jti.

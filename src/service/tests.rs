@@ -25,6 +25,7 @@ fn service_with_queue(dir: &std::path::Path, clock: Clock, hash_queue: usize) ->
             issuer: "tessera".into(),
             default_ttl_secs: 3600,
             clock_leeway_secs: 60,
+            audit_retention_secs: 400 * 86_400,
             throttle: ThrottleConfig {
                 failures: 10,
                 window: Duration::from_secs(300),

@@ -19,6 +19,7 @@ macro_rules! store_contract_tests {
             keys_are_replaced_whole_and_ordered,
             the_ttl_high_water_mark_only_rises,
             generations_only_grow_also_past_an_import,
+            the_audit_log_forgets_old_events_but_never_its_position,
             an_export_imports_into_an_empty_store,
             an_import_is_all_or_nothing,
             an_import_refuses_names_twice_and_broken_uploads
@@ -246,6 +247,40 @@ pub(crate) fn generations_only_grow_also_past_an_import(s: &dyn Store) {
         s.next_generation().unwrap() > second + 1000,
         "a generation drawn after an import passes every imported one"
     );
+}
+
+pub(crate) fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn Store) {
+    let at = |t: u64, action: &'static str, target: &str| Audit {
+        at: t,
+        ..audit(action, target)
+    };
+    for (i, t) in [100, 200, 300].into_iter().enumerate() {
+        let name = format!("u{i}");
+        s.create_user(&user(&name), at(t, "user.create", &name))
+            .unwrap();
+    }
+    assert_eq!(s.prune_audit(200).unwrap(), 1, "only the event before 200");
+    let seqs: Vec<u64> = s
+        .audit_events(None, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [3, 2]);
+    assert_eq!(s.prune_audit(10_000).unwrap(), 1, "the newest is kept");
+    assert_eq!(s.audit_events(None, 10).unwrap()[0].seq, 3);
+    s.revoke("j", 1, at(400, "token.revoke", "j")).unwrap();
+    assert_eq!(
+        s.audit_events(None, 1).unwrap()[0].seq,
+        4,
+        "the position goes on from where it was"
+    );
+    let c = s.changes(Some(1), 100, 0).unwrap();
+    assert!(
+        !c.delta,
+        "a position before the retained log gets a full view"
+    );
+    assert_eq!(c.head, 4);
 }
 
 pub(crate) fn an_export_imports_into_an_empty_store(s: &dyn Store) {

@@ -853,6 +853,20 @@ impl Store for PostgresStore {
         Ok(removed)
     }
 
+    fn prune_audit(&self, before: u64) -> Result<u64, StoreError> {
+        self.write(move |tx, _| {
+            Box::pin(async move {
+                tx.execute(
+                    "DELETE FROM tessera_audit WHERE at < $1 \
+                     AND seq < (SELECT max(seq) FROM tessera_audit)",
+                    &[&int(before)],
+                )
+                .await
+                .map_err(pg)
+            })
+        })
+    }
+
     /// One `REPEATABLE READ` snapshot: the audit head and the rows it
     /// describes come from the same moment. Writers hold the advisory write
     /// lock, so audit `seq`s commit in order and a head never hides an

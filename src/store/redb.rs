@@ -1021,6 +1021,40 @@ impl Store for RedbStore {
         Ok(out)
     }
 
+    /// Deletes from the oldest end while events are older than `before`,
+    /// keeping the newest; one transaction.
+    fn prune_audit(&self, before: u64) -> Result<u64, StoreError> {
+        self.writing(|db, _writer| {
+            let tx = db.begin_write()?;
+            let mut removed = 0;
+            {
+                let mut table = tx.open_table(SEQ_TO_AUDIT)?;
+                let newest = table.last()?.map_or(0, |(k, _)| k.value());
+                let mut doomed = Vec::new();
+                for entry in table.range(..newest)? {
+                    let (k, v) = entry?;
+                    let e: AuditEvent = serde_json::from_slice(v.value())
+                        .map_err(|e| corrupt("audit", &k.value().to_string(), e))?;
+                    if e.at >= before {
+                        break;
+                    }
+                    doomed.push(k.value());
+                }
+                for seq in doomed {
+                    table.remove(seq)?;
+                    removed += 1;
+                }
+            }
+            if removed > 0 {
+                tx.commit()?;
+                self.refresh_users(db)?;
+            } else {
+                tx.abort()?;
+            }
+            Ok(removed)
+        })
+    }
+
     /// Audit events newest first, with `seq < before`, at most `limit`.
     fn audit_events(
         &self,

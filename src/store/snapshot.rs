@@ -154,6 +154,43 @@ fn check_user(user: &User) -> Result<(), String> {
     user.password.validate().map_err(in_user)
 }
 
+/// A parser's message with every quoted value that could be a secret (a
+/// password hash, a salt, a digest, a key seed) replaced by `<redacted>`:
+/// import errors go to operators' terminals and logs.
+pub fn without_secrets(message: &str) -> String {
+    let looks_secret = |v: &str| {
+        v.starts_with('$')
+            || (v.len() >= 16
+                && v.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'/')
+                }))
+    };
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..=open]);
+        let after = &rest[open + 1..];
+        match after.find(quote) {
+            Some(close) => {
+                let value = &after[..close];
+                out.push_str(if looks_secret(value) {
+                    "<redacted>"
+                } else {
+                    value
+                });
+                out.push(quote);
+                rest = &after[close + 1..];
+            }
+            None => {
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A token TTL must be 1 s to 366 days.
 pub fn check_ttl(ttl: u64) -> Result<(), String> {
     if (1..=MAX_TOKEN_TTL_SECS).contains(&ttl) {
@@ -208,7 +245,8 @@ impl Reader {
         if raw.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
-        let parsed: Line = serde_json::from_slice(raw).map_err(|e| bad(e.to_string()))?;
+        let parsed: Line =
+            serde_json::from_slice(raw).map_err(|e| bad(without_secrets(&e.to_string())))?;
         if let Line::Header {
             format, version, ..
         } = &parsed
@@ -424,6 +462,29 @@ impl<W: Write> Writer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parser_messages_never_carry_a_hash() {
+        let line = br#"{"type":"user","user":{"username":"a","status":"active","created_at":1,"updated_at":1,"expires_at":null,"token_ttl_secs":null,"tokens_valid_after":null,"note":null,"password":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"}}"#;
+        let mut reader = Reader::new();
+        reader
+            .read(br#"{"type":"header","format":"tessera-export","version":1,"exported_at":"2026-12-02T17:11:57Z"}"#)
+            .unwrap();
+        let err = reader.read(line).unwrap_err().to_string();
+        assert!(
+            !err.contains("argon2id$") && !err.contains("c2FsdH"),
+            "{err}"
+        );
+        assert_eq!(
+            without_secrets("unknown field `colour`, expected `status` at line 1"),
+            "unknown field `colour`, expected `status` at line 1",
+            "names of fields stay"
+        );
+        assert_eq!(
+            without_secrets(r#"invalid value "AAAAAAAAAAAAAAAAAAAAAA" here"#),
+            r#"invalid value "<redacted>" here"#
+        );
+    }
     use crate::keys::{KeyStatus, initial_records};
     use crate::password::hash_new;
     use crate::user::Username;

@@ -4,11 +4,12 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{claims_of, spawn_app};
+use crate::helpers::{claims_of, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn every_route_needs_the_admin_token() {
-    let app = spawn_app().await;
+    // Wrong admin tokens are throttled like passwords; this test sends 36.
+    let app = spawn_app_with(&["--throttle-failures", "100"]).await;
     let routes = [
         (Method::POST, "/admin/users"),
         (Method::GET, "/admin/users"),
@@ -635,5 +636,60 @@ async fn rotation_is_paced_and_old_keys_and_revocations_are_pruned_by_the_clock(
     assert!(
         app.verify_rejection(&old).await.contains("unknown key"),
         "its key is gone"
+    );
+}
+
+/// SPEC §11: the admin token is throttled like any credential, on the
+/// admin listener and wherever else it is accepted (introspection): after
+/// `--throttle-failures` wrong ones an address gets 429, even with the right
+/// one, so a guess is never confirmed. Partners' failed logins from the same
+/// address do not lock the operator out.
+#[tokio::test]
+async fn wrong_admin_tokens_are_throttled_like_passwords() {
+    let app = spawn_app_with(&["--throttle-failures", "3"]).await;
+    let pw = app.create_user("partner").await;
+    let token = app.token_for("partner", &pw).await;
+    for _ in 0..5 {
+        app.generate_token("partner", "wrong-password").await;
+    }
+    assert_eq!(
+        app.admin_get("/admin/users").await.status(),
+        StatusCode::OK,
+        "failed partner logins do not lock the admin API"
+    );
+    let introspect = |bearer: String| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.partner_request(reqwest::Method::POST, "/oauth/introspect")
+                .bearer_auth(bearer)
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..3 {
+        let r = app
+            .client
+            .get(format!("{}/admin/users", app.admin))
+            .bearer_auth("not-the-admin-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = app.admin_get("/admin/users").await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the right token too"
+    );
+    assert!(r.headers().contains_key("retry-after"));
+    let r = introspect(app.admin_token.clone()).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "introspection with the admin token is throttled by the same count"
     );
 }

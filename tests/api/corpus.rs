@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 
 use crate::helpers::{claims_of, forge, spawn_app};
@@ -23,11 +23,11 @@ fn hmac_token(alg: &str, kid: &str, claims: &str, secret: &[u8]) -> String {
         B64.encode(claims)
     );
     let tag = if alg == "HS512" {
-        let mut m = Hmac::<sha2_010::Sha512>::new_from_slice(secret).unwrap();
+        let mut m = Hmac::<sha2::Sha512>::new_from_slice(secret).unwrap();
         m.update(input.as_bytes());
         m.finalize().into_bytes().to_vec()
     } else {
-        let mut m = Hmac::<sha2_010::Sha256>::new_from_slice(secret).unwrap();
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
         m.update(input.as_bytes());
         m.finalize().into_bytes().to_vec()
     };

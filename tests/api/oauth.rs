@@ -541,3 +541,103 @@ async fn oauth_requests_are_counted_by_endpoint() {
         .await;
     assert_eq!((issued, refused), (1.0, 1.0));
 }
+
+/// SPEC §11: one partner minting and revoking its own tokens in a loop for
+/// 5 s is held to its allowance (429 + `Retry-After`), so it grows neither
+/// the data file nor the feed by more than a trifle.
+#[tokio::test]
+async fn a_partner_revoking_in_a_loop_is_rate_limited_and_cannot_grow_the_store() {
+    let app = spawn_app().await;
+    let pw = app.create_user("looper").await;
+    let db = app.data_dir.join("tessera.redb");
+    let file_before = std::fs::metadata(&db).unwrap().len();
+    let feed_before = app
+        .feed_get("/revocations")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .len();
+    let started = std::time::Instant::now();
+    let (mut revoked, mut limited) = (0, 0);
+    while started.elapsed() < std::time::Duration::from_secs(5) {
+        let token = app.token_for("looper", &pw).await;
+        let r = app
+            .partner_request(reqwest::Method::POST, "/oauth/revoke")
+            .basic_auth("looper", Some(&pw))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        match r.status() {
+            StatusCode::OK => revoked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                let retry: u64 = r.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=2).contains(&retry), "Retry-After {retry}");
+                let (_, error, _, _) = error_of(r).await;
+                assert_eq!(error, "temporarily_unavailable");
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(limited > 0, "the loop was limited");
+    assert!(
+        revoked <= 10 + 6,
+        "{revoked} revocations: a burst of 10, then one a second"
+    );
+    let file_growth = std::fs::metadata(&db)
+        .unwrap()
+        .len()
+        .saturating_sub(file_before);
+    let feed_growth = app
+        .feed_get("/revocations")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .len()
+        .saturating_sub(feed_before);
+    eprintln!(
+        "5 s of self-revocation: {revoked} revoked, {limited} limited, file +{file_growth} B, feed +{feed_growth} B"
+    );
+    assert!(file_growth < 16 << 20, "data file grew {file_growth} bytes");
+    assert!(feed_growth < 1 << 20, "feed grew {feed_growth} bytes");
+    // Another partner is not held back by this one's loop.
+    let other = app.create_user("bystander").await;
+    let token = app.token_for("bystander", &other).await;
+    let r = app
+        .partner_request(reqwest::Method::POST, "/oauth/revoke")
+        .basic_auth("bystander", Some(&other))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// Recording a revocation writes O(1): a thousand of them grow the data file
+/// by far less than a thousand copies of anything would.
+#[tokio::test]
+async fn a_thousand_revocations_grow_the_data_file_by_little() {
+    let app = spawn_app().await;
+    let db = app.data_dir.join("tessera.redb");
+    let before = std::fs::metadata(&db).unwrap().len();
+    let exp = app.now() + 3600;
+    for i in 0..1000 {
+        let r = app
+            .admin_post(
+                "/admin/revocations",
+                serde_json::json!({"jti": format!("{i:022}"), "exp": exp}),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let growth = std::fs::metadata(&db).unwrap().len().saturating_sub(before);
+    eprintln!("1,000 revocations: data file +{growth} bytes");
+    assert!(growth < 16 << 20, "data file grew {growth} bytes");
+}

@@ -340,8 +340,14 @@ async fn admin_url_is_written_private_and_removed_on_a_clean_stop() {
     use std::os::unix::fs::PermissionsExt;
     let mut server = spawn_process_with(&[]).await;
     let file = server.data_dir.join("admin.url");
-    let url = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(url.trim(), server.admin.as_str());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(server.admin.as_str()), "the URL first");
+    assert_eq!(
+        lines.next().map(str::len),
+        Some(43),
+        "then the instance key the CLI checks the server by"
+    );
     assert_eq!(
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
@@ -411,7 +417,7 @@ async fn an_ephemeral_server_writes_nothing_and_serves_its_seed() {
     )
     .unwrap();
     let token_file = root.path().join("admin.token");
-    std::fs::write(&token_file, "an-admin-token-for-tests").unwrap();
+    crate::helpers::write_secret(&token_file, "an-admin-token-for-tests");
     let data = root.path().join("data");
     let mut server = spawn_on(
         &data,
@@ -469,4 +475,80 @@ async fn import_and_export_print_nothing_extra_when_stderr_is_not_a_terminal() {
     let import = tessera_in(root.path(), &["import", "-"], Some(&export.stdout));
     assert_eq!((import.code, import.stderr.as_str()), (0, ""), "{import:?}");
     assert_eq!(import.stdout, "imported 1 users, 2 keys, 0 revocations\n");
+}
+
+/// SPEC §11: a stale `admin.url` (left by a server that crashed) while
+/// something else holds the data dir: the CLI asks the listener to prove it
+/// is this data dir's server and, when it can't, never sends it the admin
+/// token.
+#[tokio::test]
+async fn the_admin_token_never_goes_to_a_listener_that_is_not_this_servers() {
+    use std::io::Read;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let store = tessera::store::RedbStore::open(&data).unwrap();
+    crate::helpers::write_secret(&data.join("admin.token"), "the-real-admin-token-0123456789");
+    // Whatever listens on the port the crashed server had: it records
+    // everything it is sent and answers like an admin API would.
+    let impostor = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = impostor.local_addr().unwrap();
+    std::fs::write(
+        data.join("admin.url"),
+        format!("http://{addr}\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n"),
+    )
+    .unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = heard.clone();
+    std::thread::spawn(move || {
+        for stream in impostor.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\nconnection: close\r\n\r\n{\"users\":[]}",
+            );
+        }
+    });
+    let ran = tessera_in(root.path(), &["user", "list"], None);
+    assert_eq!(ran.code, 1, "{ran:?}");
+    assert!(
+        ran.stderr.contains("not sending the admin token") && ran.stderr.contains("admin.url"),
+        "{ran:?}"
+    );
+    let heard = heard.lock().unwrap().clone();
+    assert!(
+        heard.contains("GET /instance?nonce="),
+        "it was asked to prove itself: {heard}"
+    );
+    assert!(
+        !heard.contains("the-real-admin-token"),
+        "the token never reached it: {heard}"
+    );
+    drop(store);
+}
+
+/// SPEC §11: an export over an existing world-readable file leaves it 0600
+/// (it holds signing keys and password hashes).
+#[tokio::test]
+async fn export_over_an_existing_open_file_makes_it_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    ok(root.path(), &["user", "add", "a"]);
+    let out = root.path().join("backup.jsonl");
+    std::fs::write(&out, "old").unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+    ok(root.path(), &["export", "-o", "backup.jsonl"]);
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("\"type\":\"key\"")
+    );
 }

@@ -78,7 +78,7 @@ fn node_with_env(root: &Path, name: &str, url: &str, env: &[(&str, &str)]) -> Te
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let token = dir.join("admin.token");
-    std::fs::write(&token, "one-admin-token-for-the-whole-cluster").unwrap();
+    crate::helpers::write_secret(&token, "one-admin-token-for-the-whole-cluster");
     spawn_on_with_env(
         &dir,
         &[
@@ -286,7 +286,7 @@ async fn past_the_outage_grace_a_node_fails_closed_until_the_database_is_back() 
     let dir = root.path().join("n");
     std::fs::create_dir_all(&dir).unwrap();
     let token_file = dir.join("admin.token");
-    std::fs::write(&token_file, "cluster-admin-token").unwrap();
+    crate::helpers::write_secret(&token_file, "cluster-admin-token-of-this-test");
     let n = spawn_on(
         &dir,
         &[

@@ -20,6 +20,13 @@ pub struct TestProcess {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Writes a secret file (an admin token) as an operator must: mode 0600.
+pub fn write_secret(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// Starts a server on a fresh temp data dir.
 pub async fn spawn_process() -> TestProcess {
     spawn_process_with(&[]).await

@@ -46,7 +46,7 @@ async fn a_second_process_on_the_same_data_dir_fails_at_once() {
 async fn an_existing_admin_token_file_is_used_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("my.token");
-    std::fs::write(&token_file, "  operator-chosen-admin-token\n").unwrap();
+    crate::helpers::write_secret(&token_file, "  operator-chosen-admin-token\n");
     let app = spawn_app_with(&["--admin-token-file", token_file.to_str().unwrap()]).await;
     let r = app
         .client
@@ -225,4 +225,47 @@ async fn trusting_every_address_is_warned_about() {
     }
     let app = spawn_app_with(&["--trusted-proxies", "10.0.0.0/8"]).await;
     assert!(!app.log().contains("any client can choose the address"));
+}
+
+/// SPEC §11: a token file that is short or readable by others is refused
+/// at start, with the fix named.
+#[tokio::test]
+async fn a_weak_or_open_token_file_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (flag, file, text, mode, says) in [
+        ("--admin-token-file", "short.token", "x", 0o600, "too short"),
+        (
+            "--admin-token-file",
+            "open.token",
+            "a-long-enough-admin-token-0123456789",
+            0o644,
+            "chmod 600",
+        ),
+        (
+            "--feed-token-file",
+            "open-feed.token",
+            "a-long-enough-feed-token-0123456789",
+            0o640,
+            "chmod 600",
+        ),
+    ] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let Err((status, log)) = crate::helpers::spawn_on(&data, &[flag, path.to_str().unwrap()])
+        else {
+            panic!("{file}: serve started");
+        };
+        assert_eq!(status.and_then(|s| s.code()), Some(1), "{file}: {log}");
+        assert!(
+            log.contains(says) && log.contains(path.to_str().unwrap()),
+            "{file}: {log}"
+        );
+        assert!(
+            !log.contains(text) || text == "x",
+            "{file}: the token is never logged"
+        );
+    }
 }
