@@ -33,9 +33,16 @@
 //!   [`user::User::may_get_tokens`] decides, `http::errors` (`LoginError`)
 //!   gives the seed's exact text, only after the password matched
 //!   (`service::issue`).
-//! - Revoke-all kills tokens of its own second: `service::users`
-//!   (`revoke_user_tokens` sets `tokens_valid_after` to the next second) and
-//!   [`user::User::accepts`].
+//! - Revoke-all, delete and re-creation kill every earlier token whatever
+//!   the clocks say: account generations, the verdict in
+//!   `tessera_verify::account` (shared with partners' verifiers), drawn in
+//!   `service::users` (`revoke_user_tokens`) from [`store::Store::next_generation`].
+//! - A token counts as not yet valid past `--clock-leeway`, expired at
+//!   `exp` exactly: [`token::check_claims`].
+//! - The revocation feed's position and content come from one read:
+//!   [`store::Store::changes`], served and cached by `service::feed`.
+//! - A full disk answers 507 and heals without a restart; a damaged file is
+//!   refused at start: [`store::redb`] (`writing`, `reopen`, `check_file`).
 //! - The client is the rightmost untrusted `X-Forwarded-For` hop:
 //!   [`client::client_key`].
 //! - An import is all or nothing: the [`store::Store`] contract, each

@@ -20,6 +20,7 @@ macro_rules! store_contract_tests {
             the_ttl_high_water_mark_only_rises,
             generations_only_grow_also_past_an_import,
             the_audit_log_forgets_old_events_but_never_its_position,
+            a_follower_of_changes_misses_nothing_while_writers_race,
             an_export_imports_into_an_empty_store,
             an_import_is_all_or_nothing,
             an_import_refuses_names_twice_and_broken_uploads
@@ -281,6 +282,90 @@ pub(crate) fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn St
         "a position before the retained log gets a full view"
     );
     assert_eq!(c.head, 4);
+}
+
+/// SPEC §11: a follower that asks for `changes(since)` as often as it can,
+/// while three writers revoke, update and delete, ends with exactly what a
+/// full view holds: the position and the content of each answer agree.
+pub(crate) fn a_follower_of_changes_misses_nothing_while_writers_race(s: &dyn Store) {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let names: Vec<String> = (0..30).map(|i| format!("u{i}")).collect();
+    populate(s, &names.iter().map(String::as_str).collect::<Vec<_>>());
+    // Writers that have finished; once the follower has seen all three, its
+    // next answer must hold everything.
+    let finished = AtomicUsize::new(0);
+    let full_state = |c: &super::Changes| {
+        let users: HashMap<String, Option<u64>> = c
+            .users
+            .iter()
+            .map(|(n, u, _)| (n.clone(), u.as_ref().map(|u| u.updated_at)))
+            .collect();
+        let revoked: HashMap<String, u64> = c.revoked.iter().cloned().collect();
+        (users, revoked)
+    };
+    let (followed, polls) = std::thread::scope(|scope| {
+        for w in 0..3u64 {
+            let finished = &finished;
+            scope.spawn(move || {
+                for i in 0..60u64 {
+                    let jti = format!("w{w}-{i:03}");
+                    s.revoke(&jti, u64::MAX / 4, audit("token.revoke", &jti))
+                        .unwrap();
+                    let target = name(&format!("u{}", w * 10 + i % 10));
+                    if i % 7 == 0 {
+                        s.delete_user(&target, audit("user.delete", target.as_str()))
+                            .unwrap();
+                    } else {
+                        s.update_user(
+                            &target,
+                            Box::new(move |u| u.updated_at = 1_000 + i),
+                            audit("user.update", target.as_str()),
+                        )
+                        .unwrap();
+                    }
+                }
+                finished.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        let follower = scope.spawn(|| {
+            let first = s.changes(None, 100_000, 0).unwrap();
+            let (mut users, mut revoked) = full_state(&first);
+            let mut seq = first.head;
+            let mut polls = 0;
+            loop {
+                let last = finished.load(Ordering::SeqCst) == 3;
+                let c = s.changes(Some(seq), 100_000, 0).unwrap();
+                assert!(c.delta, "a delta from a position the store gave");
+                assert!(c.head >= seq, "the position never goes back");
+                for (n, u, _) in c.users {
+                    users.insert(n, u.map(|u| u.updated_at));
+                }
+                revoked.extend(c.revoked);
+                seq = c.head;
+                polls += 1;
+                if last {
+                    return ((users, revoked), polls);
+                }
+            }
+        });
+        follower.join().unwrap()
+    });
+    let whole = full_state(&s.changes(None, 100_000, 0).unwrap());
+    assert_eq!(whole.1.len(), 1 + 180, "every revocation is held");
+    let present = |m: &HashMap<String, Option<u64>>| {
+        let mut v: Vec<_> = m.iter().filter(|(_, u)| u.is_some()).collect();
+        v.sort();
+        v.into_iter()
+            .map(|(n, u)| (n.clone(), *u))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        present(&followed.0),
+        present(&whole.0),
+        "after {polls} polls the follower holds the users a full view holds"
+    );
+    assert_eq!(followed.1, whole.1, "and every revocation");
 }
 
 pub(crate) fn an_export_imports_into_an_empty_store(s: &dyn Store) {
