@@ -118,7 +118,7 @@ fn feed(
                 });
                 let response = match state.service.revocation_feed(since.as_deref()).await {
                     Ok(jws) => no_store(with_header(
-                        text(StatusCode::OK, jws.to_string()),
+                        Response::new(jws.into()),
                         CONTENT_TYPE,
                         "application/jwt",
                     )),

@@ -24,6 +24,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use super::{AdminError, InternalError, Service};
 use crate::store::{Changes, last_changed};
 use crate::token::{self, FEED_TYP};
@@ -41,7 +43,7 @@ pub const FULL_FEED_MAX_AGE_SECS: u64 = 60;
 pub(super) struct CachedFeed {
     head: u64,
     built_at: u64,
-    jws: Arc<str>,
+    jws: Bytes,
 }
 
 /// What the feed says about a subject: its account state, or deleted (at
@@ -120,18 +122,19 @@ impl Service {
 
     /// `GET /revocations[?since=SEQ]`: the feed as a compact JWS (`typ`
     /// `revocations+jwt`) signed by the active key. A `since` that is not a
-    /// number is answered with a full snapshot, as an unknown one is.
+    /// number is answered with a full snapshot, as an unknown one is. The
+    /// bytes are shared with the cache: serving a cached feed copies nothing.
     pub async fn revocation_feed(
         self: &Arc<Self>,
         since: Option<&str>,
-    ) -> Result<Arc<str>, AdminError> {
+    ) -> Result<Bytes, AdminError> {
         if let Some(since) = since.and_then(|s| s.parse::<u64>().ok()) {
             let me = Arc::clone(self);
             let claims = tokio::task::spawn_blocking(move || me.feed_claims(Some(since)))
                 .await
                 .map_err(InternalError::from)??;
             if !claims.full {
-                return Ok(self.sign_feed(&claims).into());
+                return Ok(Bytes::from(self.sign_feed(&claims)));
             }
             // It came back whole: cache it for the callers that follow.
             return Ok(self.cache_full_feed(&claims).await);
@@ -139,8 +142,8 @@ impl Service {
         self.full_feed().await
     }
 
-    async fn cache_full_feed(&self, claims: &FeedClaims) -> Arc<str> {
-        let jws: Arc<str> = self.sign_feed(claims).into();
+    async fn cache_full_feed(&self, claims: &FeedClaims) -> Bytes {
+        let jws = Bytes::from(self.sign_feed(claims));
         let mut cached = self.full_feed.lock().await;
         if cached.as_ref().is_none_or(|c| c.head <= claims.seq) {
             *cached = Some(CachedFeed {
@@ -155,7 +158,7 @@ impl Service {
     /// The full feed: the cached one while the log has not moved and it is
     /// young enough, else built once on a blocking thread while other
     /// callers wait for it.
-    async fn full_feed(self: &Arc<Self>) -> Result<Arc<str>, AdminError> {
+    async fn full_feed(self: &Arc<Self>) -> Result<Bytes, AdminError> {
         let mut cached = self.full_feed.lock().await;
         let me = Arc::clone(self);
         let head = tokio::task::spawn_blocking(move || me.store.audit_events(None, 1))
@@ -176,7 +179,7 @@ impl Service {
         let claims = tokio::task::spawn_blocking(move || me.feed_claims(None))
             .await
             .map_err(InternalError::from)??;
-        let jws: Arc<str> = self.sign_feed(&claims).into();
+        let jws = Bytes::from(self.sign_feed(&claims));
         *cached = Some(CachedFeed {
             head: claims.seq,
             built_at: claims.iat,
