@@ -286,6 +286,37 @@ mod tests {
     }
 
     #[test]
+    fn a_jws_of_a_given_typ_round_trips_and_no_other_typ_passes() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Payload {
+            n: u64,
+        }
+        let k = key(1);
+        let vk = k.verifying_key();
+        let find = |kid: &str| (kid == "k1").then_some(&vk);
+        let feed = encode_jws(FEED_TYP, "k1", &Payload { n: 7 }, &k);
+        assert_eq!(
+            verify_jws::<Payload>(&feed, 1 << 20, Some(FEED_TYP), find),
+            Ok(Payload { n: 7 })
+        );
+        let other = encode_jws("other+jwt", "k1", &Payload { n: 7 }, &k);
+        assert_eq!(
+            verify_jws::<Payload>(&other, 1 << 20, Some(FEED_TYP), find),
+            Err(TokenError::Malformed),
+            "the wanted typ only"
+        );
+        assert_eq!(
+            verify_jws::<Payload>(&feed, 1 << 20, None, find),
+            Err(TokenError::Malformed),
+            "a feed never passes where no typ is asked for (a bearer token)"
+        );
+        assert_eq!(
+            verify_jws::<Payload>(&other, 1 << 20, None, find),
+            Ok(Payload { n: 7 })
+        );
+    }
+
+    #[test]
     fn round_trip() {
         let k = key(1);
         let t = sign(&claims(), &k);
