@@ -512,3 +512,62 @@ async fn a_tight_follower_racing_writers_misses_nothing() {
         );
     }
 }
+
+/// SPEC §11, "the verifier tells": freshness and the last error for a
+/// readiness probe, a feed issued longer ago than `max_staleness` counts as
+/// stale, and the poller stops when its handle is dropped.
+#[tokio::test]
+async fn the_verifier_reports_its_health_and_its_poller_stops_when_dropped() {
+    let app = spawn_app().await;
+    let pw = app.create_user("partner").await;
+    let token = app.token_for("partner", &pw).await;
+    let clock = app.clock_handle();
+    let mut config = VerifierConfig::new(app.partner.clone());
+    config.feed_token = Some(app.feed_token());
+    config.max_staleness = std::time::Duration::from_secs(60);
+    config.poll = std::time::Duration::from_millis(20);
+    config.clock = std::sync::Arc::new(move || clock.now());
+    let v = Verifier::new(config.clone());
+    assert!(!v.is_fresh() && v.last_refresh().is_none(), "nothing yet");
+    v.refresh().await.unwrap();
+    assert!(v.is_fresh() && v.last_error().is_none());
+    assert_eq!(v.last_refresh(), Some(app.now()));
+
+    // Without the feed token: the refresh fails, says why, and the state
+    // held ages toward stale.
+    let mut no_token = config.clone();
+    no_token.feed_token = None;
+    let stranger = Verifier::new(no_token);
+    assert!(stranger.refresh().await.is_err());
+    assert!(
+        stranger.last_error().unwrap().contains("401"),
+        "{:?}",
+        stranger.last_error()
+    );
+
+    // The poller refreshes on its own and stops once its handle is gone.
+    let polled = Verifier::new(config);
+    let poller = polled.spawn();
+    assert!(
+        crate::helpers::eventually(5, || async { polled.last_refresh().is_some() }).await,
+        "the poller refreshed"
+    );
+    drop(poller);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let before = app.metric("tessera_http_request_duration_seconds_count{listener=\"partner\",route=\"revocations\"}").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = app.metric("tessera_http_request_duration_seconds_count{listener=\"partner\",route=\"revocations\"}").await;
+    assert_eq!(
+        before, after,
+        "no feed requests once the poller was dropped"
+    );
+
+    // A feed issued longer ago than max_staleness counts as stale, even
+    // though the last refresh itself was recent.
+    app.advance(61);
+    assert!(!v.is_fresh());
+    assert_eq!(v.verify(&token).unwrap_err(), Reason::Stale);
+    v.refresh().await.unwrap();
+    assert!(v.is_fresh());
+    assert!(v.verify(&token).is_ok());
+}
