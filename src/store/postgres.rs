@@ -240,19 +240,27 @@ async fn meta(tx: &Transaction<'_>, key: &str) -> Result<i64, StoreError> {
     Ok(row.map_or(0, |r| r.get(0)))
 }
 
+/// A read-only `REPEATABLE READ` transaction: every query in it sees the
+/// database as of one moment.
+async fn read_snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<Transaction<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg)
+}
+
 /// Brings the cache up to what the database holds: the rows written since
 /// the version last applied, in version order, or everything after an
 /// import. Notifies the keyring watchers when keys changed.
 async fn catch_up(pool: &Pool, cache: &Cache) -> Result<(), StoreError> {
     let _one = cache.refreshing.lock().await;
     let mut client = pool.get().await.map_err(backend)?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(pg)?;
+    let tx = read_snapshot(&mut client).await?;
     let generation = meta(&tx, "generation").await?;
     let full = generation != cache.generation.load(Ordering::SeqCst);
     let since = if full {
@@ -879,13 +887,7 @@ impl Store for PostgresStore {
     ) -> Result<Changes, StoreError> {
         self.run(move |pool, _| async move {
             let mut client = pool.get().await.map_err(backend)?;
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(pg)?;
+            let tx = read_snapshot(&mut client).await?;
             let head: i64 = tx
                 .query_one("SELECT coalesce(max(seq), 0) FROM tessera_audit", &[])
                 .await
@@ -1035,13 +1037,7 @@ impl Store for PostgresStore {
         // One snapshot, read whole: users, keys, revocations in key order.
         let (users, keys, revocations) = self.run(|pool, _| async move {
             let mut client = pool.get().await.map_err(backend)?;
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(pg)?;
+            let tx = read_snapshot(&mut client).await?;
             let users = tx
                 .query(
                     "SELECT username, record FROM tessera_users ORDER BY username",

@@ -3,9 +3,8 @@
 //! makes it). A server that steps back an hour, and a partner service 2 s
 //! behind Tessera; the two cluster nodes 2 s apart are in `cluster.rs`.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
@@ -140,25 +139,8 @@ async fn a_partner_service_two_seconds_behind_accepts_fresh_tokens() {
     let app = spawn_process().await;
     let pw = app.create_user("partner").await;
     let clock = FakeClock::new("-2s");
-    let bin = crate::partner_service::build_example();
-    let mut child = Command::new(bin)
-        .args(["--tessera-url", &app.partner, "--listen", "127.0.0.1:0"])
-        .arg("--feed-token-file")
-        .arg(app.data_dir.join("feed.token"))
-        .envs(clock.env())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let addr = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.split("listening addr=").nth(1).map(str::to_owned))
-            .expect("the service logs its address")
-    })
-    .await
-    .unwrap();
+    let (mut child, addr) =
+        crate::partner_service::start_partner_service(&app, &[], &clock.env()).await;
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let whoami = format!("http://{addr}/whoami");
     let mut accepted = 0;

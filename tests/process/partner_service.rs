@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{eventually, spawn_process};
+use crate::helpers::{TestProcess, eventually, spawn_process};
 
-pub fn build_example() -> std::path::PathBuf {
+fn build_example() -> std::path::PathBuf {
     let out = Command::new(env!("CARGO"))
         .args([
             "build",
@@ -35,17 +35,20 @@ pub fn build_example() -> std::path::PathBuf {
     target.join("debug/examples/partner_service")
 }
 
-#[tokio::test]
-async fn the_sample_service_verifies_offline_and_follows_the_feed() {
+/// Builds and starts `partner_service` against `app` (with its feed
+/// token), with extra flags and environment; returns it and its address.
+pub async fn start_partner_service(
+    app: &TestProcess,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
     let bin = tokio::task::spawn_blocking(build_example).await.unwrap();
-    let app = spawn_process().await;
-    let pw = app.create_user("partner").await;
-    let token = app.token_for("partner", &pw).await;
     let mut child = Command::new(bin)
         .args(["--tessera-url", &app.partner, "--listen", "127.0.0.1:0"])
         .arg("--feed-token-file")
         .arg(app.data_dir.join("feed.token"))
-        .args(["--poll", "1s", "--max-staleness", "1m"])
+        .args(args)
+        .envs(env.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -59,6 +62,16 @@ async fn the_sample_service_verifies_offline_and_follows_the_feed() {
     })
     .await
     .unwrap();
+    (child, addr)
+}
+
+#[tokio::test]
+async fn the_sample_service_verifies_offline_and_follows_the_feed() {
+    let app = spawn_process().await;
+    let pw = app.create_user("partner").await;
+    let token = app.token_for("partner", &pw).await;
+    let (mut child, addr) =
+        start_partner_service(&app, &["--poll", "1s", "--max-staleness", "1m"], &[]).await;
     let whoami = format!("http://{addr}/whoami");
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let r = client
