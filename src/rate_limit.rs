@@ -101,9 +101,14 @@ mod tests {
             assert_eq!(limit.take("a", t0), Ok(()));
         }
         assert_eq!(limit.take("a", t0), Err(Duration::from_millis(500)));
+        // A quarter second on, half a token is back: half of it is missing.
+        assert_eq!(
+            limit.take("a", t0 + Duration::from_millis(250)),
+            Err(Duration::from_millis(250))
+        );
         assert_eq!(limit.take("b", t0), Ok(()), "keys are apart");
         let later = t0 + Duration::from_millis(500);
-        assert_eq!(limit.take("a", later), Ok(()));
+        assert_eq!(limit.take("a", later), Ok(()), "the other half came back");
         assert!(limit.take("a", later).is_err());
         let much_later = t0 + Duration::from_secs(60);
         for _ in 0..3 {
@@ -114,24 +119,44 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_and_full_buckets_go_first() {
-        let limit = RateLimit::new(2, 1.0, 3);
+        // Burst 2, refilled at 2 a second.
+        let limit = RateLimit::new(2, 2.0, 3);
         let t0 = Instant::now();
         limit.take("busy", t0).unwrap();
         limit.take("busy", t0).unwrap();
         limit.take("idle1", t0).unwrap();
         limit.take("idle2", t0).unwrap();
         assert_eq!(limit.len(), 3);
-        // 1.5 s on, idle1 and idle2 have refilled; busy has not.
-        let t1 = t0 + Duration::from_millis(1500);
+        // Half a second on, idle1 and idle2 are exactly full again (1 + 0.5
+        // × 2); busy holds 1 of 2.
+        let t1 = t0 + Duration::from_millis(500);
         limit.take("new", t1).unwrap();
         assert_eq!(limit.len(), 2, "the refilled buckets were forgotten");
         assert!(
             limit.take("busy", t1).is_ok() && limit.take("busy", t1).is_err(),
-            "busy kept its state: 1.5 tokens back, not a fresh burst"
+            "busy kept its state: one token back, not a fresh burst"
         );
         limit.take("x", t1).unwrap();
         limit.take("y", t1).unwrap();
         assert!(limit.len() <= 3);
         assert!(!limit.is_empty());
+    }
+
+    #[test]
+    fn nothing_is_forgotten_while_there_is_room() {
+        let limit = RateLimit::new(2, 1.0, 10);
+        assert!(limit.is_empty());
+        let t0 = Instant::now();
+        limit.take("idle", t0).unwrap();
+        // Long after, idle's bucket is full again; with room to spare it is
+        // kept all the same (forgetting happens only at capacity).
+        limit.take("other", t0 + Duration::from_secs(60)).unwrap();
+        assert_eq!(limit.len(), 2);
+        // An existing key at capacity forgets nobody.
+        let full = RateLimit::new(2, 1.0, 2);
+        full.take("a", t0).unwrap();
+        full.take("b", t0).unwrap();
+        full.take("a", t0 + Duration::from_secs(60)).unwrap();
+        assert_eq!(full.len(), 2);
     }
 }
