@@ -35,12 +35,14 @@ rm -f "$OUT/snapshot.jsonl"
 stop
 start
 export FEED_TOKEN; FEED_TOKEN=$(cat "$DATA/feed.token")
+# The token goes to curl in a 0600 header file, never on its command line.
+(umask 077; printf 'Authorization: Bearer %s\n' "$FEED_TOKEN" >"$OUT/feed-auth.header")
 FEED="http://$PARTNER/revocations"
-first=$(curl -sf -o "$OUT/feed.jwt" -w '%{time_total}' -H "Authorization: Bearer $FEED_TOKEN" "$FEED")
+first=$(curl -sf -o "$OUT/feed.jwt" -w '%{time_total}' -H @"$OUT/feed-auth.header" "$FEED")
 echo "full feed, first (built): ${first}s, $(wc -c <"$OUT/feed.jwt") bytes" | tee -a "$SUMMARY"
 : >"$OUT/cached.txt"
 for _ in $(seq 1 20); do
-  curl -sf -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $FEED_TOKEN" "$FEED" >>"$OUT/cached.txt"
+  curl -sf -o /dev/null -w '%{time_total}\n' -H @"$OUT/feed-auth.header" "$FEED" >>"$OUT/cached.txt"
 done
 echo "full feed, cached (20 fetches, s): median $(sort -n "$OUT/cached.txt" | sed -n 10p), max $(sort -n "$OUT/cached.txt" | tail -1)" | tee -a "$SUMMARY"
 echo "stranger without the feed token: HTTP $(curl -s -o /dev/null -w '%{http_code}' "$FEED")" | tee -a "$SUMMARY"

@@ -44,12 +44,9 @@ pub fn token_matches(state: &AppState, token: &str) -> bool {
     bool::from(token_digest(token).ct_eq(&state.admin_token_digest))
 }
 
-/// Whether an `Authorization` header carries the admin token.
-fn authorized(state: &AppState, value: Option<&str>) -> bool {
-    let Some((scheme, token)) = value.and_then(|v| v.split_once(' ')) else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case("bearer") && token_matches(state, token.trim())
+/// Whether the request carries the admin token as a Bearer.
+pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
+    matches!(super::bearer(headers), Some(Ok(token)) if token_matches(state, token))
 }
 
 /// Passes only requests whose head carries the admin token; nothing after
@@ -62,16 +59,13 @@ fn admin_token(
         .and(super::peer())
         .and_then(
             |state: Arc<AppState>, headers: HeaderMap, peer: std::net::SocketAddr| async move {
-                let value = headers
-                    .get(warp::http::header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok());
-                if value.is_none() {
+                if !headers.contains_key(warp::http::header::AUTHORIZATION) {
                     return Err(warp::reject::custom(Unauthorized));
                 }
                 let client = state.client_key(peer, &headers);
                 match state
                     .service
-                    .check_secret(&client, "admin token", authorized(&state, value))
+                    .check_secret(&client, "admin token", is_admin(&state, &headers))
                 {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(warp::reject::custom(Unauthorized)),

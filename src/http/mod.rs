@@ -95,6 +95,27 @@ fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
+/// The token of `Authorization: Bearer <token>`, the one bearer parser of
+/// every listener (`/verify`, the admin token, the feed token,
+/// introspection): None when there is no such header, another scheme or an
+/// empty token; `Err` when the header is not text.
+fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    let value = headers.get(warp::http::header::AUTHORIZATION)?;
+    let Ok(value) = value.to_str() else {
+        return Some(Err(()));
+    };
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        None
+    } else {
+        Some(Ok(token))
+    }
+}
+
 /// Shares the state with a handler.
 fn with_state(
     state: &Arc<AppState>,

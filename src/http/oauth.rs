@@ -258,28 +258,6 @@ fn token_param(params: &HashMap<String, Secret>) -> Result<&str, OAuthError> {
         .ok_or_else(|| OAuthError::invalid_request("token is required"))
 }
 
-/// Whether the head carries the admin token as a Bearer (introspection
-/// callers may be the operator).
-/// Whether the request authenticates with a Bearer token.
-fn has_bearer(headers: &HeaderMap) -> bool {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-}
-
-fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
-    headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .is_some_and(|(scheme, token)| {
-            scheme.eq_ignore_ascii_case("bearer")
-                && super::admin::token_matches(state, token.trim())
-        })
-}
-
 /// A form-POST endpoint answering JSON or an [`OAuthError`], timed under
 /// `route` and marked uncacheable.
 fn endpoint<F, Fut>(
@@ -321,7 +299,7 @@ async fn introspection(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let mut params = parameters(&headers, &body)?;
-    if has_bearer(&headers) {
+    if super::bearer(&headers).is_some() {
         // The admin token, throttled like any credential: a wrong one
         // counts against the address, and a throttled address is refused.
         let client = state.client_key(peer, &headers);
@@ -329,10 +307,11 @@ async fn introspection(
             error,
             basic: false,
         };
-        match state
-            .service
-            .check_secret(&client, "admin token", is_admin(&state, &headers))
-        {
+        match state.service.check_secret(
+            &client,
+            "admin token",
+            super::admin::is_admin(&state, &headers),
+        ) {
             Ok(true) => {}
             Ok(false) => return Err(refused(IssueError::InvalidCredentials)),
             Err(wait) => return Err(refused(IssueError::Throttled(wait))),

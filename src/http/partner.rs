@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use super::errors::{self, LoginError, methods};
 use super::form::{self, Credentials};
 use super::reply::{self, no_store, text, with_header};
-use super::{AppState, body, peer, raw_query, with_state};
+use super::{AppState, bearer, body, peer, raw_query, with_state};
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 
 /// The largest body `/generateToken` accepts.
@@ -52,13 +52,8 @@ fn feed_reader(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(wanted) = &state.feed_token_digest else {
         return false;
     };
-    let presented = headers
-        .get(warp::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| super::admin::token_digest(token.trim()));
-    presented.is_some_and(|digest| bool::from(digest.ct_eq(wanted)))
+    matches!(bearer(headers), Some(Ok(token))
+        if bool::from(super::admin::token_digest(token).ct_eq(wanted)))
 }
 
 /// None for a feed-token holder; 401 for anyone else, and 429 for an
@@ -312,24 +307,6 @@ async fn issue(
     };
     state.observe("partner", "generate_token", started);
     no_store(response)
-}
-
-/// Extracts the token from `Authorization: Bearer <token>`; None when absent.
-fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
-    let value = headers.get(warp::http::header::AUTHORIZATION)?;
-    let Ok(value) = value.to_str() else {
-        return Some(Err(()));
-    };
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        None
-    } else {
-        Some(Ok(token))
-    }
 }
 
 /// `GET /verify`.

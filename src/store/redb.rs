@@ -699,7 +699,14 @@ impl Store for RedbStore {
     }
 
     fn user(&self, name: &Username) -> Result<Option<User>, StoreError> {
-        let users = self.users.load();
+        let mut users = self.users.load();
+        if users.is_none() {
+            // A reopen that failed (no room yet) left no database: retry it
+            // here, so logins heal without waiting for a write or a probe.
+            drop(users);
+            let _ = self.writable();
+            users = self.users.load();
+        }
         let Some(table) = users.as_ref() else {
             return Err(self.reopening());
         };

@@ -693,3 +693,22 @@ async fn wrong_admin_tokens_are_throttled_like_passwords() {
         "introspection with the admin token is throttled by the same count"
     );
 }
+
+/// `--audit-retention`: the background pruner forgets events older than
+/// it, and keeps the newer ones.
+#[tokio::test]
+async fn the_audit_log_keeps_events_for_the_retention() {
+    let app = spawn_app_with(&["--audit-retention", "1d"]).await;
+    app.create_user("old").await;
+    app.advance(2 * 86_400);
+    app.create_user("new").await;
+    assert_eq!(app.prune().await.audit_events, 1);
+    let audit: Value = app.admin_get("/admin/audit").await.json().await.unwrap();
+    let targets: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, ["new"]);
+}

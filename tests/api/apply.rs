@@ -299,7 +299,21 @@ async fn ephemeral_without_an_admin_token_file_keeps_the_admin_api_off() {
     let app = tessera::app::App::build(config).await.unwrap();
     assert_eq!(app.admin_addr, None);
     assert!(app.service().ready());
-    drop(app);
+    // Without --feed-token-file the revocation feed is closed to everyone.
+    let partner = app.partner_addr;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let r = reqwest::Client::new()
+        .get(format!("http://{partner}/revocations"))
+        .bearer_auth("any-token-at-all-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let _ = stop.send(());
+    task.await.unwrap();
     assert!(!data.exists(), "nothing was written to the data dir");
 }
 

@@ -571,3 +571,27 @@ async fn the_verifier_reports_its_health_and_its_poller_stops_when_dropped() {
     assert!(v.is_fresh());
     assert!(v.verify(&token).is_ok());
 }
+
+/// The feed token is throttled like any credential: after
+/// `--throttle-failures` wrong ones an address gets 429, the right one too.
+#[tokio::test]
+async fn wrong_feed_tokens_are_throttled() {
+    let app = spawn_app_with(&["--throttle-failures", "2"]).await;
+    for _ in 0..2 {
+        let r = app
+            .partner_request(reqwest::Method::GET, "/revocations")
+            .bearer_auth("a-wrong-feed-token-0123456789")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = app.feed_get("/revocations").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(
+        app.generate_token("nobody", "x").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "logins keep their own count"
+    );
+}

@@ -120,6 +120,23 @@ async fn a_full_disk_refuses_changes_with_507_keeps_serving_and_recovers_without
         .admin_post("/admin/revocations", json!({"token": token}))
         .await;
     assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
+    // A partner revoking its own token: the same refusal, in OAuth's shape.
+    let own = app.token_for("before", &pw).await;
+    let r = app
+        .partner_request(reqwest::Method::POST, "/oauth/revoke")
+        .basic_auth("before", Some(&pw))
+        .form(&[("token", own.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert_eq!(
+        app.verify(&own).await.status(),
+        StatusCode::OK,
+        "not revoked"
+    );
     // Nothing was changed, and everything that reads goes on.
     assert_eq!(
         app.admin_get("/admin/users/during").await.status(),

@@ -527,7 +527,7 @@ mod tests {
         let kid = "x".repeat(43); // an RFC 7638 SHA-256 thumbprint
         let t = encode(&c, &encoded_header(&kid), &key(1));
         // 360 bytes before the account generation (`gen`, here ten digits)
-        // joined the claims; it adds at most 22.
+        // joined the claims; a ten-digit one adds 23.
         assert!(t.len() <= 382, "{} bytes", t.len());
     }
 }
