@@ -90,7 +90,9 @@ pub struct ServeArgs {
     pub database: Option<String>,
     /// Cluster mode: how long a node keeps issuing and verifying from memory
     /// while the database is unreachable; after that it refuses (fails closed).
-    #[arg(long, env = "TESSERA_DB_OUTAGE_GRACE", default_value = "5m", value_parser = parse_duration)]
+    /// During the grace it can not learn of revocations made on other nodes,
+    /// and /readyz answers 503 so load balancers send traffic elsewhere.
+    #[arg(long, env = "TESSERA_DB_OUTAGE_GRACE", default_value = "60s", value_parser = parse_duration)]
     pub db_outage_grace: Duration,
     /// How far in the future a token's iat may lie before it counts as not
     /// yet valid, for hosts whose clocks disagree (exp gets no leeway).
@@ -291,6 +293,18 @@ fn parse_leeway(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partitioned_node_serves_from_memory_for_a_minute_by_default() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Serve {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let serve = Serve::try_parse_from(["serve"]).unwrap();
+        assert_eq!(serve.args.db_outage_grace, Duration::from_secs(60));
+    }
 
     #[test]
     fn durations_and_proxies() {

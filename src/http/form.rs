@@ -14,8 +14,22 @@ pub enum FormError {
     NotUtf8,
 }
 
+use std::borrow::Cow;
+
 /// Percent-decodes `raw`; with `plus_is_space`, `+` means a space (forms).
 pub fn percent_decode(raw: &str, plus_is_space: bool) -> Result<String, FormError> {
+    decode(raw, plus_is_space).map(Cow::into_owned)
+}
+
+/// [`percent_decode`], borrowing `raw` when it holds nothing to decode (no
+/// allocation for the common `username=…&password=<uuid>`).
+fn decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, FormError> {
+    if !raw
+        .bytes()
+        .any(|b| b == b'%' || (plus_is_space && b == b'+'))
+    {
+        return Ok(Cow::Borrowed(raw));
+    }
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -38,19 +52,27 @@ pub fn percent_decode(raw: &str, plus_is_space: bool) -> Result<String, FormErro
             }
         }
     }
-    String::from_utf8(out).map_err(|_| FormError::NotUtf8)
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| FormError::NotUtf8)
 }
 
 /// Decodes `a=1&b=2` into pairs, in order. Empty pieces are skipped; a piece
 /// without `=` is a name with an empty value.
 pub fn parse_pairs(raw: &str) -> Result<Vec<(String, String)>, FormError> {
+    pairs(raw)
+        .map(|pair| pair.map(|(name, value)| (name.into_owned(), value.into_owned())))
+        .collect()
+}
+
+/// [`parse_pairs`] as an iterator of borrowed-when-possible pairs.
+fn pairs(raw: &str) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), FormError>> {
     raw.split('&')
         .filter(|piece| !piece.is_empty())
         .map(|piece| {
             let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-            Ok((percent_decode(name, true)?, percent_decode(value, true)?))
+            Ok((decode(name, true)?, decode(value, true)?))
         })
-        .collect()
 }
 
 /// The credentials of a `/generateToken` call.
@@ -63,14 +85,18 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    fn absorb(&mut self, pairs: Vec<(String, String)>) {
-        for (name, value) in pairs {
+    /// Takes `username` and `password` from `raw` (a later one wins); only
+    /// those two values are ever copied.
+    fn absorb(&mut self, raw: &str) -> Result<(), FormError> {
+        for pair in pairs(raw) {
+            let (name, value) = pair?;
             if name.eq_ignore_ascii_case("username") {
-                self.username = Some(value);
+                self.username = Some(value.into_owned());
             } else if name.eq_ignore_ascii_case("password") {
-                self.password = Some(value);
+                self.password = Some(value.into_owned());
             }
         }
+        Ok(())
     }
 }
 
@@ -78,8 +104,8 @@ impl Credentials {
 /// both is taken from the body.
 pub fn credentials(query: &str, body: &str) -> Result<Credentials, FormError> {
     let mut c = Credentials::default();
-    c.absorb(parse_pairs(query)?);
-    c.absorb(parse_pairs(body)?);
+    c.absorb(query)?;
+    c.absorb(body)?;
     Ok(c)
 }
 

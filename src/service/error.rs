@@ -126,6 +126,7 @@ impl From<StoreError> for AdminError {
         match e {
             StoreError::BadSnapshot(_) => AdminError::Invalid(e.to_string()),
             StoreError::Unavailable(_) => AdminError::Unavailable(e.to_string()),
+            StoreError::Conflict(m) => AdminError::Conflict(m),
             StoreError::StorageFull(_) | StoreError::WriteFailed(_) => {
                 AdminError::StorageFull(e.to_string())
             }
@@ -137,5 +138,28 @@ impl From<StoreError> for AdminError {
 impl From<CredentialRuleError> for AdminError {
     fn from(e: CredentialRuleError) -> Self {
         AdminError::Invalid(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_store_failure_keeps_its_meaning_for_the_operator() {
+        let conflict = AdminError::from(StoreError::Conflict("changed on another node".into()));
+        assert!(matches!(conflict, AdminError::Conflict(m) if m == "changed on another node"));
+        assert!(matches!(
+            AdminError::from(StoreError::Unavailable("down".into())),
+            AdminError::Unavailable(_)
+        ));
+        assert!(matches!(
+            AdminError::from(StoreError::StorageFull("/d".into())),
+            AdminError::StorageFull(_)
+        ));
+        assert!(matches!(
+            AdminError::from(StoreError::WriteFailed("eio".into())),
+            AdminError::StorageFull(_)
+        ));
     }
 }

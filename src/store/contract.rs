@@ -15,6 +15,8 @@ macro_rules! store_contract_tests {
         store_contract_tests!(@each $fresh;
             users_crud_pagination_and_audit,
             a_batch_of_user_writes_is_one_audited_transaction,
+            a_batch_deletes_any_number_of_users,
+            a_read_after_each_kind_of_write_sees_it,
             revocations_are_kept_until_exp,
             keys_are_replaced_whole_and_ordered,
             the_ttl_high_water_mark_only_rises,
@@ -183,6 +185,67 @@ pub(crate) fn a_batch_of_user_writes_is_one_audited_transaction(s: &dyn Store) {
         events[0].seq,
         "an empty batch writes nothing"
     );
+}
+
+/// `apply --prune` deletes every user the file lacks in one batch: the
+/// deletes share one transaction (one version, in cluster mode).
+pub(crate) fn a_batch_deletes_any_number_of_users(s: &dyn Store) {
+    let names = ["p1", "p2", "p3", "p4", "p5"];
+    populate(s, &names);
+    let deletes = names
+        .iter()
+        .map(|n| (UserWrite::Delete(name(n)), audit("user.delete", n)))
+        .collect();
+    s.write_users(deletes).unwrap();
+    for n in names {
+        assert!(s.user(&name(n)).unwrap().is_none(), "{n} is gone");
+    }
+    assert_eq!(s.user_count().unwrap(), 0);
+    // The names can come back, and go again in another batch.
+    populate(s, &names[..2]);
+    s.write_users(vec![
+        (UserWrite::Delete(name("p1")), audit("user.delete", "p1")),
+        (UserWrite::Delete(name("p2")), audit("user.delete", "p2")),
+    ])
+    .unwrap();
+    assert_eq!(s.user_count().unwrap(), 0);
+}
+
+/// Whatever a backend keeps of users between reads (the embedded store's
+/// decoded-user cache, a cluster node's replica), a read after a write
+/// sees the write: logins never use a changed password or generation late.
+pub(crate) fn a_read_after_each_kind_of_write_sees_it(s: &dyn Store) {
+    populate(s, &["c"]);
+    let read = |s: &dyn Store| s.user(&name("c")).unwrap();
+    assert_eq!(read(s).unwrap().generation, 0, "read once: now held");
+    s.update_user(
+        &name("c"),
+        Box::new(|u| u.generation = 7),
+        audit("user.revoke_all", "c"),
+    )
+    .unwrap();
+    assert_eq!(read(s).unwrap().generation, 7, "an update");
+    // A write to another table keeps what is held, and it stays right.
+    s.revoke("j2", 100, audit("token.revoke", "j2")).unwrap();
+    assert_eq!(read(s).unwrap().generation, 7, "after a revocation");
+    let mut batch = user("c");
+    batch.generation = 9;
+    s.write_users(vec![(UserWrite::Put(batch), audit("user.update", "c"))])
+        .unwrap();
+    assert_eq!(read(s).unwrap().generation, 9, "a batch");
+    s.delete_user(&name("c"), audit("user.delete", "c"))
+        .unwrap();
+    assert!(read(s).is_none(), "a delete");
+    s.create_user(&user("c"), audit("user.create", "c"))
+        .unwrap();
+    assert_eq!(read(s).unwrap().generation, 0, "a re-creation");
+    let text = export(s);
+    let mut changed = user("c");
+    changed.generation = 11;
+    s.write_users(vec![(UserWrite::Put(changed), audit("user.update", "c"))])
+        .unwrap();
+    import(s, &text).unwrap();
+    assert_eq!(read(s).unwrap().generation, 0, "an import");
 }
 
 pub(crate) fn revocations_are_kept_until_exp(s: &dyn Store) {

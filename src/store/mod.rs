@@ -91,6 +91,10 @@ pub enum StoreError {
     /// are refused with 503 until it is back.
     #[error("database unavailable: {0}; check that PostgreSQL is running and reachable")]
     Unavailable(String),
+    /// Another cluster node changed what this write was computed from
+    /// (optimistic concurrency): nothing was written; read again and retry.
+    #[error("{0}")]
+    Conflict(String),
     /// The file system holding the data is (nearly) full: nothing was
     /// written. Writes resume by themselves once there is room.
     #[error(

@@ -23,10 +23,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deadpool_postgres::{Pool, PoolConfig, Runtime, Timeouts, Transaction};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use parking_lot::RwLock;
 use tokio::sync::{Notify, watch};
-use tokio_postgres::{IsolationLevel, NoTls};
+use tokio_postgres::IsolationLevel;
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+pub use self::connect::{Target, TlsMode};
+
+mod connect;
 
 use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
 use super::{
@@ -35,8 +40,10 @@ use super::{
 use crate::keys::KeyRecord;
 use crate::user::{User, Username};
 
-/// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build reads and writes. Version 2 keys
+/// tombstones by (version, username): the deletes of one `apply --prune`
+/// share a version.
+pub const SCHEMA_VERSION: i64 = 2;
 /// How often a node checks for changes when no notification came.
 pub const POLL: Duration = Duration::from_millis(250);
 /// How long one database call may take before the store reports the
@@ -57,7 +64,8 @@ CREATE TABLE IF NOT EXISTS tessera_keys (
 CREATE TABLE IF NOT EXISTS tessera_revocations (
     jti text COLLATE "C" PRIMARY KEY, exp bigint NOT NULL, version bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS tessera_tombstones (
-    version bigint PRIMARY KEY, username text NOT NULL);
+    version bigint NOT NULL, username text COLLATE "C" NOT NULL,
+    PRIMARY KEY (version, username));
 CREATE TABLE IF NOT EXISTS tessera_audit (
     seq bigserial PRIMARY KEY, at bigint NOT NULL, action text NOT NULL,
     target text NOT NULL, detail text NOT NULL);
@@ -65,13 +73,30 @@ CREATE INDEX IF NOT EXISTS tessera_users_version ON tessera_users (version);
 CREATE INDEX IF NOT EXISTS tessera_revocations_version ON tessera_revocations (version);
 "#;
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn backend(e: impl std::error::Error) -> StoreError {
+    StoreError::Unavailable(with_causes(&e))
+}
+
+/// An error and its causes, `outer: inner: …`: tokio-postgres says only
+/// "error performing TLS handshake", the cause says which certificate
+/// check failed.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
     if e.is_closed() || e.code().is_none() {
-        StoreError::Unavailable(e.to_string())
+        StoreError::Unavailable(with_causes(&e))
     } else {
         StoreError::Backend(Box::new(e))
     }
@@ -136,17 +161,6 @@ impl Drop for PostgresStore {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
-    }
-}
-
-/// The URL without its password, for logs.
-fn describe(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| {
-        rest.split_once('@')
-            .map(|(auth, host)| (scheme, auth.split(':').next().unwrap_or(""), host))
-    }) {
-        Some((scheme, user, host)) => format!("{scheme}://{user}@{host}"),
-        None => url.to_owned(),
     }
 }
 
@@ -354,9 +368,9 @@ async fn catch_up(pool: &Pool, cache: &Cache) -> Result<(), StoreError> {
 
 /// Holds a LISTEN connection and wakes the catch-up loop on each NOTIFY;
 /// reconnects after a second when the connection drops.
-async fn listen(url: String, cache: Arc<Cache>) {
+async fn listen(config: tokio_postgres::Config, tls: MakeRustlsConnect, cache: Arc<Cache>) {
     loop {
-        if let Ok((client, mut connection)) = tokio_postgres::connect(&url, NoTls).await {
+        if let Ok((client, mut connection)) = config.connect(tls.clone()).await {
             let messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
             let driver = tokio::spawn({
                 let cache = cache.clone();
@@ -390,7 +404,7 @@ async fn follow(pool: Pool, cache: Arc<Cache>) {
         let _ = tokio::time::timeout(POLL, cache.wake.notified()).await;
         if let Err(e) = tokio::time::timeout(DB_TIMEOUT, catch_up(&pool, &cache))
             .await
-            .unwrap_or_else(|_| Err(backend("timed out")))
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("timed out".into())))
         {
             tracing::warn!(error = %e, "could not catch up with the database; serving from memory");
         }
@@ -407,21 +421,23 @@ impl PostgresStore {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        let mut config = deadpool_postgres::Config::new();
-        config.url = Some(url.to_owned());
-        config.pool = Some(PoolConfig {
-            max_size: 16,
-            timeouts: Timeouts {
-                wait: Some(DB_TIMEOUT),
-                create: Some(DB_TIMEOUT),
-                recycle: Some(DB_TIMEOUT),
+        let target = Target::parse(url).map_err(StoreError::Unavailable)?;
+        let manager = Manager::from_config(
+            target.config.clone(),
+            target.tls.clone(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
             },
-            ..PoolConfig::default()
-        });
+        );
         let pool = {
             let _inside = runtime.enter();
-            config
-                .create_pool(Some(Runtime::Tokio1), NoTls)
+            Pool::builder(manager)
+                .max_size(16)
+                .wait_timeout(Some(DB_TIMEOUT))
+                .create_timeout(Some(DB_TIMEOUT))
+                .recycle_timeout(Some(DB_TIMEOUT))
+                .runtime(Runtime::Tokio1)
+                .build()
                 .map_err(|e| StoreError::Unavailable(format!("bad --database URL: {e}")))?
         };
         let (keyring, _) = watch::channel(0);
@@ -440,7 +456,7 @@ impl PostgresStore {
                 wake: Notify::new(),
                 refreshing: tokio::sync::Mutex::new(()),
             }),
-            described: describe(url),
+            described: target.described.clone(),
         };
         let described = store.described.clone();
         store.run(move |pool, _| async move {
@@ -460,6 +476,17 @@ impl PostgresStore {
                     .await
                     .map_err(pg)?;
                 }
+                1 => {
+                    // Schema 1 keyed tombstones by version alone.
+                    tx.batch_execute(
+                        "ALTER TABLE tessera_tombstones DROP CONSTRAINT tessera_tombstones_pkey, \
+                         ADD PRIMARY KEY (version, username); \
+                         UPDATE tessera_meta SET value = 2 WHERE key = 'schema_version';",
+                    )
+                    .await
+                    .map_err(pg)?;
+                    tracing::info!("migrated the database from schema 1 to 2 (tombstones keyed by version and name)");
+                }
                 v if v == SCHEMA_VERSION => {}
                 found => {
                     return Err(StoreError::Schema {
@@ -474,7 +501,7 @@ impl PostgresStore {
         store.run(|pool, cache| async move { catch_up(&pool, &cache).await })?;
         store.keys()?;
         let runtime = store.runtime.as_ref().expect("runtime is set until drop");
-        runtime.spawn(listen(url.to_owned(), store.cache.clone()));
+        runtime.spawn(listen(target.config, target.tls, store.cache.clone()));
         runtime.spawn(follow(store.pool.clone(), store.cache.clone()));
         Ok(store)
     }
@@ -493,11 +520,11 @@ impl PostgresStore {
         runtime.spawn(async move {
             let result = tokio::time::timeout(DB_TIMEOUT, job)
                 .await
-                .unwrap_or_else(|_| Err(backend("no answer in time")));
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer in time".into())));
             let _ = tx.send(result);
         });
         rx.recv()
-            .map_err(|_| backend("the store's runtime stopped"))?
+            .map_err(|_| StoreError::Unavailable("the store's runtime stopped".into()))?
     }
 
     /// A write transaction: `job` gets the transaction and the version
@@ -668,8 +695,8 @@ impl Store for PostgresStore {
             Ok(Some(user))
         } else {
             // Another node changed or deleted the user in between.
-            Err(StoreError::Unavailable(format!(
-                "user {name} changed on another node during this update; retry"
+            Err(StoreError::Conflict(format!(
+                "user {name} changed on another node during this update; read it again and retry"
             )))
         }
     }
@@ -782,7 +809,7 @@ impl Store for PostgresStore {
                 if current != read {
                     // Another node rotated or dropped keys since this node
                     // read the keyring this replacement was computed from.
-                    return Err(StoreError::Unavailable(
+                    return Err(StoreError::Conflict(
                         "the keyring changed on another node; retry".into(),
                     ));
                 }
@@ -1222,7 +1249,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(url, NoTls).await.unwrap();
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
             tokio::spawn(conn);
             client
                 .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -1247,7 +1276,9 @@ mod tests {
             .build()
             .unwrap();
         rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
             tokio::spawn(conn);
             client
                 .batch_execute("UPDATE tessera_meta SET value = 99 WHERE key = 'schema_version'")
@@ -1323,6 +1354,34 @@ mod tests {
     }
 
     #[test]
+    fn a_schema_1_database_is_migrated_and_then_prunes_many_users() {
+        let url = fresh_database();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            // What schema 1 created: tombstones keyed by version alone.
+            let schema_1 = SCHEMA.replace(
+                "version bigint NOT NULL, username text COLLATE \"C\" NOT NULL,\n    PRIMARY KEY (version, username)",
+                "version bigint PRIMARY KEY, username text NOT NULL",
+            );
+            assert_ne!(schema_1, SCHEMA);
+            client.batch_execute(&schema_1).await.unwrap();
+            client
+                .batch_execute("INSERT INTO tessera_meta VALUES ('schema_version', 1), ('generation', 0)")
+                .await
+                .unwrap();
+        });
+        let store = PostgresStore::open(&url, Duration::from_secs(60)).unwrap();
+        crate::store::contract::a_batch_deletes_any_number_of_users(&store);
+    }
+
+    #[test]
     fn a_keyring_change_computed_from_a_stale_read_is_refused() {
         let url = fresh_database();
         let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
@@ -1333,17 +1392,238 @@ mod tests {
         let seen_by_b = b.keys().unwrap();
         b.replace_keys(&seen_by_b, None).unwrap();
         let err = a.replace_keys(&seen_by_a, None).unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
         assert!(err.to_string().contains("changed on another node"), "{err}");
         a.keys().unwrap();
         a.replace_keys(&seen_by_a, None).unwrap();
     }
+}
+
+/// TLS to PostgreSQL (`sslmode`, `sslrootcert`) against a real server with
+/// `ssl=on` and a CA these tests make with openssl.
+#[cfg(test)]
+mod tls_tests {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::*;
+
+    fn openssl(dir: &Path, args: &[&str]) {
+        let out = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A CA, and a server certificate it signed for `localhost` only (no
+    /// IP address in it), in `dir`.
+    fn make_ca(dir: &Path) {
+        let tools = Command::new("bash")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/scripts/ensure-tools.sh"
+            ))
+            .arg("openssl=openssl")
+            .status()
+            .unwrap();
+        assert!(tools.success());
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                &format!(
+                    "/CN=tessera test CA {}",
+                    dir.file_name().unwrap().to_string_lossy()
+                ),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        );
+        std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost\n").unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "ext.cnf",
+            ],
+        );
+    }
+
+    /// A PostgreSQL with `ssl=on` (certificate for `localhost`), its port,
+    /// and the CA's path.
+    fn tls_server() -> &'static (u16, PathBuf) {
+        static SERVER: std::sync::OnceLock<(u16, PathBuf)> = std::sync::OnceLock::new();
+        SERVER.get_or_init(|| {
+            let pki = PathBuf::from(format!("/tmp/tessera-pg-tls-pki-{}", std::process::id()));
+            std::fs::create_dir_all(&pki).unwrap();
+            make_ca(&pki);
+            let dir = format!("/tmp/tessera-pg-tls-{}", std::process::id());
+            let out = Command::new("bash")
+                .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg.sh"))
+                .args(["start", &dir, &std::process::id().to_string()])
+                .env("PG_SSL_DIR", &pki)
+                .output()
+                .expect("run scripts/pg.sh");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let url = String::from_utf8(out.stdout).unwrap();
+            let port = url
+                .trim()
+                .rsplit_once(':')
+                .unwrap()
+                .1
+                .split('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            (port, pki.join("ca.crt"))
+        })
+    }
+
+    /// Connects with `url` through [`Target`] and asks the server whether
+    /// this connection is encrypted.
+    fn encrypted(url: &str) -> Result<bool, String> {
+        let target = Target::parse(url)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (client, conn) = target
+                .config
+                .connect(target.tls)
+                .await
+                .map_err(|e| with_causes(&e))?;
+            tokio::spawn(conn);
+            let row = client
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(row.get(0))
+        })
+    }
 
     #[test]
-    fn urls_are_logged_without_their_password() {
-        assert_eq!(
-            describe("postgres://u:secret@db:5432/t"),
-            "postgres://u@db:5432/t"
+    fn verify_full_connects_over_tls_to_the_name_in_the_certificate() {
+        let (port, ca) = tls_server();
+        let url = format!(
+            "postgres://tessera@localhost:{port}/tessera?sslmode=verify-full&sslrootcert={}",
+            ca.display()
         );
-        assert_eq!(describe("postgres://u@db/t"), "postgres://u@db/t");
+        assert_eq!(encrypted(&url), Ok(true));
+        // The whole store (its pool and its LISTEN connection) too.
+        let store = PostgresStore::open(&url, Duration::from_secs(60)).unwrap();
+        assert!(
+            store.describe().ends_with("sslmode=verify-full"),
+            "{}",
+            store.describe()
+        );
+        store
+            .init_keys(&crate::keys::initial_records(1).unwrap())
+            .unwrap();
+    }
+
+    #[test]
+    fn verify_full_refuses_a_host_the_certificate_does_not_name() {
+        let (port, ca) = tls_server();
+        let url = format!(
+            "postgres://tessera@127.0.0.1:{port}/tessera?sslmode=verify-full&sslrootcert={}",
+            ca.display()
+        );
+        let err = encrypted(&url).unwrap_err();
+        assert!(err.contains("not valid for name"), "{err}");
+        let err = PostgresStore::open(&url, Duration::from_secs(60))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("not valid for name"), "{err}");
+        // verify-ca checks the chain only: the same address is fine.
+        let url = url.replace("verify-full", "verify-ca");
+        assert_eq!(encrypted(&url), Ok(true));
+    }
+
+    #[test]
+    fn a_certificate_from_another_ca_is_refused() {
+        let (port, _) = tls_server();
+        let other = PathBuf::from(format!("/tmp/tessera-pg-tls-other-{}", std::process::id()));
+        std::fs::create_dir_all(&other).unwrap();
+        make_ca(&other);
+        let url = format!(
+            "postgres://tessera@localhost:{port}/tessera?sslmode=verify-ca&sslrootcert={}",
+            other.join("ca.crt").display()
+        );
+        let err = encrypted(&url).unwrap_err();
+        assert!(
+            err.contains("invalid peer certificate: UnknownIssuer"),
+            "{err}"
+        );
+        // `require` without a CA encrypts without checking, as libpq does.
+        let url = format!("postgres://tessera@localhost:{port}/tessera?sslmode=require");
+        assert_eq!(encrypted(&url), Ok(true));
+        let url = format!("postgres://tessera@localhost:{port}/tessera?sslmode=disable");
+        assert_eq!(encrypted(&url), Ok(false));
+    }
+
+    #[test]
+    fn require_refuses_a_server_without_tls() {
+        let plain = super::tests::fresh_database();
+        let err = encrypted(&format!("{plain}?sslmode=require")).unwrap_err();
+        assert!(err.contains("TLS"), "{err}");
+        // prefer (the default) falls back to plain TCP.
+        assert_eq!(encrypted(&plain), Ok(false));
     }
 }
