@@ -16,7 +16,7 @@
 //! runtime (tokio-postgres with a deadpool pool), never on the caller's, and
 //! give up after [`DB_TIMEOUT`] with [`StoreError::Unavailable`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
@@ -32,8 +32,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub use self::connect::{Target, TlsMode};
 
 mod connect;
+mod import;
 
-use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
+use super::snapshot::{self, ImportCounts};
 use super::{
     Audit, AuditEvent, Changes, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite,
 };
@@ -124,9 +125,23 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// How many users a node keeps decoded in memory (about 35 MB at most).
+/// Users are read from the database on first use and kept until another
+/// commit changes them: memory stays bounded whatever the user base (a
+/// node holding a million users whole would need ~400 MB and a long
+/// start), and a partner's second login on a node costs no round trip.
+pub const CACHED_USERS: usize = 100_000;
+
 /// What this node holds in memory, and how far it has caught up.
 struct Cache {
-    users: RwLock<HashMap<Username, User>>,
+    /// Users read so far (bounded); a catch-up drops every user another
+    /// commit changed, an import drops them all.
+    users: quick_cache::sync::Cache<Username, User>,
+    /// Bumped by a catch-up before it drops users: a reader that fetched a
+    /// user while it ran drops what it cached (it may be older).
+    user_epoch: AtomicU64,
+    /// How many users the database holds, as of the last catch-up.
+    user_count: AtomicU64,
     revoked: RwLock<HashMap<String, u64>>,
     /// The highest row version applied.
     version: AtomicI64,
@@ -201,10 +216,29 @@ async fn commit(tx: Transaction<'_>) -> Result<(), StoreError> {
 
 async fn put_user(tx: &Transaction<'_>, user: &User, version: i64) -> Result<(), StoreError> {
     let record = serde_json::to_string(user).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    let inserted: bool = tx
+        .query_one(
+            "INSERT INTO tessera_users (username, record, version) VALUES ($1, $2, $3) \
+             ON CONFLICT (username) DO UPDATE SET record = EXCLUDED.record, version = EXCLUDED.version \
+             RETURNING (xmax = 0)",
+            &[&user.username.as_str(), &record, &version],
+        )
+        .await
+        .map_err(pg)?
+        .get(0);
+    if inserted {
+        count_users(tx, 1).await?;
+    }
+    Ok(())
+}
+
+/// Moves the user count kept in `tessera_meta` (read by every node's
+/// catch-up; counting a million rows instead would take each write tens of
+/// milliseconds).
+async fn count_users(tx: &Transaction<'_>, by: i64) -> Result<(), StoreError> {
     tx.execute(
-        "INSERT INTO tessera_users (username, record, version) VALUES ($1, $2, $3) \
-         ON CONFLICT (username) DO UPDATE SET record = EXCLUDED.record, version = EXCLUDED.version",
-        &[&user.username.as_str(), &record, &version],
+        "UPDATE tessera_meta SET value = value + $1 WHERE key = 'user_count'",
+        &[&by],
     )
     .await
     .map_err(pg)?;
@@ -217,6 +251,7 @@ async fn remove_user(tx: &Transaction<'_>, name: &str, version: i64) -> Result<b
         .await
         .map_err(pg)?;
     if removed > 0 {
+        count_users(tx, -1).await?;
         tx.execute(
             "INSERT INTO tessera_tombstones (version, username) VALUES ($1, $2)",
             &[&version, &name],
@@ -268,34 +303,52 @@ async fn read_snapshot(
         .map_err(pg)
 }
 
-/// Brings the cache up to what the database holds: the rows written since
-/// the version last applied, in version order, or everything after an
-/// import. Notifies the keyring watchers when keys changed.
-async fn catch_up(pool: &Pool, cache: &Cache) -> Result<(), StoreError> {
+/// Brings the cache up to what the database holds: drops the users written
+/// since the version last applied (all of them after an import), adds the
+/// revocations, and notifies the keyring watchers when keys changed.
+/// Answers whether users changed.
+async fn catch_up(pool: &Pool, cache: &Cache) -> Result<bool, StoreError> {
     let _one = cache.refreshing.lock().await;
     let mut client = pool.get().await.map_err(backend)?;
     let tx = read_snapshot(&mut client).await?;
     let generation = meta(&tx, "generation").await?;
+    let user_count = meta(&tx, "user_count").await?;
     let full = generation != cache.generation.load(Ordering::SeqCst);
     let since = if full {
         0
     } else {
         cache.version.load(Ordering::SeqCst)
     };
-    let users = tx
-        .query(
-            "SELECT username, record, version FROM tessera_users WHERE version > $1",
-            &[&since],
+    // After an import every user goes: no need to name them, only to know
+    // the newest version among them.
+    let (users, gone) = if full {
+        let newest: i64 = tx
+            .query_one(
+                "SELECT greatest((SELECT coalesce(max(version), 0) FROM tessera_users), \
+                 (SELECT coalesce(max(version), 0) FROM tessera_tombstones))",
+                &[],
+            )
+            .await
+            .map_err(pg)?
+            .get(0);
+        cache.version.fetch_max(newest, Ordering::SeqCst);
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            tx.query(
+                "SELECT username, version FROM tessera_users WHERE version > $1",
+                &[&since],
+            )
+            .await
+            .map_err(pg)?,
+            tx.query(
+                "SELECT username, version FROM tessera_tombstones WHERE version > $1",
+                &[&since],
+            )
+            .await
+            .map_err(pg)?,
         )
-        .await
-        .map_err(pg)?;
-    let gone = tx
-        .query(
-            "SELECT username, version FROM tessera_tombstones WHERE version > $1",
-            &[&since],
-        )
-        .await
-        .map_err(pg)?;
+    };
     let revocations = tx
         .query(
             "SELECT jti, exp, version FROM tessera_revocations WHERE version > $1",
@@ -310,40 +363,25 @@ async fn catch_up(pool: &Pool, cache: &Cache) -> Result<(), StoreError> {
         .get(0);
     tx.commit().await.map_err(pg)?;
 
-    // Puts and tombstones applied in the order they were committed.
-    let mut changes: Vec<(i64, Option<User>, String)> = Vec::new();
-    for row in &users {
-        let name: &str = row.get(0);
-        changes.push((
-            row.get(2),
-            Some(decode_user(name, row.get(1))?),
-            name.to_owned(),
-        ));
+    let mut top = since.max(keys_version).max(if full {
+        cache.version.load(Ordering::SeqCst)
+    } else {
+        0
+    });
+    // Forget the users that changed (or everyone, after an import): the
+    // next read fetches them again. The epoch moves first, so a read that
+    // raced this catch-up drops what it fetched too.
+    cache.user_epoch.fetch_add(1, Ordering::SeqCst);
+    if full {
+        cache.users.clear();
     }
-    for row in &gone {
-        changes.push((row.get(1), None, row.get(0)));
-    }
-    changes.sort_by_key(|(v, _, _)| *v);
-    let mut top = since.max(keys_version);
-    {
-        let mut map = cache.users.write();
-        if full {
-            map.clear();
-        }
-        for (version, user, name) in changes {
-            top = top.max(version);
-            match user {
-                Some(u) => {
-                    map.insert(u.username.clone(), u);
-                }
-                None => {
-                    if let Ok(name) = Username::parse(&name) {
-                        map.remove(&name);
-                    }
-                }
-            }
+    for row in users.iter().chain(&gone) {
+        top = top.max(row.get::<_, i64>(1));
+        if let Ok(name) = Username::parse(row.get(0)) {
+            cache.users.remove(&name);
         }
     }
+    let users_changed = full || !users.is_empty() || !gone.is_empty();
     {
         // Entries another node pruned stay here until this node's own
         // pruner drops them by the same rule (their tokens have expired).
@@ -363,7 +401,8 @@ async fn catch_up(pool: &Pool, cache: &Cache) -> Result<(), StoreError> {
     if keys_changed {
         cache.keyring.send_modify(|n| *n += 1);
     }
-    Ok(())
+    cache.user_count.store(uint(user_count), Ordering::SeqCst);
+    Ok(users_changed)
 }
 
 /// Holds a LISTEN connection and wakes the catch-up loop on each NOTIFY;
@@ -447,7 +486,9 @@ impl PostgresStore {
             runtime: Some(runtime),
             pool,
             cache: Arc::new(Cache {
-                users: RwLock::new(HashMap::new()),
+                users: quick_cache::sync::Cache::new(CACHED_USERS),
+                user_epoch: AtomicU64::new(0),
+                user_count: AtomicU64::new(0),
                 revoked: RwLock::new(HashMap::new()),
                 version: AtomicI64::new(0),
                 generation: AtomicI64::new(-1),
@@ -496,9 +537,18 @@ impl PostgresStore {
                     });
                 }
             }
+            // The user count every catch-up reads (from schema 2 on; set
+            // once by counting where an older build left none).
+            tx.execute(
+                "INSERT INTO tessera_meta (key, value) \
+                 SELECT 'user_count', count(*) FROM tessera_users ON CONFLICT (key) DO NOTHING",
+                &[],
+            )
+            .await
+            .map_err(pg)?;
             tx.commit().await.map_err(pg)
         })?;
-        store.run(|pool, cache| async move { catch_up(&pool, &cache).await })?;
+        store.run(|pool, cache| async move { catch_up(&pool, &cache).await.map(drop) })?;
         store.keys()?;
         let runtime = store.runtime.as_ref().expect("runtime is set until drop");
         runtime.spawn(listen(target.config, target.tls, store.cache.clone()));
@@ -584,7 +634,39 @@ impl Store for PostgresStore {
                 behind / 1000
             )));
         }
-        Ok(self.cache.users.read().get(name).cloned())
+        if let Some(user) = self.cache.users.get(name) {
+            return Ok(Some(user));
+        }
+        if behind > (4 * POLL).as_millis() as u64 {
+            // The database stopped answering: a read would only wait for
+            // its timeout while holding a request thread.
+            return Err(StoreError::Unavailable(
+                "database unreachable, and this user was not read before the outage".into(),
+            ));
+        }
+        let epoch = self.cache.user_epoch.load(Ordering::SeqCst);
+        let key = name.as_str().to_owned();
+        let found = self.read(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT record FROM tessera_users WHERE username = $1",
+                        &[&key],
+                    )
+                    .await
+                    .map_err(pg)?;
+                row.map(|r| decode_user(&key, r.get(0))).transpose()
+            })
+        })?;
+        if let Some(user) = &found {
+            self.cache.users.insert(name.clone(), user.clone());
+            if self.cache.user_epoch.load(Ordering::SeqCst) != epoch {
+                // A catch-up ran meanwhile: what was fetched may predate
+                // the change it dropped.
+                self.cache.users.remove(name);
+            }
+        }
+        Ok(found)
     }
 
     fn is_revoked(&self, jti: &str) -> bool {
@@ -600,7 +682,7 @@ impl Store for PostgresStore {
     }
 
     fn user_count(&self) -> Result<u64, StoreError> {
-        Ok(self.cache.users.read().len() as u64)
+        Ok(self.cache.user_count.load(Ordering::SeqCst))
     }
 
     fn healthy(&self) -> bool {
@@ -640,6 +722,7 @@ impl Store for PostgresStore {
                     .await
                     .map_err(pg)?;
                 if inserted > 0 {
+                    count_users(tx, 1).await?;
                     append_audit(tx, &audit).await?;
                 }
                 Ok(inserted > 0)
@@ -1104,87 +1187,7 @@ impl Store for PostgresStore {
         lines: SnapshotLines<'_>,
         audit: &dyn Fn(ImportCounts) -> Audit,
     ) -> Result<ImportCounts, StoreError> {
-        // Read and check the whole snapshot first; then one transaction.
-        let mut reader = snapshot::Reader::new();
-        let (mut users, mut keys, mut revocations) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut names, mut jtis) = (HashSet::new(), HashSet::new());
-        let mut max_generation = 0;
-        for line in lines {
-            let line = line.map_err(|reason| BadSnapshot {
-                line: reader.line_number() + 1,
-                reason,
-            })?;
-            let n = reader.line_number() + 1;
-            match reader.read(&line)? {
-                None => {}
-                Some(Item::User(u)) => {
-                    if !names.insert(u.username.clone()) {
-                        return Err(BadSnapshot::twice(n, "user", u.username.as_str()).into());
-                    }
-                    max_generation = max_generation.max(u.generation);
-                    users.push((u.username.to_string(), encode(&u)?));
-                }
-                Some(Item::Key(k)) => keys.push(k),
-                Some(Item::Revocation { jti, exp }) => {
-                    if !jtis.insert(jti.clone()) {
-                        return Err(BadSnapshot::twice(n, "jti", &jti).into());
-                    }
-                    revocations.push((jti, int(exp)));
-                }
-            }
-        }
-        let summary = reader.finish()?;
-        let audit = audit(summary.counts);
-        let encoded = encode_keys(&keys)?;
-        let max_ttl = int(summary.max_ttl_secs);
-        let max_generation = int(max_generation);
-        self.write(move |tx, version| {
-            Box::pin(async move {
-                // Generations drawn later must pass every imported one.
-                tx.execute(
-                    "SELECT setval('tessera_version', greatest(last_value, $1)) FROM tessera_version",
-                    &[&max_generation],
-                )
-                .await
-                .map_err(pg)?;
-                tx.batch_execute(
-                    "DELETE FROM tessera_users; DELETE FROM tessera_keys; \
-                     DELETE FROM tessera_revocations; DELETE FROM tessera_tombstones;",
-                )
-                .await
-                .map_err(pg)?;
-                let put = tx
-                    .prepare("INSERT INTO tessera_users (username, record, version) VALUES ($1, $2, $3)")
-                    .await
-                    .map_err(pg)?;
-                for (name, record) in &users {
-                    tx.execute(&put, &[name, record, &version]).await.map_err(pg)?;
-                }
-                insert_keys(tx, &encoded, version).await?;
-                let revoke = tx
-                    .prepare("INSERT INTO tessera_revocations (jti, exp, version) VALUES ($1, $2, $3)")
-                    .await
-                    .map_err(pg)?;
-                for (jti, exp) in &revocations {
-                    tx.execute(&revoke, &[jti, exp, &version]).await.map_err(pg)?;
-                }
-                tx.execute(
-                    "INSERT INTO tessera_meta (key, value) VALUES ('ttl_high_water', $1) \
-                     ON CONFLICT (key) DO UPDATE SET value = greatest(tessera_meta.value, EXCLUDED.value)",
-                    &[&max_ttl],
-                )
-                .await
-                .map_err(pg)?;
-                tx.execute(
-                    "UPDATE tessera_meta SET value = value + 1 WHERE key = 'generation'",
-                    &[],
-                )
-                .await
-                .map_err(pg)?;
-                append_audit(tx, &audit).await
-            })
-        })?;
-        Ok(summary.counts)
+        self.import_streamed(lines, audit)
     }
 }
 
