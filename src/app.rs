@@ -343,9 +343,9 @@ impl App {
                 .clone()
                 .unwrap_or_else(|| format!("http://{partner_addr}")),
         });
-        tracing::info!("listening partner={partner_addr}");
+        tracing::info!(partner = %partner_addr, "listening");
         match admin_addr {
-            Some(addr) => tracing::info!("listening admin={addr}"),
+            Some(addr) => tracing::info!(admin = %addr, "listening"),
             None => tracing::info!("admin API off: --ephemeral without --admin-token-file"),
         }
         Ok(Self {

@@ -54,6 +54,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod change_log;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -156,6 +156,32 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
 }
 
+/// One line per change a request made (see [`crate::change_log`]): the
+/// audit action and target, the caller's address and the answer's status.
+fn log_changes(
+    changes: &[crate::change_log::Change],
+    peer: SocketAddr,
+    status: warp::http::StatusCode,
+) {
+    for (action, target) in changes {
+        let outcome = if status.is_success() {
+            "done"
+        } else if status.is_client_error() {
+            "refused"
+        } else {
+            "failed"
+        };
+        tracing::info!(
+            action,
+            target = %target,
+            source = %peer,
+            status = status.as_u16(),
+            outcome,
+            "change"
+        );
+    }
+}
+
 /// Serves `filter` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to [`DRAIN_TIMEOUT`]. A client that has
 /// not sent its whole request head within `header_read_timeout` is cut off.
@@ -195,7 +221,14 @@ pub async fn serve(
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(Peer(peer));
                 let mut service = service.clone();
-                tower_service::Service::call(&mut service, req)
+                let answer = tower_service::Service::call(&mut service, req);
+                async move {
+                    let (answer, changes) = crate::change_log::collect(answer).await;
+                    if let Ok(response) = &answer {
+                        log_changes(&changes, peer, response.status());
+                    }
+                    answer
+                }
             });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder

@@ -82,6 +82,8 @@ impl Service {
     ) -> Result<ImportCounts, AdminError> {
         let _guard = self.key_changes.lock().await;
         let at = self.clock.now();
+        // The audit event is made on the blocking thread: note it here.
+        crate::change_log::note("store.import", "-");
         let counts = self
             .blocking(move |s| {
                 let mut lines = snapshot::Lines::new(std::iter::from_fn(|| chunks.blocking_recv()));

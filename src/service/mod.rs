@@ -194,7 +194,10 @@ impl Service {
             .map_err(InternalError::from)??)
     }
 
+    /// The audit event of a change, noted for the request's log line
+    /// ([`crate::change_log`]).
     fn audit(&self, action: &'static str, target: &str, detail: String) -> Audit {
+        crate::change_log::note(action, target);
         Audit {
             at: self.clock.now(),
             action,

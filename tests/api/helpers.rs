@@ -167,9 +167,19 @@ impl TestApp {
     /// Stops the app and starts it again on the same data dir and clock.
     pub async fn restart(self, args: &[&str]) -> TestApp {
         let (data_dir, dir, at) = self.stop().await;
-        let mut app = spawn_on(&data_dir, args, at)
-            .await
-            .unwrap_or_else(|e| panic!("restart failed: {e}"));
+        // A blocking task of the old app (a feed rebuild, a write) may
+        // still hold the database for a moment after its listeners closed.
+        let mut tries = 0;
+        let mut app = loop {
+            match spawn_on(&data_dir, args, at).await {
+                Ok(app) => break app,
+                Err(e) if e.to_string().contains("in use") && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("restart failed: {e}"),
+            }
+        };
         app.dir = dir;
         app
     }

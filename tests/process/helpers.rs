@@ -91,7 +91,13 @@ pub fn spawn_on_with_env(
             for (prefix, which) in [
                 ("listening partner=", "partner"),
                 ("listening admin=", "admin"),
+                // --log-format json: {"message":"listening","partner":"…"}
+                ("\"partner\":\"", "partner"),
+                ("\"admin\":\"", "admin"),
             ] {
+                if !line.contains("listening") {
+                    continue;
+                }
                 if let Some(at) = line.find(prefix) {
                     let addr: String = line[at + prefix.len()..]
                         .chars()

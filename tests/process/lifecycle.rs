@@ -210,7 +210,7 @@ async fn env_vars_configure_the_server_and_json_logs_are_json() {
         lines += 1;
     }
     assert!(lines > 0);
-    assert!(log.contains("listening partner="));
+    assert!(log.contains(r#""message":"listening","partner":"127.0.0.1:"#));
 }
 
 #[tokio::test]
@@ -268,4 +268,57 @@ async fn a_weak_or_open_token_file_is_refused_at_start() {
             "{file}: the token is never logged"
         );
     }
+}
+
+/// SPEC §13: one structured line per change, with the action, its target,
+/// the caller's address and what it was told; listener addresses as fields.
+#[tokio::test]
+async fn each_change_is_one_log_line_with_its_caller_and_outcome() {
+    let app = spawn_app_with_env(&[("TESSERA_LOG_FORMAT", "json")]).await;
+    app.create_user("audited").await;
+    let again = app
+        .admin_post("/admin/users", json!({"username": "audited"}))
+        .await
+        .status();
+    assert_eq!(again, StatusCode::CONFLICT);
+    app.admin_delete("/admin/users/audited").await;
+    app.admin_get("/admin/users").await;
+    let lines: Vec<serde_json::Value> = app
+        .log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let changes: Vec<(String, String, u64, String)> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "change")
+        .map(|l| {
+            let f = &l["fields"];
+            assert!(
+                f["source"].as_str().unwrap().starts_with("127.0.0.1:"),
+                "{l}"
+            );
+            (
+                f["action"].as_str().unwrap().to_owned(),
+                f["target"].as_str().unwrap().to_owned(),
+                f["status"].as_u64().unwrap(),
+                f["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expect = |a: &str, t: &str, s: u64, o: &str| (a.to_owned(), t.to_owned(), s, o.to_owned());
+    assert_eq!(
+        changes,
+        vec![
+            expect("user.create", "audited", 201, "done"),
+            expect("user.create", "audited", 409, "refused"),
+            expect("user.delete", "audited", 204, "done"),
+        ],
+        "reads log no change"
+    );
+    let listening: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "listening")
+        .collect();
+    assert!(listening.iter().any(|l| l["fields"]["partner"].is_string()));
+    assert!(listening.iter().any(|l| l["fields"]["admin"].is_string()));
 }

@@ -1384,6 +1384,67 @@ mod tests {
         crate::store::contract::a_batch_deletes_any_number_of_users(&store);
     }
 
+    /// More users than the per-call timeout allowed row by row (50,000 took
+    /// over 3 s and answered 503): the import streams them with COPY.
+    #[test]
+    fn an_import_of_fifty_thousand_users_streams_through() {
+        use std::fmt::Write as _;
+        let url = fresh_database();
+        let store = PostgresStore::open(&url, Duration::from_secs(60)).unwrap();
+        crate::store::contract::populate(&store, &[]);
+        let mut out = Vec::new();
+        store.export(&mut out, 5).unwrap();
+        let template = String::from_utf8(out).unwrap();
+        let one = serde_json::to_value(crate::store::contract::user("x")).unwrap();
+        let mut text = String::new();
+        let mut keys = 0;
+        for line in template.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            match v["type"].as_str() {
+                Some("header") => writeln!(text, "{line}").unwrap(),
+                Some("key") => {
+                    keys += 1;
+                    writeln!(text, "{line}").unwrap();
+                }
+                _ => {}
+            }
+        }
+        const N: usize = 50_000;
+        for i in 0..N {
+            let mut user = one.clone();
+            user["username"] = format!("bulk{i:05}").into();
+            writeln!(
+                text,
+                "{}",
+                serde_json::json!({"type": "user", "user": user})
+            )
+            .unwrap();
+        }
+        writeln!(
+            text,
+            "{}",
+            serde_json::json!({"type": "end", "users": N, "keys": keys, "revocations": 0})
+        )
+        .unwrap();
+        let counts = store
+            .import(
+                &mut text
+                    .as_bytes()
+                    .split(|&b| b == b'\n')
+                    .map(|l| Ok(l.to_vec())),
+                &|_| crate::store::contract::audit("store.import", "-"),
+            )
+            .unwrap();
+        assert_eq!(counts.users, N as u64);
+        assert_eq!(store.user_count().unwrap(), N as u64);
+        let last = Username::parse(&format!("bulk{:05}", N - 1)).unwrap();
+        assert!(store.user(&last).unwrap().is_some());
+        // Another node sees them too, without loading them all.
+        let other = PostgresStore::open(&url, Duration::from_secs(60)).unwrap();
+        assert_eq!(other.user_count().unwrap(), N as u64);
+        assert!(other.user(&last).unwrap().is_some());
+    }
+
     #[test]
     fn a_keyring_change_computed_from_a_stale_read_is_refused() {
         let url = fresh_database();
