@@ -68,7 +68,21 @@ pub async fn run(
             } else {
                 "/admin/keys/rotate"
             };
-            api.call(Method::POST, path, None).await?
+            api.call(Method::POST, path, None)
+                .await
+                .map_err(|e| match e {
+                    // The API's advice names its query parameter.
+                    CallError::Refused {
+                        status,
+                        code,
+                        message,
+                    } => CallError::Refused {
+                        status,
+                        code,
+                        message: message.replace("?force=true", "--force"),
+                    },
+                    other => other,
+                })?
         }
     };
     out.emit(&answer, || render(&answer))?;

@@ -80,17 +80,37 @@ pub enum Outcome {
     Refused,
 }
 
-fn exit(result: Result<Outcome, api::CallError>) -> ExitCode {
+fn exit(result: Result<Outcome, api::CallError>, out: Output) -> ExitCode {
     match result {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e}");
+            let code = match &e {
+                api::CallError::Refused { code, .. } => code.as_str(),
+                api::CallError::Unreachable { .. } => "unreachable",
+                api::CallError::Usage(_) => "usage",
+                api::CallError::Io(_) => "io",
+            };
+            report_error(out, code, &e.to_string());
             match e {
                 api::CallError::Usage(_) => ExitCode::from(2),
                 _ => ExitCode::from(1),
             }
         }
+    }
+}
+
+/// An error on stderr: `error: MESSAGE`, or with `--json` one JSON object
+/// `{"error": CODE, "message": MESSAGE}` (the admin API's shape), so
+/// scripts parse failures like answers.
+fn report_error(out: Output, code: &str, message: &str) {
+    if out.json {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "error": code, "message": message })
+        );
+    } else {
+        eprintln!("error: {message}");
     }
 }
 
@@ -143,23 +163,26 @@ async fn dispatch(command: Command) -> ExitCode {
     let api = match connect(common, needs).await {
         Ok(api) => api,
         Err(message) => {
-            eprintln!("error: {message}");
+            report_error(out, "unreachable", &message);
             return ExitCode::from(1);
         }
     };
-    exit(match command {
-        Command::User(a) => users::run(&api, out, a.command).await,
-        Command::Token(a) => tokens::run(&api, out, a.command).await,
-        Command::Key(a) => keys::run(&api, out, a.command).await,
-        Command::Revocations(a) => history::revocations(&api, out, a).await,
-        Command::Audit(a) => history::audit(&api, out, a).await,
-        Command::Export(a) => backup::export(&api, a).await,
-        Command::Import(a) => backup::import(&api, out, a).await,
-        Command::Apply(a) => apply::run(&api, out, a).await,
-        Command::Serve(_) | Command::Completions { .. } | Command::Check { .. } => {
-            unreachable!("handled by the caller")
-        }
-    })
+    exit(
+        match command {
+            Command::User(a) => users::run(&api, out, a.command).await,
+            Command::Token(a) => tokens::run(&api, out, a.command).await,
+            Command::Key(a) => keys::run(&api, out, a.command).await,
+            Command::Revocations(a) => history::revocations(&api, out, a).await,
+            Command::Audit(a) => history::audit(&api, out, a).await,
+            Command::Export(a) => backup::export(&api, a).await,
+            Command::Import(a) => backup::import(&api, out, a).await,
+            Command::Apply(a) => apply::run(&api, out, a).await,
+            Command::Serve(_) | Command::Completions { .. } | Command::Check { .. } => {
+                unreachable!("handled by the caller")
+            }
+        },
+        out,
+    )
 }
 
 /// `tessera check`: the engine's integrity check and every record decoded.

@@ -57,6 +57,8 @@ impl VerifyError {
             Self::Token(TokenError::WrongIssuer) => "wrong_issuer",
             Self::Token(TokenError::NotYetValid) => "not_yet_valid",
             Self::Token(TokenError::Expired) => "expired",
+            // A rule a newer tessera-verify adds.
+            Self::Token(_) => "invalid",
             Self::Revoked | Self::Account(AccountError::Revoked) => "revoked",
             Self::Account(_) => "account",
             Self::Internal(_) => "error",

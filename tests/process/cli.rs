@@ -552,3 +552,45 @@ async fn export_over_an_existing_open_file_makes_it_private() {
             .contains("\"type\":\"key\"")
     );
 }
+
+#[tokio::test]
+async fn errors_speak_the_clis_language_and_json_when_asked() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    ok(dir, &["user", "add", "alice"]);
+    // --json: the error is one JSON object on stderr, nothing on stdout.
+    let missing = tessera_in(dir, &["user", "show", "bob", "--json"], None);
+    assert_eq!((missing.code, missing.stdout.as_str()), (1, ""));
+    let error: serde_json::Value = serde_json::from_str(missing.stderr.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", missing.stderr));
+    assert_eq!(error["error"], "not_found", "{error}");
+    assert_eq!(error["message"], "no user named \"bob\"", "{error}");
+    // A refusal's advice names the CLI's flag, not the API's parameter.
+    // (A fresh keyring's next key was published a moment ago.)
+    let again = tessera_in(dir, &["key", "rotate"], None);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(
+        again.stderr.contains("--force") && !again.stderr.contains("?force=true"),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_reader_that_closes_the_pipe_early_ends_the_command_quietly() {
+    let root = tempfile::tempdir().unwrap();
+    for args in [vec!["completions", "bash"], vec!["--help"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(&args)
+            .current_dir(root.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -0`: the reader goes away before reading a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "tessera {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -11,15 +11,21 @@ use serde_json::json;
 
 use crate::helpers::{TestProcess, eventually, spawn_process};
 
-fn build_example() -> std::path::PathBuf {
+/// The sample services: the warp one, and the axum one (feature `axum`).
+const WARP: (&str, &str) = ("partner_service", "warp");
+const AXUM: (&str, &str) = ("axum_service", "axum");
+
+fn build_example((name, features): (&str, &str)) -> std::path::PathBuf {
     let out = Command::new(env!("CARGO"))
         .args([
             "build",
             "-q",
             "-p",
             "tessera-verify",
+            "--features",
+            features,
             "--example",
-            "partner_service",
+            name,
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
@@ -32,7 +38,7 @@ fn build_example() -> std::path::PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("debug/examples/partner_service")
+    target.join("debug/examples").join(name)
 }
 
 /// Builds and starts `partner_service` against `app` (with its feed
@@ -42,7 +48,18 @@ pub async fn start_partner_service(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (std::process::Child, String) {
-    let bin = tokio::task::spawn_blocking(build_example).await.unwrap();
+    start_sample(WARP, app, args, env).await
+}
+
+async fn start_sample(
+    example: (&'static str, &'static str),
+    app: &TestProcess,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::Child, String) {
+    let bin = tokio::task::spawn_blocking(move || build_example(example))
+        .await
+        .unwrap();
     let mut child = Command::new(bin)
         .args(["--tessera-url", &app.partner, "--listen", "127.0.0.1:0"])
         .arg("--feed-token-file")
@@ -67,11 +84,27 @@ pub async fn start_partner_service(
 
 #[tokio::test]
 async fn the_sample_service_verifies_offline_and_follows_the_feed() {
+    sample_service_verifies_offline_and_follows_the_feed(WARP).await;
+}
+
+#[tokio::test]
+async fn the_axum_sample_service_verifies_offline_and_follows_the_feed() {
+    sample_service_verifies_offline_and_follows_the_feed(AXUM).await;
+}
+
+async fn sample_service_verifies_offline_and_follows_the_feed(
+    example: (&'static str, &'static str),
+) {
     let app = spawn_process().await;
     let pw = app.create_user("partner").await;
     let token = app.token_for("partner", &pw).await;
-    let (mut child, addr) =
-        start_partner_service(&app, &["--poll", "1s", "--max-staleness", "1m"], &[]).await;
+    let (mut child, addr) = start_sample(
+        example,
+        &app,
+        &["--poll", "1s", "--max-staleness", "1m"],
+        &[],
+    )
+    .await;
     let whoami = format!("http://{addr}/whoami");
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let r = client

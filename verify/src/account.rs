@@ -26,6 +26,7 @@ use crate::token::Claims;
 /// Why an account refuses a token (or a login). `Display` is `/verify`'s
 /// reason, word for word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refusal {
     /// The `jti` is revoked, or the token predates a revoke-all or the
     /// account's (re-)creation.

@@ -18,10 +18,39 @@
 //!   claims, with RFC 6750 rejection replies.
 //! - [`tower_layer`] (feature `tower`): [`tower_layer::BearerLayer`] for
 //!   axum, tonic or any tower stack.
+//! - [`axum_extract`] (feature `axum`): the [`Verified`] extractor.
+//! - [`bearer`] (feature `client`): the header parsing and RFC 6750
+//!   challenge the adapters share.
+//!
+//! # Features
+//! `client` (the [`Verifier`]; rustls with the Mozilla roots), `warp`,
+//! `tower` and `axum` (each implies `client`). `default = ["client", "warp",
+//! "tower"]`; with none, only the codec and rules ([`token`], [`account`],
+//! [`feed`]) remain, with no async runtime or HTTP client.
+//!
+//! # Example
+//! ```no_run
+//! use tessera_verify::{Verifier, VerifierConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = VerifierConfig::new("https://auth.example.com")
+//!     .feed_token_file("/etc/tessera/feed.token".as_ref())?;
+//! let verifier = Verifier::new(config);
+//! verifier.refresh().await?;          // keys and revocations, once
+//! let _poller = verifier.spawn();     // then kept fresh until dropped
+//! let claims = verifier.verify("eyJhbGciOiJFZERTQSJ9.e30.c2ln")?;
+//! println!("partner {}", claims.sub);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod account;
+#[cfg(feature = "axum")]
+pub mod axum_extract;
+#[cfg(feature = "client")]
+pub mod bearer;
 pub mod feed;
 pub mod token;
 #[cfg(feature = "tower")]
@@ -30,3 +59,23 @@ pub mod tower_layer;
 pub mod verifier;
 #[cfg(feature = "warp")]
 pub mod warp_filter;
+
+pub use account::{AccountState, Refusal};
+#[cfg(feature = "axum")]
+pub use axum_extract::{Unauthorized, Verified};
+pub use feed::{FeedClaims, RevocationState, StaleFeed};
+/// The HTTP client crate the [`Verifier`] uses, for building a client to
+/// pass in ([`VerifierConfig::http_client`]) with a matching version.
+#[cfg(feature = "client")]
+pub use reqwest;
+pub use token::{Claims, TokenError};
+#[cfg(feature = "tower")]
+pub use tower_layer::BearerLayer;
+#[cfg(feature = "client")]
+pub use verifier::{FetchError, Poller, Reason, Verifier, VerifierConfig, WhenStale};
+
+/// The README's examples, compiled as doc tests (with the features they
+/// use).
+#[cfg(all(doctest, feature = "axum", feature = "warp"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -44,6 +44,7 @@ pub const DEFAULT_LEEWAY_SECS: u64 = 60;
 /// Why a token was refused. `Display` is the short reason that goes into
 /// `WWW-Authenticate: error_description`; it never echoes the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenError {
     /// Not three canonical base64url parts of JSON, too long, or bad claim types.
     #[error("malformed token")]

@@ -9,11 +9,19 @@ use std::task::{Context, Poll};
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 
+use crate::bearer::{REALM, bearer_token, challenge};
 use crate::verifier::Verifier;
-use crate::warp_filter::{bearer_token, challenge};
 
 /// Wraps services with bearer-token verification.
-#[derive(Clone)]
+///
+/// ```
+/// # let verifier = tessera_verify::Verifier::new(tessera_verify::VerifierConfig::new("https://auth.example.com"));
+/// let app = axum::Router::<()>::new()
+///     .route("/hello", axum::routing::get(|| async { "hello" }))
+///     .layer(tessera_verify::tower_layer::BearerLayer::new(verifier));
+/// # let _ = app;
+/// ```
+#[derive(Clone, Debug)]
 pub struct BearerLayer {
     verifier: Arc<Verifier>,
 }
@@ -37,7 +45,7 @@ impl<S> tower_layer::Layer<S> for BearerLayer {
 }
 
 /// The service [`BearerLayer`] makes.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Bearer<S> {
     inner: S,
     verifier: Arc<Verifier>,
@@ -76,7 +84,7 @@ where
             Err(refusal) => {
                 let mut r = Response::new(ResBody::default());
                 *r.status_mut() = StatusCode::UNAUTHORIZED;
-                if let Ok(v) = HeaderValue::from_str(&challenge("tessera", refusal.as_ref())) {
+                if let Ok(v) = HeaderValue::from_str(&challenge(REALM, refusal.as_ref())) {
                     r.headers_mut().insert(WWW_AUTHENTICATE, v);
                 }
                 Box::pin(async move { Ok(r) })

@@ -33,6 +33,7 @@ const CACHE_CAPACITY: usize = 8192;
 
 /// What to do with tokens while the revocation state is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WhenStale {
     /// Refuse them (`revocation state stale`): the default, fail closed.
     Refuse,
@@ -63,6 +64,10 @@ pub struct VerifierConfig {
     pub feed_token: Option<String>,
     /// Now, in unix seconds: the system clock unless a test moves its own.
     pub clock: Clock,
+    /// A client the caller built ([`VerifierConfig::http_client`]).
+    http_client: Option<reqwest::Client>,
+    /// CAs trusted besides the Mozilla roots ([`VerifierConfig::root_ca_pem`]).
+    roots: Vec<reqwest::Certificate>,
 }
 
 /// The source of "now" for token times, in unix seconds.
@@ -78,6 +83,8 @@ impl std::fmt::Debug for VerifierConfig {
             .field("when_stale", &self.when_stale)
             .field("leeway", &self.leeway)
             .field("feed_token", &self.feed_token.as_ref().map(|_| "<secret>"))
+            .field("http_client", &self.http_client.is_some())
+            .field("extra_roots", &self.roots.len())
             .finish_non_exhaustive()
     }
 }
@@ -94,7 +101,53 @@ impl VerifierConfig {
             leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
             feed_token: None,
             clock: Arc::new(unix_now),
+            http_client: None,
+            roots: Vec::new(),
         }
+    }
+
+    /// Trusts the CA certificates of `pem` (one or more PEM blocks) too,
+    /// for a Tessera behind a private CA.
+    ///
+    /// ```
+    /// # use tessera_verify::VerifierConfig;
+    /// let config = VerifierConfig::new("https://auth.internal");
+    /// assert!(config.root_ca_pem(b"not a certificate").is_err());
+    /// ```
+    pub fn root_ca_pem(mut self, pem: &[u8]) -> Result<Self, FetchError> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| FetchError::Config(format!("root CA: {e}")))?;
+        if certs.is_empty() {
+            return Err(FetchError::Config(
+                "root CA: no PEM certificate found".into(),
+            ));
+        }
+        self.roots.extend(certs);
+        Ok(self)
+    }
+
+    /// Uses `client` for every fetch (proxies, client certificates, its
+    /// own roots and timeouts); [`VerifierConfig::root_ca_pem`] then does
+    /// not apply. Build it with the re-exported [`crate::reqwest`].
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// The JWKS and feed URLs under `tessera_url` (a trailing slash or a
+    /// path prefix both work).
+    fn endpoints(&self) -> Result<(url::Url, url::Url), FetchError> {
+        let mut base = url::Url::parse(&self.tessera_url)
+            .map_err(|e| FetchError::Config(format!("tessera_url {:?}: {e}", self.tessera_url)))?;
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let join = |p: &str| {
+            base.join(p)
+                .map_err(|e| FetchError::Config(format!("tessera_url {:?}: {e}", self.tessera_url)))
+        };
+        Ok((join(".well-known/jwks.json")?, join("revocations")?))
     }
 
     /// Reads the feed token from a file (surrounding whitespace trimmed),
@@ -108,6 +161,7 @@ impl VerifierConfig {
 
 /// Why a token was refused. `Display` is `/verify`'s reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Reason {
     /// A token-level rule.
     #[error(transparent)]
@@ -122,15 +176,21 @@ pub enum Reason {
 
 /// Why a refresh failed (the verifier keeps its last state).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FetchError {
     /// The request failed or the answer was not a 200.
     #[error("could not fetch {what}: {source}")]
     Http {
         /// `JWKS` or `revocation feed`.
         what: &'static str,
-        /// The cause.
-        source: reqwest::Error,
+        /// The cause (the HTTP client's error, boxed: no dependency's type
+        /// is part of this API).
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The configuration can not work (a URL that does not parse, a CA
+    /// file without certificates).
+    #[error("{0}")]
+    Config(String),
     /// The JWKS did not parse.
     #[error("malformed JWKS: {0}")]
     Jwks(String),
@@ -154,6 +214,34 @@ struct Snapshot {
 }
 
 /// Verifies Tessera tokens offline; see the module docs.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use ed25519_dalek::SigningKey;
+/// use tessera_verify::feed::RevocationState;
+/// use tessera_verify::token::{self, Claims};
+/// use tessera_verify::{Verifier, VerifierConfig};
+///
+/// // Keys and feed state at hand (a real service calls refresh/spawn).
+/// let key = SigningKey::from_bytes(&[7; 32]);
+/// let keys = HashMap::from([("k1".to_owned(), key.verifying_key())]);
+/// let mut config = VerifierConfig::new("https://auth.example.com");
+/// config.clock = std::sync::Arc::new(|| 1_800_000_000);
+/// let verifier = Verifier::from_parts(config, keys, RevocationState::default());
+///
+/// let claims = Claims {
+///     iss: "tessera".into(),
+///     sub: "channel_user".into(),
+///     iat: 1_800_000_000,
+///     exp: 1_800_003_600,
+///     jti: "0123456789abcdefghijkl".into(),
+///     generation: None,
+/// };
+/// let header = token::encoded_header("k1");
+/// let jwt = token::encode(&claims, &header, &key);
+/// assert_eq!(verifier.verify(&jwt).unwrap().sub, "channel_user");
+/// assert!(verifier.verify("not.a.token").is_err());
+/// ```
 pub struct Verifier {
     config: VerifierConfig,
     http: reqwest::Client,
@@ -206,14 +294,29 @@ fn max_age(cache_control: Option<&str>) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let snapshot = self.snapshot.load();
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .field("keys", &snapshot.keys.len())
+            .field("feed_seq", &snapshot.feed.seq())
+            .field("refreshed", &snapshot.refreshed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Verifier {
     /// A verifier that has fetched nothing yet: call [`Verifier::refresh`]
     /// (or [`Verifier::spawn`]) before it accepts anything.
     pub fn new(config: VerifierConfig) -> Arc<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
+        let http = config.http_client.clone().unwrap_or_else(|| {
+            let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+            for root in &config.roots {
+                builder = builder.add_root_certificate(root.clone());
+            }
+            builder.build().unwrap_or_default()
+        });
         Arc::new(Self {
             config,
             http,
@@ -250,10 +353,10 @@ impl Verifier {
     }
 
     async fn fetch_jwks(&self) -> Result<(HashMap<String, VerifyingKey>, Duration), FetchError> {
-        let url = format!("{}/.well-known/jwks.json", self.config.tessera_url);
-        let http = |source| FetchError::Http {
+        let (url, _) = self.config.endpoints()?;
+        let http = |source: reqwest::Error| FetchError::Http {
             what: "JWKS",
-            source,
+            source: Box::new(source),
         };
         let r = self.http.get(url).send().await.map_err(http)?;
         let r = r.error_for_status().map_err(http)?;
@@ -286,13 +389,13 @@ impl Verifier {
         keys: &HashMap<String, VerifyingKey>,
         since: Option<u64>,
     ) -> Result<FeedClaims, FetchError> {
-        let mut url = format!("{}/revocations", self.config.tessera_url);
+        let (_, mut url) = self.config.endpoints()?;
         if let Some(c) = since {
-            url.push_str(&format!("?since={c}"));
+            url.query_pairs_mut().append_pair("since", &c.to_string());
         }
-        let http = |source| FetchError::Http {
+        let http = |source: reqwest::Error| FetchError::Http {
             what: "revocation feed",
-            source,
+            source: Box::new(source),
         };
         let mut request = self.http.get(url);
         if let Some(t) = &self.config.feed_token {

@@ -11,11 +11,13 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::http::header::WWW_AUTHENTICATE;
 
+use crate::bearer::{REALM, bearer_token, challenge};
 use crate::token::Claims;
 use crate::verifier::{Reason, Verifier};
 
 /// Why a request was refused; carried in the warp rejection.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum BearerRejection {
     /// No `Authorization: Bearer` token.
     Missing,
@@ -25,24 +27,17 @@ pub enum BearerRejection {
 
 impl warp::reject::Reject for BearerRejection {}
 
-/// The `WWW-Authenticate` value for a refusal (RFC 6750 §3).
-pub fn challenge(realm: &str, refusal: Option<&Reason>) -> String {
-    match refusal {
-        None => format!(r#"Bearer realm="{realm}""#),
-        Some(r) => {
-            format!(r#"Bearer realm="{realm}", error="invalid_token", error_description="{r}""#)
-        }
-    }
-}
-
-/// The token of an `Authorization` header value, if it is a Bearer one.
-pub fn bearer_token(value: Option<&str>) -> Option<&str> {
-    let (scheme, token) = value?.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 /// Extracts the verified claims, or rejects with a [`BearerRejection`].
+///
+/// ```
+/// # let verifier = tessera_verify::Verifier::new(tessera_verify::VerifierConfig::new("https://auth.example.com"));
+/// use warp::Filter;
+/// let hello = warp::path!("hello")
+///     .and(tessera_verify::warp_filter::bearer(verifier))
+///     .map(|claims: std::sync::Arc<tessera_verify::Claims>| format!("hello {}", claims.sub))
+///     .recover(tessera_verify::warp_filter::recover);
+/// # let _ = hello;
+/// ```
 pub fn bearer(
     verifier: Arc<Verifier>,
 ) -> impl Filter<Extract = (Arc<Claims>,), Error = warp::Rejection> + Clone {
@@ -69,11 +64,8 @@ pub async fn handle_rejection(
         None => return Err(r),
     };
     let reply = warp::reply::with_status("unauthorized", StatusCode::UNAUTHORIZED);
-    let reply = warp::reply::with_header(
-        reply,
-        WWW_AUTHENTICATE,
-        challenge("tessera", refusal.as_ref()),
-    );
+    let reply =
+        warp::reply::with_header(reply, WWW_AUTHENTICATE, challenge(REALM, refusal.as_ref()));
     Ok(warp::Reply::into_response(reply))
 }
 
