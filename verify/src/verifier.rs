@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::VerifyingKey;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use serde::Deserialize;
 
 use crate::feed::{FeedClaims, Refusal, RevocationState, StaleFeed};
@@ -30,6 +30,14 @@ const MAX_FEED_BYTES: usize = 64 << 20;
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(30);
 /// Token strings whose signature verified, remembered per keyring.
 const CACHE_CAPACITY: usize = 8192;
+
+/// Verified token strings and their claims, bounded (quick_cache evicts
+/// the least used; nothing is cleared whole).
+type VerifiedCache = quick_cache::sync::Cache<Box<str>, Arc<Claims>>;
+
+fn new_verified_cache() -> Arc<VerifiedCache> {
+    Arc::new(VerifiedCache::new(CACHE_CAPACITY))
+}
 
 /// What to do with tokens while the revocation state is stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,7 +218,8 @@ struct Snapshot {
     /// When the feed was last refreshed, by the configured clock (unix
     /// seconds); None before the first.
     refreshed: Option<u64>,
-    verified: RwLock<HashMap<Box<str>, Arc<Claims>>>,
+    /// Shared by snapshots of one keyring; a new keyring starts empty.
+    verified: Arc<VerifiedCache>,
 }
 
 /// Verifies Tessera tokens offline; see the module docs.
@@ -325,7 +334,7 @@ impl Verifier {
                 jwks_fresh_until: Instant::now(),
                 feed: RevocationState::default(),
                 refreshed: None,
-                verified: RwLock::default(),
+                verified: new_verified_cache(),
             }),
             refreshing: tokio::sync::Mutex::new(()),
             last_kid_refetch: Mutex::new(None),
@@ -347,7 +356,7 @@ impl Verifier {
             jwks_fresh_until: Instant::now() + Duration::from_secs(300),
             feed,
             refreshed: Some((v.config.clock)()),
-            verified: RwLock::default(),
+            verified: new_verified_cache(),
         }));
         v
     }
@@ -455,9 +464,9 @@ impl Verifier {
             feed: state,
             refreshed: Some(now),
             verified: if keys_changed {
-                RwLock::default()
+                new_verified_cache()
             } else {
-                RwLock::new(old.verified.read().clone())
+                old.verified.clone()
             },
         }));
         Ok(())
@@ -537,7 +546,7 @@ impl Verifier {
         if self.config.when_stale == WhenStale::Refuse && !self.fresh_at(&s, now) {
             return Err(Reason::Stale);
         }
-        let cached = s.verified.read().get(bearer).cloned();
+        let cached = s.verified.get(bearer);
         let claims = match cached {
             Some(c) => c,
             None => {
@@ -548,11 +557,7 @@ impl Verifier {
                         }
                     })?;
                 let c = Arc::new(c);
-                let mut map = s.verified.write();
-                if map.len() >= CACHE_CAPACITY {
-                    map.clear();
-                }
-                map.insert(bearer.into(), c.clone());
+                s.verified.insert(bearer.into(), c.clone());
                 c
             }
         };
@@ -590,6 +595,34 @@ mod tests {
         *v.last_kid_refetch.lock() = Some(Instant::now() - UNKNOWN_KID_REFETCH);
         v.unknown_kid();
         assert!(asked(&v).await, "after 30 s it does again");
+    }
+
+    #[test]
+    fn endpoints_are_joined_under_the_base_url_whatever_its_slashes() {
+        let urls = |base: &str| {
+            let (jwks, feed) = VerifierConfig::new(base).endpoints().unwrap();
+            (jwks.to_string(), feed.to_string())
+        };
+        for base in ["https://auth.example.com", "https://auth.example.com/"] {
+            assert_eq!(
+                urls(base),
+                (
+                    "https://auth.example.com/.well-known/jwks.json".into(),
+                    "https://auth.example.com/revocations".into()
+                )
+            );
+        }
+        for base in ["http://gw:8080/tessera", "http://gw:8080/tessera/"] {
+            assert_eq!(
+                urls(base),
+                (
+                    "http://gw:8080/tessera/.well-known/jwks.json".into(),
+                    "http://gw:8080/tessera/revocations".into()
+                )
+            );
+        }
+        let bad = VerifierConfig::new("auth.example.com").endpoints();
+        assert!(matches!(bad, Err(FetchError::Config(m)) if m.contains("auth.example.com")));
     }
 
     #[test]

@@ -145,3 +145,65 @@ async fn the_tower_layer_works_in_axum() {
         r#"Bearer realm="tessera""#
     );
 }
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn the_axum_extractor_gives_claims_and_challenges_per_rfc_6750() {
+    use tessera_verify::Verified;
+    let (v, token) = setup();
+    let app = axum::Router::new()
+        .route(
+            "/whoami",
+            axum::routing::get(|c: Verified| async move { c.sub.clone() }),
+        )
+        .with_state(v.clone());
+    let req = |auth: Option<String>| {
+        let mut b = http::Request::builder().uri("/whoami");
+        if let Some(a) = auth {
+            b = b.header("authorization", a);
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    };
+    let body = |r: http::Response<axum::body::Body>| async move {
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    };
+    let ok = app
+        .clone()
+        .oneshot(req(Some(format!("Bearer {token}"))))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(body(ok).await, "partner");
+    for missing in [None, Some("Basic dXNlcjpwdw==".to_owned())] {
+        let none = app.clone().oneshot(req(missing)).await.unwrap();
+        assert_eq!(none.status(), 401);
+        assert_eq!(
+            none.headers()["www-authenticate"],
+            r#"Bearer realm="tessera""#
+        );
+    }
+    let bad = app
+        .clone()
+        .oneshot(req(Some("Bearer not.a.token".into())))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    assert_eq!(
+        bad.headers()["www-authenticate"],
+        r#"Bearer realm="tessera", error="invalid_token", error_description="malformed token""#
+    );
+    // Behind BearerLayer, the extractor takes the layer's verdict.
+    let layered = axum::Router::new()
+        .route(
+            "/whoami",
+            axum::routing::get(|c: Verified| async move { c.sub.clone() }),
+        )
+        .layer(BearerLayer::new(v.clone()))
+        .with_state(v);
+    let ok = layered
+        .oneshot(req(Some(format!("Bearer {token}"))))
+        .await
+        .unwrap();
+    assert_eq!(body(ok).await, "partner");
+}
