@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{Config, Storage};
+use crate::http::tls::TlsListener;
 use crate::http::{self, AppState, ConnectionLimits};
 use crate::service::{InternalError, Service, Settings};
 use crate::store::{PostgresStore, RedbStore, Store, StoreError};
@@ -61,6 +62,9 @@ pub enum StartError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A `--tls-cert`/`--tls-key` (or admin) pair could not be loaded.
+    #[error("HTTPS: {0}")]
+    Tls(String),
     /// A token file (admin or feed) could not be read or written.
     #[error("token file {path}: {reason}")]
     AdminToken {
@@ -146,14 +150,16 @@ fn load_or_create_token(path: &Path, what: &'static str) -> Result<Zeroizing<Str
 pub const ADMIN_URL_FILE: &str = "admin.url";
 
 /// The admin base URL clients on this host use for a bound address: an
-/// unspecified IP (`0.0.0.0`, `::`) is reached on loopback.
-pub fn admin_base_url(addr: SocketAddr) -> String {
+/// unspecified IP (`0.0.0.0`, `::`) is reached on loopback; `https` when
+/// the admin listener serves TLS.
+pub fn admin_base_url(addr: SocketAddr, https: bool) -> String {
     let ip = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}", SocketAddr::new(ip, addr.port()))
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
 }
 
 /// `<data-dir>/admin.url`, written (0600, replacing a stale one) once the
@@ -162,7 +168,7 @@ pub fn admin_base_url(addr: SocketAddr) -> String {
 struct AdminUrlFile(PathBuf);
 
 impl AdminUrlFile {
-    fn write(data_dir: &Path, addr: SocketAddr, key: &[u8; 32]) -> Result<Self, StartError> {
+    fn write(data_dir: &Path, url: &str, key: &[u8; 32]) -> Result<Self, StartError> {
         let path = data_dir.join(ADMIN_URL_FILE);
         let written = (|| {
             let tmp = data_dir.join(".admin.url.tmp");
@@ -172,7 +178,7 @@ impl AdminUrlFile {
                 .truncate(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            writeln!(file, "{}", admin_base_url(addr))?;
+            writeln!(file, "{url}")?;
             writeln!(file, "{}", crate::instance::encode(key))?;
             file.sync_all()?;
             fs::rename(&tmp, &path)
@@ -210,6 +216,8 @@ pub struct App {
     admin: Option<TcpListener>,
     admin_url_file: Option<AdminUrlFile>,
     limits: ConnectionLimits,
+    partner_tls: Option<Arc<TlsListener>>,
+    admin_tls: Option<Arc<TlsListener>>,
     /// The partner listener's bound address.
     pub partner_addr: SocketAddr,
     /// The admin listener's bound address; None when the admin API is off
@@ -308,6 +316,15 @@ impl App {
                 "--trusted-proxies includes 0.0.0.0/0 or ::/0: any client can choose the address its failed logins are counted under; list only your proxies"
             );
         }
+        let load_tls = |files: &Option<crate::config::TlsFiles>| {
+            files
+                .clone()
+                .map(TlsListener::load)
+                .transpose()
+                .map_err(StartError::Tls)
+        };
+        let partner_tls = load_tls(&config.tls)?;
+        let admin_tls = load_tls(&config.admin_tls)?;
         let (partner, partner_addr) = bind(config.listen).await?;
         let (admin, admin_addr) = match &admin_token {
             Some(_) => {
@@ -321,9 +338,11 @@ impl App {
             reason: format!("no OS randomness: {e}"),
         })?;
         let admin_url_file = match (&config.storage, admin_addr) {
-            (Storage::DataDir(dir), Some(addr)) => {
-                Some(AdminUrlFile::write(dir, addr, &instance_key)?)
-            }
+            (Storage::DataDir(dir), Some(addr)) => Some(AdminUrlFile::write(
+                dir,
+                &admin_base_url(addr, admin_tls.is_some()),
+                &instance_key,
+            )?),
             _ => None,
         };
         let state = Arc::new(AppState {
@@ -338,14 +357,18 @@ impl App {
             feed_token_digest: feed_token.as_deref().map(|t| http::admin::token_digest(t)),
             instance_key: admin_url_file.as_ref().map(|_| instance_key),
             body_read_timeout: config.body_read_timeout,
-            public_url: config
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{partner_addr}")),
+            public_url: config.public_url.clone().unwrap_or_else(|| {
+                let scheme = if partner_tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{partner_addr}")
+            }),
         });
-        tracing::info!(partner = %partner_addr, "listening");
+        tracing::info!(partner = %partner_addr, https = partner_tls.is_some(), "listening");
         match admin_addr {
-            Some(addr) => tracing::info!(admin = %addr, "listening"),
+            Some(addr) => tracing::info!(admin = %addr, https = admin_tls.is_some(), "listening"),
             None => tracing::info!("admin API off: --ephemeral without --admin-token-file"),
         }
         Ok(Self {
@@ -353,6 +376,8 @@ impl App {
             partner,
             admin,
             admin_url_file,
+            partner_tls,
+            admin_tls,
             limits: ConnectionLimits {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
@@ -360,6 +385,47 @@ impl App {
             partner_addr,
             admin_addr,
         })
+    }
+
+    /// With HTTPS on a listener: a task that reloads every certificate on
+    /// SIGHUP, logging each outcome (a failed reload keeps the old one).
+    fn tls_reloader(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let listeners: Vec<(&'static str, Arc<TlsListener>)> = [
+            ("partner", self.partner_tls.clone()),
+            ("admin", self.admin_tls.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(name, tls)| Some((name, tls?)))
+        .collect();
+        if listeners.is_empty() {
+            return None;
+        }
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: certificates reload only on restart");
+                return None;
+            }
+        };
+        Some(tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                for (listener, tls) in &listeners {
+                    match tls.reload() {
+                        Ok(()) => tracing::info!(
+                            listener,
+                            cert = %tls.files().cert.display(),
+                            "certificate reloaded"
+                        ),
+                        Err(e) => tracing::error!(
+                            listener,
+                            error = %e,
+                            "certificate reload failed; still serving the previous one"
+                        ),
+                    }
+                }
+            }
+        }))
     }
 
     /// The use cases this app serves (tests drive background work with it).
@@ -377,10 +443,12 @@ impl App {
                 let _ = rx.wait_for(|s| *s).await;
             }
         };
+        let reloader = self.tls_reloader();
         let partner = tokio::spawn(http::serve(
             self.partner,
             http::partner_routes(&self.state),
             self.limits,
+            self.partner_tls,
             stopped(),
         ));
         let admin = self.admin.map(|listener| {
@@ -388,6 +456,7 @@ impl App {
                 listener,
                 http::admin_routes(&self.state),
                 self.limits,
+                self.admin_tls,
                 stopped(),
             ))
         });
@@ -409,6 +478,9 @@ impl App {
         }
         pruner.abort();
         let _ = pruner.await;
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         if let Some(follower) = keyring_follower {
             follower.abort();
         }

@@ -107,6 +107,21 @@ pub struct ServeArgs {
     /// or --ephemeral the feed stays closed unless this is given].
     #[arg(long, env = "TESSERA_FEED_TOKEN_FILE")]
     pub feed_token_file: Option<PathBuf>,
+    /// Serve the partner API over HTTPS with this PEM certificate chain
+    /// (leaf first); needs --tls-key. Reloaded on SIGHUP.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (not readable by everyone).
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve the admin API over HTTPS with this PEM certificate chain; needs
+    /// --admin-tls-key. Reloaded on SIGHUP. The CLI trusts its CA with
+    /// --ca-file.
+    #[arg(long, env = "TESSERA_ADMIN_TLS_CERT", requires = "admin_tls_key")]
+    pub admin_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --admin-tls-cert.
+    #[arg(long, env = "TESSERA_ADMIN_TLS_KEY", requires = "admin_tls_cert")]
+    pub admin_tls_key: Option<PathBuf>,
     /// A declarative TOML file of users, applied before the listeners open.
     #[arg(long, env = "TESSERA_SEED")]
     pub seed: Option<PathBuf>,
@@ -126,6 +141,24 @@ pub enum Storage {
         /// `--db-outage-grace`.
         outage_grace: Duration,
     },
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    fn pair(cert: Option<PathBuf>, key: Option<PathBuf>) -> Option<Self> {
+        Some(Self {
+            cert: cert?,
+            key: key?,
+        })
+    }
 }
 
 /// Parses a humantime duration of at least one second (`90s`, `15m`, `7d`).
@@ -198,6 +231,10 @@ pub struct Config {
     pub audit_retention_secs: u64,
     /// Where the feed token lives; None keeps the revocation feed closed.
     pub feed_token_file: Option<PathBuf>,
+    /// HTTPS on the partner listener.
+    pub tls: Option<TlsFiles>,
+    /// HTTPS on the admin listener.
+    pub admin_tls: Option<TlsFiles>,
 }
 
 /// The longest token lifetime, server-wide or per user: 366 days.
@@ -270,6 +307,8 @@ impl Config {
             clock_leeway_secs: args.clock_leeway.as_secs(),
             audit_retention_secs: args.audit_retention.as_secs(),
             feed_token_file,
+            tls: TlsFiles::pair(args.tls_cert, args.tls_key),
+            admin_tls: TlsFiles::pair(args.admin_tls_cert, args.admin_tls_key),
             throttle: ThrottleConfig {
                 failures: args.throttle_failures,
                 window: args.throttle_window,

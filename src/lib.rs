@@ -59,6 +59,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod declaration;
+pub mod error_chain;
 pub mod hash_pool;
 pub mod http;
 pub mod instance;

@@ -42,6 +42,34 @@ pub struct Common {
     /// Print the admin API's JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Trust the CA certificates in this PEM file (besides the public
+    /// roots) for an admin API served over HTTPS (`serve --admin-tls-cert`).
+    #[arg(long, env = "TESSERA_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The HTTP client every online command uses: the public roots plus
+/// `--ca-file`'s certificates, a 5 s connect timeout.
+fn http_client(common: &Common) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().connect_timeout(std::time::Duration::from_secs(5));
+    if let Some(path) = &common.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("--ca-file {}: could not read it: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("--ca-file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("could not set up the HTTP client: {e}"))
 }
 
 /// The admin API, reached one way or the other.
@@ -101,7 +129,12 @@ fn admin_url(data_dir: &Path) -> Result<(String, Option<Vec<u8>>), String> {
 /// Asks the admin API at `url` to prove it holds `key` (the one in
 /// `admin.url`) before the admin token is sent there: a stale file left by
 /// a server that crashed may name a port someone else listens on now.
-async fn confirm_instance(url: &str, key: Option<&[u8]>, data_dir: &Path) -> Result<(), String> {
+async fn confirm_instance(
+    client: &reqwest::Client,
+    url: &str,
+    key: Option<&[u8]>,
+    data_dir: &Path,
+) -> Result<(), String> {
     let refuse = |why: String| {
         format!(
             "not sending the admin token to {url}: it could not prove it is the server holding {} ({why}); {} may be stale, left by a server that stopped uncleanly. Find what holds the data dir, or pass --admin-url",
@@ -117,20 +150,21 @@ async fn confirm_instance(url: &str, key: Option<&[u8]>, data_dir: &Path) -> Res
     let nonce = crate::instance::encode(
         &crate::instance::random().map_err(|e| format!("no OS randomness: {e}"))?,
     );
-    let client = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
     let answer = client
         .get(format!(
             "{}{}?nonce={nonce}",
             url.trim_end_matches('/'),
             crate::instance::PATH
         ))
+        .timeout(std::time::Duration::from_secs(10))
         .send()
         .await
-        .map_err(|e| refuse(format!("unreachable: {e}")))?;
+        .map_err(|e| {
+            refuse(format!(
+                "unreachable: {}",
+                crate::error_chain::with_causes(&e)
+            ))
+        })?;
     if !answer.status().is_success() {
         return Err(refuse(format!("it answered {}", answer.status())));
     }
@@ -149,7 +183,11 @@ async fn confirm_instance(url: &str, key: Option<&[u8]>, data_dir: &Path) -> Res
 /// it is that server before trusting it with the admin token).
 pub async fn connect(common: &Common, needs: Needs) -> Result<Backend, String> {
     if let Some(url) = &common.admin_url {
-        return Ok(Backend::Online(OverHttp::new(url, read_token(common)?)?));
+        return Ok(Backend::Online(OverHttp::new(
+            url,
+            read_token(common)?,
+            http_client(common)?,
+        )));
     }
     let dir = &common.data_dir;
     if needs == Needs::Existing && !dir.join(DB_FILE).exists() {
@@ -165,8 +203,13 @@ pub async fn connect(common: &Common, needs: Needs) -> Result<Backend, String> {
         )?)),
         Err(StoreError::InUse(_)) => {
             let (url, key) = admin_url(dir)?;
-            confirm_instance(&url, key.as_deref(), dir).await?;
-            Ok(Backend::Online(OverHttp::new(&url, read_token(common)?)?))
+            let client = http_client(common)?;
+            confirm_instance(&client, &url, key.as_deref(), dir).await?;
+            Ok(Backend::Online(OverHttp::new(
+                &url,
+                read_token(common)?,
+                client,
+            )))
         }
         Err(e) => Err(e.to_string()),
     }

@@ -15,29 +15,19 @@ pub struct OverHttp {
 }
 
 impl OverHttp {
-    /// A client for `base` (`http://127.0.0.1:8081`) sending `token`.
-    pub fn new(base: &str, token: Zeroizing<String>) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .build()
-            .map_err(|e| format!("could not set up the HTTP client: {e}"))?;
-        Ok(Self {
+    /// `client` calling `base` (`http://127.0.0.1:8081`) with `token`.
+    pub fn new(base: &str, token: Zeroizing<String>, client: reqwest::Client) -> Self {
+        Self {
             base: base.trim_end_matches('/').to_owned(),
             token,
             client,
-        })
+        }
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> CallError {
-        let mut reason = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            reason = format!("{reason}: {s}");
-            source = s.source();
-        }
         CallError::Unreachable {
             url: self.base.clone(),
-            reason,
+            reason: crate::error_chain::with_causes(e),
         }
     }
 

@@ -543,6 +543,9 @@ fn check_token(
                         "exp": c.exp,
                     }),
                     Err(VerifyError::Internal(e)) => return Err(AdminError::Internal(e).into()),
+                    Err(VerifyError::Unavailable(why)) => {
+                        return Err(AdminError::Unavailable(why).into());
+                    }
                     Err(e) => serde_json::json!({ "valid": false, "reason": e.to_string() }),
                 };
                 Ok(json(StatusCode::OK, &verdict))

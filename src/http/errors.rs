@@ -225,6 +225,14 @@ pub fn bearer_challenge(description: Option<&str>) -> Response {
 pub fn verify_error(e: &VerifyError) -> Response {
     match e {
         VerifyError::Internal(inner) => internal(inner),
+        VerifyError::Unavailable(why) => {
+            tracing::warn!(reason = %why, "verify: account state unavailable, answered 503");
+            with_header(
+                text(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY),
+                RETRY_AFTER,
+                "1",
+            )
+        }
         other => bearer_challenge(Some(&other.to_string())),
     }
 }

@@ -15,6 +15,7 @@ pub mod form;
 pub mod oauth;
 pub mod partner;
 pub mod reply;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -184,11 +185,13 @@ fn log_changes(
 
 /// Serves `filter` on `listener` until `shutdown` resolves, then lets
 /// in-flight requests finish for up to [`DRAIN_TIMEOUT`]. A client that has
-/// not sent its whole request head within `header_read_timeout` is cut off.
+/// not sent its whole request head (with `tls`: finished its handshake)
+/// within `header_read_timeout` is cut off.
 pub async fn serve(
     listener: TcpListener,
     filter: impl Routes,
     limits: ConnectionLimits,
+    tls: Option<Arc<tls::TlsListener>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let service = warp::service(filter);
@@ -235,10 +238,37 @@ pub async fn serve(
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
-        let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
+        // The certificate current now: a reload changes later connections.
+        let acceptor = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let ended = match acceptor {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), hyper_service);
+                    watcher.watch(connection).await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            let connection =
+                                builder.serve_connection(TokioIo::new(stream), hyper_service);
+                            watcher.watch(connection).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             drop(slot);

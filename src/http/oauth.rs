@@ -23,6 +23,7 @@ use zeroize::Zeroizing;
 use super::errors::{OAuthError, methods};
 use super::reply::{self, json, with_header};
 use super::{AppState, body, form, peer, with_state};
+use crate::service::AdminError;
 use crate::service::IssueError;
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 
@@ -332,6 +333,9 @@ async fn introspection(
             "token_type": "Bearer",
         }),
         Err(crate::service::VerifyError::Internal(e)) => return Err(OAuthError::Internal(e)),
+        Err(crate::service::VerifyError::Unavailable(why)) => {
+            return Err(OAuthError::Admin(AdminError::Unavailable(why)));
+        }
         Err(_) => serde_json::json!({ "active": false }),
     };
     Ok(json(StatusCode::OK, &verdict))
@@ -368,6 +372,10 @@ async fn revocation(
             "the token was issued to another client",
         )),
         Err(crate::service::VerifyError::Internal(e)) => Err(OAuthError::Internal(e)),
+        // Not "nothing to do": whether the token is valid is unknown.
+        Err(crate::service::VerifyError::Unavailable(why)) => {
+            Err(OAuthError::Admin(AdminError::Unavailable(why)))
+        }
         Err(_) => Ok(reply::empty(StatusCode::OK)),
     }
 }

@@ -39,6 +39,10 @@ pub enum VerifyError {
     /// The account refuses the token.
     #[error(transparent)]
     Account(#[from] AccountError),
+    /// The account could not be read now (a cluster node cut off from
+    /// its database): 503, try again; never a verdict either way.
+    #[error("account state unavailable: {0}")]
+    Unavailable(String),
     /// Something broke inside; logged, shown as a plain 500.
     #[error(transparent)]
     Internal(#[from] InternalError),
@@ -61,6 +65,7 @@ impl VerifyError {
             Self::Token(_) => "invalid",
             Self::Revoked | Self::Account(AccountError::Revoked) => "revoked",
             Self::Account(_) => "account",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "error",
         }
     }

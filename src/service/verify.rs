@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 
 use super::{InternalError, Service, VerifyError};
 use crate::keys::Keyring;
+use crate::store::StoreError;
 use crate::token::{self, Claims};
 use crate::user::{AccountError, Username};
 
@@ -81,7 +82,10 @@ impl Service {
         let user = self
             .store
             .user(&name)
-            .map_err(InternalError::from)?
+            .map_err(|e| match e {
+                StoreError::Unavailable(why) => VerifyError::Unavailable(why),
+                e => InternalError::from(e).into(),
+            })?
             .ok_or(AccountError::Deleted)?;
         user.accepts(&claims, now)?;
         Ok(claims)

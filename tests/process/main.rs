@@ -11,6 +11,7 @@ mod cluster;
 mod deploy;
 mod faults;
 mod helpers;
+mod https;
 mod interop;
 mod lifecycle;
 mod memory;

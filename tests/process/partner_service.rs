@@ -60,8 +60,12 @@ async fn start_sample(
     let bin = tokio::task::spawn_blocking(move || build_example(example))
         .await
         .unwrap();
-    let mut child = Command::new(bin)
-        .args(["--tessera-url", &app.partner, "--listen", "127.0.0.1:0"])
+    let mut command = Command::new(bin);
+    if !args.contains(&"--tessera-url") {
+        command.args(["--tessera-url", &app.partner]);
+    }
+    let mut child = command
+        .args(["--listen", "127.0.0.1:0"])
         .arg("--feed-token-file")
         .arg(app.data_dir.join("feed.token"))
         .args(args)

@@ -38,6 +38,7 @@ use super::snapshot::{self, ImportCounts};
 use super::{
     Audit, AuditEvent, Changes, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite,
 };
+use crate::error_chain::with_causes;
 use crate::keys::KeyRecord;
 use crate::user::{User, Username};
 
@@ -76,23 +77,6 @@ CREATE INDEX IF NOT EXISTS tessera_revocations_version ON tessera_revocations (v
 
 fn backend(e: impl std::error::Error) -> StoreError {
     StoreError::Unavailable(with_causes(&e))
-}
-
-/// An error and its causes, `outer: inner: …`: tokio-postgres says only
-/// "error performing TLS handshake", the cause says which certificate
-/// check failed.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    text
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
