@@ -381,6 +381,7 @@ impl App {
             limits: ConnectionLimits {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
+                access_log: config.access_log,
             },
             partner_addr,
             admin_addr,

@@ -122,6 +122,10 @@ pub struct ServeArgs {
     /// The PEM private key of --admin-tls-cert.
     #[arg(long, env = "TESSERA_ADMIN_TLS_KEY", requires = "admin_tls_cert")]
     pub admin_tls_key: Option<PathBuf>,
+    /// Log one line per request (method, path, status, duration, caller);
+    /// never a query string or a header, so no password or token.
+    #[arg(long, env = "TESSERA_ACCESS_LOG")]
+    pub access_log: bool,
     /// A declarative TOML file of users, applied before the listeners open.
     #[arg(long, env = "TESSERA_SEED")]
     pub seed: Option<PathBuf>,
@@ -235,6 +239,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// HTTPS on the admin listener.
     pub admin_tls: Option<TlsFiles>,
+    /// `--access-log`.
+    pub access_log: bool,
 }
 
 /// The longest token lifetime, server-wide or per user: 366 days.
@@ -309,6 +315,7 @@ impl Config {
             feed_token_file,
             tls: TlsFiles::pair(args.tls_cert, args.tls_key),
             admin_tls: TlsFiles::pair(args.admin_tls_cert, args.admin_tls_key),
+            access_log: args.access_log,
             throttle: ThrottleConfig {
                 failures: args.throttle_failures,
                 window: args.throttle_window,

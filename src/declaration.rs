@@ -247,7 +247,58 @@ pub fn check_all(users: &[DeclaredUser]) -> Result<Vec<Desired>, String> {
 
 /// Reads a TOML declarative file's text.
 pub fn parse_toml(text: &str) -> Result<DeclarationFile, String> {
-    toml::from_str(text).map_err(|e| e.to_string())
+    toml::from_str(text).map_err(|e| {
+        let entries: Vec<toml::Value> = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|mut t| t.remove("user"))
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or_default();
+        let bad = entries
+            .iter()
+            .position(|v| DeclaredUser::deserialize(v.clone()).is_err());
+        match bad {
+            Some(i) => format!(
+                "{}: {e}",
+                which_user(i, entries[i].get("username").and_then(toml::Value::as_str))
+            ),
+            None => e.to_string(),
+        }
+    })
+}
+
+/// Reads a `POST /admin/apply` body; a user entry that does not read is
+/// named (its place and username) beside serde's line and column.
+pub fn parse_apply_json(body: &[u8]) -> Result<ApplyRequest, String> {
+    serde_json::from_slice(body).map_err(|e| {
+        let entries: Vec<serde_json::Value> = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|mut v| v.get_mut("users").map(serde_json::Value::take))
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default();
+        let bad = entries
+            .iter()
+            .position(|v| DeclaredUser::deserialize(v).is_err());
+        match bad {
+            Some(i) => format!(
+                "{}: {e}",
+                which_user(
+                    i,
+                    entries[i]
+                        .get("username")
+                        .and_then(serde_json::Value::as_str)
+                )
+            ),
+            None => e.to_string(),
+        }
+    })
+}
+
+/// `user "alice" (entry 3)`, or `entry 3` when it has no readable name.
+fn which_user(index: usize, username: Option<&str>) -> String {
+    match username {
+        Some(name) => format!("user {name:?} (entry {})", index + 1),
+        None => format!("the user of entry {}", index + 1),
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +389,25 @@ mod tests {
     fn unknown_fields_are_refused_with_their_place() {
         let err = parse_toml("[[user]]\nusername = \"a\"\npasword = \"x\"\n").unwrap_err();
         assert!(err.contains("pasword") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_entry_is_named_by_its_user_in_toml_and_json() {
+        let toml = "[[user]]\nusername = \"ok\"\n[[user]]\nusername = \"bob\"\nstatus = \"gone\"\n[[user]]\nusername = \"c\"\npasword = \"x\"\n";
+        let err = parse_toml(toml).unwrap_err();
+        assert!(err.starts_with("user \"bob\" (entry 2): "), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+        let err = parse_toml("[[user]]\nusernam = \"x\"\n").unwrap_err();
+        assert!(err.starts_with("the user of entry 1: "), "{err}");
+        let json = br#"{"users":[{"username":"ok"},{"username":"carol","pasword":"x"}]}"#;
+        let err = parse_apply_json(json).unwrap_err();
+        assert!(
+            err.starts_with("user \"carol\" (entry 2): unknown field `pasword`"),
+            "{err}"
+        );
+        let err = parse_apply_json(br#"{"users":[],"prune_all":true}"#).unwrap_err();
+        assert!(err.starts_with("unknown field"), "{err}");
+        assert!(parse_apply_json(br#"{"users":[{"username":"ok"}]}"#).is_ok());
     }
 
     #[test]

@@ -20,7 +20,7 @@ use warp::reply::Response;
 use super::errors::{ApiError, Listener, Unauthorized, methods};
 use super::reply::{self, json, with_header};
 use super::{AppState, body, form, raw_query, with_state};
-use crate::declaration::{self, ApplyRequest};
+use crate::declaration;
 use crate::service::{AdminError, KeyView, NewUser, RevokeTarget, UserPatch, VerifyError};
 use crate::store::{AuditEvent, Page};
 use crate::time;
@@ -733,7 +733,8 @@ fn apply(
         .and(body::bytes(MAX_APPLY_BYTES, state.body_read_timeout))
         .then(|state: Arc<AppState>, body: Bytes| async move {
             respond(&state, "apply", async {
-                let request: ApplyRequest = json_body(&body)?;
+                let request = declaration::parse_apply_json(&body)
+                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
                 let desired = declaration::check_all(&request.users).map_err(ApiError::invalid)?;
                 let report = state
                     .service

@@ -27,7 +27,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
 use tokio::net::TcpListener;
 use warp::Filter;
-use warp::http::HeaderMap;
+use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 
 use crate::client::{self, ClientKey};
@@ -155,6 +155,23 @@ pub struct ConnectionLimits {
     /// Connections served at once; further ones wait in the kernel's
     /// accept queue, so the process never runs out of file descriptors.
     pub max_connections: usize,
+    /// `--access-log`: one line per request (see [`log_access`]).
+    pub access_log: bool,
+}
+
+/// One access-log line: method, path, status, duration and caller. Never
+/// the query string (where `/generateToken` carries passwords) nor any
+/// header (where bearer tokens travel).
+fn log_access(method: &Method, path: &str, status: u16, peer: SocketAddr, started: Instant) {
+    tracing::info!(
+        target: "tessera::access",
+        method = %method,
+        path,
+        status,
+        source = %peer,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
 }
 
 /// One line per change a request made (see [`crate::change_log`]): the
@@ -223,12 +240,22 @@ pub async fn serve(
         let hyper_service =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(Peer(peer));
+                let access = limits.access_log.then(|| {
+                    (
+                        req.method().clone(),
+                        req.uri().path().to_owned(),
+                        Instant::now(),
+                    )
+                });
                 let mut service = service.clone();
                 let answer = tower_service::Service::call(&mut service, req);
                 async move {
                     let (answer, changes) = crate::change_log::collect(answer).await;
                     if let Ok(response) = &answer {
                         log_changes(&changes, peer, response.status());
+                        if let Some((method, path, started)) = access {
+                            log_access(&method, &path, response.status().as_u16(), peer, started);
+                        }
                     }
                     answer
                 }

@@ -596,19 +596,22 @@ async fn a_reader_that_closes_the_pipe_early_ends_the_command_quietly() {
 }
 
 #[test]
-fn the_readme_configuration_table_lists_every_serve_flag_with_its_env_var() {
+fn the_configuration_page_lists_every_serve_flag_with_its_env_var() {
     let help = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["serve", "--help"])
         .output()
         .unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let table = readme
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let table = page
         .split("## Configuration")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
-        .expect("the README has a Configuration section");
+        .expect("docs/configuration.md has a Configuration section");
     let mut flags = Vec::new();
     let mut flag = None;
     for line in help.lines().map(str::trim) {
@@ -618,10 +621,7 @@ fn the_readme_configuration_table_lists_every_serve_flag_with_its_env_var() {
             let env = env.split(['=', ']']).next().unwrap();
             let f = flag.take().expect("an env line follows its flag");
             let row = format!("| `{f}` | `{env}` |");
-            assert!(
-                table.contains(&row),
-                "the README's configuration table lacks {row}"
-            );
+            assert!(table.contains(&row), "docs/configuration.md lacks {row}");
             flags.push(f);
         }
     }

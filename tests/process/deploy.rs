@@ -1,4 +1,4 @@
-//! What the README tells an operator to paste, run against the real thing:
+//! What the README and docs/ tell an operator to paste, run against the real thing:
 //! the systemd unit under `systemd-analyze verify`, the five-minute
 //! walkthrough run verbatim, and the nginx and Caddy forward-auth snippets
 //! in front of a real server. Missing tools are installed from Debian's
@@ -30,10 +30,13 @@ fn ensure_tools(pairs: &[&str]) {
     assert!(status.success(), "could not install {pairs:?}");
 }
 
-/// The README shows `path`'s text verbatim (so what is tested is what is
-/// pasted).
+/// The README or a page of `docs/` shows `path`'s text verbatim (so what
+/// is tested is what is pasted).
 fn assert_readme_shows(path: &str) {
-    let readme = read("README.md");
+    let mut readme = read("README.md");
+    for page in std::fs::read_dir(repo("docs")).unwrap() {
+        readme.push_str(&std::fs::read_to_string(page.unwrap().path()).unwrap());
+    }
     let text = read(path);
     let body: String = text
         .lines()
@@ -42,7 +45,7 @@ fn assert_readme_shows(path: &str) {
         .join("\n");
     assert!(
         readme.contains(&body),
-        "README.md does not show {path} verbatim"
+        "neither README.md nor docs/ shows {path} verbatim"
     );
 }
 
@@ -82,21 +85,7 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
 #[test]
 fn the_five_minute_walkthrough_runs_as_written() {
     assert_readme_shows("deploy/five-minutes.sh");
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tessera")).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
-    // Its own network namespace: the walkthrough's :8080/:8081 are free there.
-    let unshare: &[&str] = if is_root() { &["--net"] } else { &["-rn"] };
-    let out = Command::new("unshare")
-        .args(unshare)
-        .args(["bash", "-c", "ip link set lo up && exec bash \"$0\""])
-        .arg(repo("deploy/five-minutes.sh"))
-        .env("PATH", path)
-        .env_remove("TESSERA_DATA_DIR")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let stdout = run_walkthrough("deploy/five-minutes.sh");
     for expected in [
         "channel_user  active",
         "valid:       yes",
@@ -110,6 +99,45 @@ fn the_five_minute_walkthrough_runs_as_written() {
             "{expected:?} missing from:\n{stdout}"
         );
     }
+}
+
+#[test]
+fn the_https_walkthrough_runs_as_written() {
+    ensure_tools(&["openssl=openssl", "curl=curl"]);
+    assert_readme_shows("deploy/https.sh");
+    let stdout = run_walkthrough("deploy/https.sh");
+    for expected in [
+        "verify over HTTPS: 200",
+        "valid:       yes",
+        "sub:         channel_user",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from:\n{stdout}"
+        );
+    }
+}
+
+/// Runs a README walkthrough with this build's `tessera` first on PATH, in
+/// a network namespace of its own (its :8080/:8081 are free there);
+/// asserts it exits 0 and returns its stdout.
+fn run_walkthrough(script: &str) -> String {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tessera")).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    // Its own network namespace: the walkthrough's :8080/:8081 are free there.
+    let unshare: &[&str] = if is_root() { &["--net"] } else { &["-rn"] };
+    let out = Command::new("unshare")
+        .args(unshare)
+        .args(["bash", "-c", "ip link set lo up && exec bash \"$0\""])
+        .arg(repo(script))
+        .env("PATH", path)
+        .env_remove("TESSERA_DATA_DIR")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    stdout.into_owned()
 }
 
 fn is_root() -> bool {

@@ -252,7 +252,7 @@ async fn stopped_data_dir() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn tessera(args: &[&str], data_dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
+    Command::new(crate::helpers::tessera_bin())
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)

@@ -61,13 +61,22 @@ pub fn spawn_on(
     spawn_on_with_env(data_dir, args, &[])
 }
 
+/// The binary under test: this build's, or `TESSERA_TEST_BIN` to run the
+/// process tests against another build (showing a new test failing on an
+/// older release).
+pub fn tessera_bin() -> std::path::PathBuf {
+    std::env::var_os("TESSERA_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tessera").into())
+}
+
 /// [`spawn_on`] with extra environment variables (libfaketime's, say).
 pub fn spawn_on_with_env(
     data_dir: &Path,
     args: &[&str],
     envs: &[(&str, &str)],
 ) -> Result<TestProcess, (Option<ExitStatus>, String)> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    let mut command = Command::new(tessera_bin());
     command.arg("serve").arg("--data-dir").arg(data_dir);
     if !args.contains(&"--listen") {
         command.args(["--listen", "127.0.0.1:0"]);

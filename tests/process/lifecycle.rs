@@ -322,3 +322,53 @@ async fn each_change_is_one_log_line_with_its_caller_and_outcome() {
     assert!(listening.iter().any(|l| l["fields"]["partner"].is_string()));
     assert!(listening.iter().any(|l| l["fields"]["admin"].is_string()));
 }
+
+#[tokio::test]
+async fn the_access_log_has_every_request_and_no_secret() {
+    let app = spawn_app_with_env(&[
+        ("TESSERA_LOG_FORMAT", "json"),
+        ("TESSERA_ACCESS_LOG", "true"),
+    ])
+    .await;
+    let pw = app.create_user("logged").await;
+    let token = app.token_for("logged", &pw).await;
+    assert_eq!(app.verify(&token).await.status(), StatusCode::OK);
+    let wrong = app.generate_token("logged", "not-the-password-0123").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let log = app.log();
+    let requests: Vec<(String, String, u64)> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["fields"]["message"] == "request")
+        .map(|l| {
+            let f = &l["fields"];
+            assert!(
+                f["source"].as_str().unwrap().starts_with("127.0.0.1:"),
+                "{l}"
+            );
+            assert!(f["micros"].is_u64(), "{l}");
+            (
+                f["method"].as_str().unwrap().to_owned(),
+                f["path"].as_str().unwrap().to_owned(),
+                f["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expect = |m: &str, p: &str, s: u64| (m.to_owned(), p.to_owned(), s);
+    for line in [
+        expect("POST", "/admin/users", 201),
+        expect("POST", "/generateToken", 200),
+        expect("GET", "/verify", 200),
+        expect("POST", "/generateToken", 401),
+    ] {
+        assert!(requests.contains(&line), "{line:?} not in {requests:?}");
+    }
+    for secret in [
+        pw.as_str(),
+        "not-the-password-0123",
+        &token,
+        &app.admin_token,
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log:\n{log}");
+    }
+}
