@@ -20,6 +20,7 @@ fn claims() -> Claims {
         exp: 1_800_003_600,
         jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
         generation: None,
+        scope: None,
     }
 }
 

@@ -10,6 +10,7 @@ use crate::password::PasswordHash;
 use crate::time;
 use crate::token::Claims;
 pub use tessera_verify::account::{AccountState, Refusal as AccountError};
+use tessera_verify::scope::Scopes;
 
 /// The longest username accepted.
 pub const MAX_USERNAME_LEN: usize = 128;
@@ -139,6 +140,10 @@ pub struct User {
     /// [`tessera_verify::account`]).
     #[serde(default)]
     pub generation: u64,
+    /// The scopes the account holds (see [`tessera_verify::scope`]): its
+    /// tokens are granted these, and may use them only while it still does.
+    #[serde(default)]
+    pub scopes: Scopes,
 }
 
 impl User {
@@ -156,6 +161,7 @@ impl User {
             note: None,
             password,
             generation,
+            scopes: Scopes::default(),
         }
     }
 
@@ -246,6 +252,7 @@ mod tests {
             exp: iat + 60,
             jti: "j".into(),
             generation: None,
+            scope: None,
         }
     }
 
@@ -300,6 +307,7 @@ mod tests {
         u.generation = 3;
         let current = Claims {
             generation: Some(3),
+            scope: None,
             ..claims(1)
         };
         assert_eq!(u.accepts(&current, 1600), Ok(()), "the generation decides");

@@ -31,6 +31,7 @@ fn claims_strategy() -> impl Strategy<Value = Claims> {
             exp: iat + ttl,
             jti,
             generation,
+            scope: None,
         })
 }
 

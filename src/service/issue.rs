@@ -185,6 +185,7 @@ impl Service {
             exp,
             jti: new_jti(),
             generation: Some(user.generation),
+            scope: None,
         };
         let keys = self.keys.load();
         let active = keys.ring.active();

@@ -45,7 +45,7 @@ const SEQ_TO_AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 /// The schema this build reads and writes. Version 3 added the user's
 /// generation; a version 2 file is migrated at open.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 const SCHEMA_KEY: &str = "schema_version";
 /// The last account generation drawn ([`Store::next_generation`]).
 const GENERATION_KEY: &str = "generation";
@@ -185,7 +185,7 @@ struct UserV2 {
 
 impl From<UserV2> for User {
     fn from(v2: UserV2) -> Self {
-        User {
+        User::from(UserV3 {
             username: v2.username,
             status: v2.status,
             created_at: v2.created_at,
@@ -196,20 +196,62 @@ impl From<UserV2> for User {
             note: v2.note,
             password: v2.password,
             generation: 0,
+        })
+    }
+}
+
+/// A user record as schema 3 wrote it: [`User`] before its scopes.
+#[derive(serde::Deserialize)]
+struct UserV3 {
+    username: Username,
+    status: crate::user::AccountStatus,
+    created_at: u64,
+    updated_at: u64,
+    expires_at: Option<u64>,
+    token_ttl_secs: Option<u64>,
+    tokens_valid_after: Option<u64>,
+    note: Option<String>,
+    password: crate::password::PasswordHash,
+    generation: u64,
+}
+
+impl From<UserV3> for User {
+    fn from(v3: UserV3) -> Self {
+        User {
+            username: v3.username,
+            status: v3.status,
+            created_at: v3.created_at,
+            updated_at: v3.updated_at,
+            expires_at: v3.expires_at,
+            token_ttl_secs: v3.token_ttl_secs,
+            tokens_valid_after: v3.tokens_valid_after,
+            note: v3.note,
+            password: v3.password,
+            generation: v3.generation,
+            scopes: Default::default(),
         }
     }
 }
 
-/// Rewrites every schema 2 user record in the schema 3 layout (generation
-/// 0: its tokens keep the time rule), inside the caller's transaction.
-fn migrate_users_from_v2(tx: &WriteTransaction) -> Result<u64, StoreError> {
+/// A user record in the layout of `schema` (2, 3 or this build's).
+fn decode_user_of(schema: u64, bytes: &[u8]) -> Result<User, postcard::Error> {
+    match schema {
+        2 => postcard::from_bytes::<UserV2>(bytes).map(User::from),
+        3 => postcard::from_bytes::<UserV3>(bytes).map(User::from),
+        _ => decode_user(bytes),
+    }
+}
+
+/// Rewrites every user record of `schema` (2: before generations, which
+/// become 0 and keep the time rule; 3: before scopes, which start empty)
+/// in this build's layout, inside the caller's transaction.
+fn migrate_users(tx: &WriteTransaction, schema: u64) -> Result<u64, StoreError> {
     let mut table = tx.open_table(USERNAME_TO_USER)?;
     let mut rewritten = Vec::new();
     for entry in table.iter()? {
         let (k, v) = entry?;
-        let old: UserV2 =
-            postcard::from_bytes(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
-        rewritten.push(User::from(old));
+        let old = decode_user_of(schema, v.value()).map_err(|e| corrupt("users", k.value(), e))?;
+        rewritten.push(old);
     }
     for user in &rewritten {
         table.insert(user.username.as_str(), encode_user(user).as_slice())?;
@@ -267,10 +309,10 @@ fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> {
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
             }
             Some(v) if v == SCHEMA_VERSION => {}
-            Some(2) => {
-                let users = migrate_users_from_v2(&tx)?;
+            Some(old @ (2 | 3)) => {
+                let users = migrate_users(&tx, old)?;
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
-                tracing::info!(path = %path.display(), users, "migrated the database from schema 2 to 3 (account generations)");
+                tracing::info!(path = %path.display(), users, from = old, to = SCHEMA_VERSION, "migrated the database (schema 3: account generations; 4: scopes)");
             }
             Some(found) => {
                 return Err(StoreError::Schema {
@@ -688,19 +730,14 @@ fn decode_everything(db: &Database) -> Result<FileSummary, StoreError> {
         Err(redb::TableError::TableDoesNotExist(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    if schema.is_none_or(|v| v != 2 && v != SCHEMA_VERSION) {
+    let Some(schema) = schema.filter(|v| matches!(v, 2 | 3) || *v == SCHEMA_VERSION) else {
         // Empty, or another build's schema: opening says which and what
         // to do; there is nothing this build knows how to decode.
         return Ok(summary);
-    }
+    };
     for entry in tx.open_table(USERNAME_TO_USER)?.iter()? {
         let (k, v) = entry?;
-        if schema == Some(2) {
-            postcard::from_bytes::<UserV2>(v.value())
-                .map_err(|e| corrupt("users", k.value(), e))?;
-        } else {
-            decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
-        }
+        decode_user_of(schema, v.value()).map_err(|e| corrupt("users", k.value(), e))?;
         summary.users += 1;
     }
     for entry in tx.open_table(KID_TO_KEY)?.iter()? {
@@ -1277,6 +1314,49 @@ mod tests {
             fs::metadata(&data).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    #[test]
+    fn users_of_schemas_2_and_3_are_migrated_to_this_layout() {
+        // Postcard writes fields in order, so an older record is this
+        // layout cut before the fields it lacked: scopes (an empty list,
+        // one byte) since 4, generation (0, one byte) since 3.
+        for (schema, generation, cut) in [(3u64, 7u64, 1usize), (2, 0, 2)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut old = user("a");
+            old.generation = generation;
+            {
+                let db = Database::create(dir.path().join(DB_FILE)).unwrap();
+                let tx = db.begin_write().unwrap();
+                tx.open_table(META)
+                    .unwrap()
+                    .insert(SCHEMA_KEY, schema)
+                    .unwrap();
+                let bytes = encode_user(&old);
+                tx.open_table(USERNAME_TO_USER)
+                    .unwrap()
+                    .insert("a", &bytes[..bytes.len() - cut])
+                    .unwrap();
+                tx.open_table(KID_TO_KEY).unwrap();
+                tx.open_table(JTI_TO_EXP).unwrap();
+                tx.open_table(SEQ_TO_AUDIT).unwrap();
+                tx.commit().unwrap();
+            }
+            let store = RedbStore::open(dir.path()).unwrap();
+            let name = Username::parse("a").unwrap();
+            assert_eq!(store.user(&name).unwrap(), Some(old), "schema {schema}");
+            drop(store);
+            let db = Database::open(dir.path().join(DB_FILE)).unwrap();
+            let tx = db.begin_read().unwrap();
+            let found = tx
+                .open_table(META)
+                .unwrap()
+                .get(SCHEMA_KEY)
+                .unwrap()
+                .unwrap()
+                .value();
+            assert_eq!(found, SCHEMA_VERSION);
+        }
     }
 
     #[test]

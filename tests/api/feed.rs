@@ -489,6 +489,7 @@ async fn a_tight_follower_racing_writers_misses_nothing() {
                 exp,
                 jti: format!("w{w}-{i:04}-AAAAAAAAAAAAAA"),
                 generation: None,
+                scope: None,
             };
             assert!(
                 followed.state.check(&claims, app.now()).is_err(),
@@ -504,6 +505,7 @@ async fn a_tight_follower_racing_writers_misses_nothing() {
             exp,
             jti: "never-revoked-AAAAAAAA".into(),
             generation: Some(u64::MAX),
+            scope: None,
         };
         assert_eq!(
             followed.state.check(&claims, app.now()),

@@ -27,6 +27,7 @@ fn verify(c: &mut Criterion) {
             exp: now + 3600,
             jti: format!("{jti:022}"),
             generation: None,
+            scope: None,
         };
         token::encode(&claims, &header, &key)
     };

@@ -105,6 +105,7 @@ mod tests {
             exp: iat + 60,
             jti: "j".into(),
             generation,
+            scope: None,
         }
     }
 

@@ -234,6 +234,7 @@ mod tests {
             exp: iat + 3600,
             jti: jti.into(),
             generation: None,
+            scope: None,
         }
     }
 
@@ -328,6 +329,7 @@ mod tests {
         assert_eq!(s.check(&claims("r", 300, "j"), 400), Ok(()));
         let generation = |g| Claims {
             generation: Some(g),
+            scope: None,
             ..claims("g", 9_000, "j")
         };
         assert_eq!(s.check(&generation(4), 100), Err(Refusal::Revoked));

@@ -52,6 +52,7 @@ pub mod axum_extract;
 #[cfg(feature = "client")]
 pub mod bearer;
 pub mod feed;
+pub mod scope;
 pub mod token;
 #[cfg(feature = "tower")]
 pub mod tower_layer;

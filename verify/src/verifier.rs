@@ -245,6 +245,7 @@ struct Snapshot {
 ///     exp: 1_800_003_600,
 ///     jti: "0123456789abcdefghijkl".into(),
 ///     generation: None,
+///     scope: None,
 /// };
 /// let header = token::encoded_header("k1");
 /// let jwt = token::encode(&claims, &header, &key);

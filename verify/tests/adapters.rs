@@ -31,6 +31,7 @@ fn setup() -> (Arc<Verifier>, String) {
         exp: now() + 600,
         jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
         generation: None,
+        scope: None,
     };
     let token = token::encode(&claims, &token::encoded_header("k"), &key);
     let keys = HashMap::from([("k".to_owned(), key.verifying_key())]);
