@@ -15,6 +15,7 @@ use crate::password::PasswordHash;
 use crate::store::snapshot;
 use crate::time;
 use crate::user::{AccountStatus, MAX_NOTE_CHARS, Username, check_password_rule};
+use tessera_verify::scope::Scopes;
 
 /// A declarative file: `[[user]]` tables.
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +69,9 @@ pub struct DeclaredUser {
     /// Free text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What its tokens may be granted (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A password hash as a document may give it.
@@ -107,6 +111,8 @@ pub struct Desired {
     pub token_ttl_secs: Option<u64>,
     /// Free text.
     pub note: Option<String>,
+    /// Scopes.
+    pub scopes: Scopes,
 }
 
 /// What an apply did (or, in a dry run, would do): the answer of
@@ -214,7 +220,10 @@ impl DeclaredUser {
                 format!("must be at most {MAX_NOTE_CHARS} characters"),
             ));
         }
+        let scopes = Scopes::new(self.scopes.iter().flatten())
+            .map_err(|e| field_error(user, "scopes", e.to_string()))?;
         Ok(Desired {
+            scopes,
             username,
             password: self.password.clone().map(Zeroizing::new),
             password_hash,

@@ -205,6 +205,7 @@ impl User {
             token_ttl_secs: self.token_ttl_secs,
             tokens_valid_after: self.tokens_valid_after.map(time::rfc3339),
             note: self.note.clone(),
+            scopes: self.scopes.clone(),
         }
     }
 }
@@ -228,6 +229,9 @@ pub struct UserView {
     pub tokens_valid_after: Option<String>,
     /// Free text or null.
     pub note: Option<String>,
+    /// Sorted; `[]` when none.
+    #[serde(default)]
+    pub scopes: Scopes,
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ pub enum UserCommand {
         /// Free text for operators.
         #[arg(long)]
         note: Option<String>,
+        /// A scope its tokens may be granted (repeat for several).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
     },
     /// List users, sorted by name.
     List {
@@ -72,6 +75,10 @@ pub enum UserCommand {
         /// New note; an empty one clears it.
         #[arg(long)]
         note: Option<String>,
+        /// The scopes it holds from now on, comma-separated; an empty value
+        /// clears them. Tokens already issued lose a scope taken away.
+        #[arg(long)]
+        scopes: Option<String>,
     },
     /// Stop a user getting tokens; their tokens stop verifying.
     Disable {
@@ -154,6 +161,14 @@ pub fn show(u: &UserView) -> String {
         ("token_ttl_secs", or_dash(u.token_ttl_secs)),
         ("tokens_valid_after", or_dash(u.tokens_valid_after.as_ref())),
         ("note", or_dash(u.note.as_ref())),
+        (
+            "scopes",
+            if u.scopes.is_empty() {
+                "-".to_owned()
+            } else {
+                u.scopes.to_string()
+            },
+        ),
     ])
 }
 
@@ -188,6 +203,7 @@ pub async fn run(
             expires_at,
             ttl,
             note,
+            scopes,
         } => {
             let password = password_stdin.then(password_from_stdin).transpose()?;
             let request = json!({
@@ -196,6 +212,7 @@ pub async fn run(
                 "expires_at": expires_at,
                 "token_ttl_secs": ttl.map(|d| d.as_secs()),
                 "note": note,
+                "scopes": scopes,
             });
             let answer = api
                 .call(Method::POST, "/admin/users", body(request))
@@ -249,6 +266,7 @@ pub async fn run(
             expires_at,
             ttl,
             note,
+            scopes,
         } => {
             let mut patch = serde_json::Map::new();
             if let Some(e) = expires_at {
@@ -266,9 +284,17 @@ pub async fn run(
                 let value = if n.is_empty() { Value::Null } else { json!(n) };
                 patch.insert("note".into(), value);
             }
+            if let Some(s) = scopes {
+                let list: Vec<&str> = s
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                patch.insert("scopes".into(), json!(list));
+            }
             if patch.is_empty() {
                 return Err(CallError::Usage(
-                    "nothing to change: give --expires-at, --ttl or --note".into(),
+                    "nothing to change: give --expires-at, --ttl, --note or --scopes".into(),
                 ));
             }
             let answer = api

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tessera_verify::scope::Scopes;
 use warp::Filter;
 use warp::http::header::{CONNECTION, CONTENT_TYPE};
 use warp::http::{HeaderMap, Method, StatusCode};
@@ -248,6 +249,13 @@ struct CreateUserBody {
     token_ttl_secs: Option<u64>,
     #[serde(default)]
     note: Option<String>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+}
+
+/// A `scopes` list from a request body, checked (422 naming the scope).
+fn scopes(names: Option<Vec<String>>) -> Result<Scopes, ApiError> {
+    Scopes::new(names.unwrap_or_default()).map_err(|e| ApiError::invalid(e.to_string()))
 }
 
 #[derive(Serialize)]
@@ -261,6 +269,7 @@ struct CreatedUser<'a> {
 async fn create_user(state: &AppState, body: &[u8]) -> Handled {
     let b: CreateUserBody = json_body(body)?;
     check_note(&b.note)?;
+    let scopes = scopes(b.scopes)?;
     let expires_at = b
         .expires_at
         .as_deref()
@@ -274,6 +283,7 @@ async fn create_user(state: &AppState, body: &[u8]) -> Handled {
             expires_at,
             token_ttl_secs: b.token_ttl_secs,
             note: b.note,
+            scopes,
         })
         .await?;
     Ok(json(
@@ -353,6 +363,9 @@ struct PatchUserBody {
     token_ttl_secs: Option<Option<u64>>,
     #[serde(default, deserialize_with = "nullable")]
     note: Option<Option<String>>,
+    /// `null` or `[]` clears.
+    #[serde(default, deserialize_with = "nullable")]
+    scopes: Option<Option<Vec<String>>>,
 }
 
 async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Handled {
@@ -366,6 +379,7 @@ async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Handled {
     if let Some(note) = &b.note {
         check_note(note)?;
     }
+    let new_scopes = b.scopes.map(scopes).transpose()?;
     let expires_at = match b.expires_at {
         None => None,
         Some(None) => Some(None),
@@ -380,6 +394,7 @@ async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Handled {
                 expires_at,
                 token_ttl_secs: b.token_ttl_secs,
                 note: b.note,
+                scopes: new_scopes,
             },
         )
         .await?;

@@ -15,9 +15,12 @@ use warp::reply::Response;
 
 use super::reply::{admin_error, no_store, text, with_header};
 use crate::service::{AdminError, IssueError, VerifyError};
+use tessera_verify::scope::Scopes;
 
 /// The seed contract's answer for unknown users and wrong passwords.
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
+/// A scope the user does not hold was asked for (`/generateToken`'s `scope`).
+pub const INVALID_SCOPE: &str = "invalid scope";
 /// The seed contract's answer for accounts that may not get tokens.
 pub const ACCOUNT_REFUSED: &str = "token expired";
 /// The answer when a field is missing or empty.
@@ -158,6 +161,9 @@ impl LoginError {
             Self::Issue(IssueError::InvalidCredentials) => {
                 text(StatusCode::UNAUTHORIZED, INVALID_CREDENTIALS)
             }
+            Self::Issue(IssueError::InvalidScope(_)) => {
+                text(StatusCode::BAD_REQUEST, INVALID_SCOPE)
+            }
             Self::Issue(IssueError::AccountState(_)) => {
                 text(StatusCode::FORBIDDEN, ACCOUNT_REFUSED)
             }
@@ -188,6 +194,7 @@ impl LoginError {
             Self::Issue(IssueError::AccountState(_)) => "account_refused",
             Self::Issue(IssueError::Throttled(_)) => "throttled",
             Self::Issue(IssueError::Busy) => "busy",
+            Self::Issue(IssueError::InvalidScope(_)) => "invalid_scope",
             Self::Issue(IssueError::Internal(_)) => "error",
             Self::MissingFields | Self::BadRequest(_) | Self::UnsupportedMediaType => "bad_request",
         }
@@ -201,6 +208,7 @@ fn issue_outcome(e: &IssueError) -> &'static str {
         IssueError::AccountState(_) => "account_refused",
         IssueError::Throttled(_) => "throttled",
         IssueError::Busy => "busy",
+        IssueError::InvalidScope(_) => "invalid_scope",
         IssueError::Internal(_) => "error",
     }
 }
@@ -216,6 +224,18 @@ pub fn bearer_challenge(description: Option<&str>) -> Response {
     };
     no_store(with_header(
         text(StatusCode::UNAUTHORIZED, "unauthorized"),
+        WWW_AUTHENTICATE,
+        &value,
+    ))
+}
+
+/// A valid token without a required scope (RFC 6750 §3.1): 403 with the
+/// scopes the resource requires.
+pub fn insufficient_scope(required: &Scopes) -> Response {
+    let value =
+        format!(r#"Bearer realm="tessera", error="insufficient_scope", scope="{required}""#);
+    no_store(with_header(
+        text(StatusCode::FORBIDDEN, "insufficient scope"),
         WWW_AUTHENTICATE,
         &value,
     ))
@@ -423,12 +443,8 @@ impl OAuthError {
     }
 
     /// 400 `invalid_scope`: Tessera has no scopes yet.
-    pub fn invalid_scope() -> Self {
-        Self::request(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
-            "scopes are not supported: send no scope",
-        )
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::request(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
 
     /// 400 `unauthorized_client`.
@@ -475,6 +491,13 @@ impl OAuthError {
                     TOO_MANY_ATTEMPTS.to_owned(),
                     false,
                     Some((wait.as_secs_f64().ceil() as u64).max(1)),
+                ),
+                IssueError::InvalidScope(missing) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_scope",
+                    format!("the client does not hold the scope {missing:?}"),
+                    false,
+                    None,
                 ),
                 IssueError::Busy => (
                     StatusCode::SERVICE_UNAVAILABLE,

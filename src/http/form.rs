@@ -82,11 +82,14 @@ pub struct Credentials {
     pub username: Option<String>,
     /// `password`, matched case-insensitively; None when absent.
     pub password: Option<String>,
+    /// `scope` (space-separated), matched case-insensitively; None when
+    /// absent.
+    pub scope: Option<String>,
 }
 
 impl Credentials {
-    /// Takes `username` and `password` from `raw` (a later one wins); only
-    /// those two values are ever copied.
+    /// Takes `username`, `password` and `scope` from `raw` (a later one
+    /// wins); only those values are ever copied.
     fn absorb(&mut self, raw: &str) -> Result<(), FormError> {
         for pair in pairs(raw) {
             let (name, value) = pair?;
@@ -94,10 +97,25 @@ impl Credentials {
                 self.username = Some(value.into_owned());
             } else if name.eq_ignore_ascii_case("password") {
                 self.password = Some(value.into_owned());
+            } else if name.eq_ignore_ascii_case("scope") {
+                self.scope = Some(value.into_owned());
             }
         }
         Ok(())
     }
+}
+
+/// Every `scope` value of a query string (space-separated lists), for
+/// `/verify?scope=`.
+pub fn scope_values(raw: &str) -> Result<Vec<String>, FormError> {
+    let mut values = Vec::new();
+    for pair in pairs(raw) {
+        let (name, value) = pair?;
+        if name.eq_ignore_ascii_case("scope") {
+            values.push(value.into_owned());
+        }
+    }
+    Ok(values)
 }
 
 /// Reads credentials from the query string and the form body; a field in

@@ -26,6 +26,7 @@ use super::{AppState, body, form, peer, with_state};
 use crate::service::AdminError;
 use crate::service::IssueError;
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use tessera_verify::scope::Scopes;
 
 /// The largest form body the OAuth endpoints accept.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -231,23 +232,29 @@ async fn issue(
         Some("client_credentials") => {}
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
     }
-    if params.get("scope").is_some_and(|s| !s.trim().is_empty()) {
-        return Err(OAuthError::invalid_scope());
-    }
+    // RFC 6749 §3.3: a subset of the client's scopes; none asked, all.
+    let requested = params
+        .get("scope")
+        .map(|s| s.as_str())
+        .filter(|s| !s.trim().is_empty())
+        .map(Scopes::parse)
+        .transpose()
+        .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
     let client = state.client_key(peer, headers);
     let issued = state
         .service
-        .issue_token(&client, &id, &secret)
+        .issue_token(&client, &id, &secret, requested.as_ref())
         .await
         .map_err(|e| OAuthError::from_issue(e, method == AuthMethod::Basic))?;
-    Ok(json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "access_token": issued.token,
-            "token_type": "Bearer",
-            "expires_in": issued.expires_in,
-        }),
-    ))
+    let mut answer = serde_json::json!({
+        "access_token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+    });
+    if let Some(scope) = issued.scope.to_claim() {
+        answer["scope"] = scope.into();
+    }
+    Ok(json(StatusCode::OK, &answer))
 }
 
 /// The `token` parameter of introspection and revocation (required).
@@ -322,16 +329,23 @@ async fn introspection(
     }
     let token = token_param(&params)?;
     let verdict = match state.service.verify_bearer(token) {
-        Ok(c) => serde_json::json!({
-            "active": true,
-            "sub": c.sub,
-            "client_id": c.sub,
-            "iss": c.iss,
-            "iat": c.iat,
-            "exp": c.exp,
-            "jti": c.jti,
-            "token_type": "Bearer",
-        }),
+        Ok(c) => {
+            let mut v = serde_json::json!({
+                "active": true,
+                "sub": c.sub,
+                "client_id": c.sub,
+                "iss": c.iss,
+                "iat": c.iat,
+                "exp": c.exp,
+                "jti": c.jti,
+                "token_type": "Bearer",
+            });
+            // RFC 7662: what the token may do now.
+            if let Some(scope) = c.scopes.to_claim() {
+                v["scope"] = scope.into();
+            }
+            v
+        }
         Err(crate::service::VerifyError::Internal(e)) => return Err(OAuthError::Internal(e)),
         Err(crate::service::VerifyError::Unavailable(why)) => {
             return Err(OAuthError::Admin(AdminError::Unavailable(why)));

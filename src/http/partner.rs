@@ -19,6 +19,7 @@ use super::form::{self, Credentials};
 use super::reply::{self, no_store, text, with_header};
 use super::{AppState, bearer, body, peer, raw_query, with_state};
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use tessera_verify::scope::Scopes;
 
 /// The largest body `/generateToken` accepts.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -145,9 +146,10 @@ fn verify(
     warp::path!("verify")
         .and(with_state(state))
         .and(warp::header::headers_cloned())
-        .map(|state: Arc<AppState>, headers: HeaderMap| {
+        .and(raw_query())
+        .map(|state: Arc<AppState>, headers: HeaderMap, query: String| {
             let started = Instant::now();
-            let response = check_bearer(&state, &headers);
+            let response = check_bearer(&state, &headers, &query);
             state.observe("partner", "verify", started);
             response
         })
@@ -215,7 +217,7 @@ fn read_credentials(
     query: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Secret, Secret), LoginError> {
+) -> Result<(Secret, Secret, Option<Scopes>), LoginError> {
     let body = if body.is_empty() {
         ""
     } else if !body_is_form(headers) {
@@ -224,8 +226,18 @@ fn read_credentials(
         std::str::from_utf8(body)
             .map_err(|_| LoginError::BadRequest("request body is not valid UTF-8".into()))?
     };
-    let Credentials { username, password } = form::credentials(query, body)
+    let Credentials {
+        username,
+        password,
+        scope,
+    } = form::credentials(query, body)
         .map_err(|e| LoginError::BadRequest(format!("malformed credentials: {e}")))?;
+    // An empty `scope` asks for nothing in particular: all the user's.
+    let scope = scope
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Scopes::parse(&s))
+        .transpose()
+        .map_err(|e| LoginError::BadRequest(format!("invalid scope: {e}")))?;
     let (Some(username), Some(password)) =
         (username.map(Zeroizing::new), password.map(Zeroizing::new))
     else {
@@ -244,7 +256,7 @@ fn read_credentials(
             "password too long (at most {MAX_PASSWORD_LEN} bytes)"
         )));
     }
-    Ok((username, password))
+    Ok((username, password, scope))
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -271,11 +283,11 @@ async fn issue(
     let started = Instant::now();
     let metrics = state.service.metrics();
     let result = async {
-        let (username, password) = read_credentials(&query, &headers, &body)?;
+        let (username, password, scope) = read_credentials(&query, &headers, &body)?;
         let client = state.client_key(peer, &headers);
         let issued = state
             .service
-            .issue_token(&client, &username, &password)
+            .issue_token(&client, &username, &password, scope.as_ref())
             .await?;
         tracing::debug!(user = %*username, "token issued");
         Ok::<_, LoginError>(issued)
@@ -309,9 +321,33 @@ async fn issue(
     no_store(response)
 }
 
+/// The scopes a `/verify` caller requires: every `scope` query parameter
+/// and every `X-Required-Scope` header (each a space-separated list).
+fn required_scopes(headers: &HeaderMap, query: &str) -> Result<Scopes, String> {
+    let mut names = form::scope_values(query).map_err(|e| e.to_string())?;
+    for value in headers.get_all("x-required-scope") {
+        let value = value
+            .to_str()
+            .map_err(|_| "X-Required-Scope is not text".to_owned())?;
+        names.push(value.to_owned());
+    }
+    Scopes::parse(&names.join(" ")).map_err(|e| e.to_string())
+}
+
 /// `GET /verify`.
-fn check_bearer(state: &AppState, headers: &HeaderMap) -> Response {
+fn check_bearer(state: &AppState, headers: &HeaderMap, query: &str) -> Response {
     let metrics = state.service.metrics();
+    let required = match required_scopes(headers, query) {
+        Ok(r) => r,
+        Err(e) => {
+            // The protected service's configuration, not the client's token.
+            metrics.verify_request("bad_request");
+            return no_store(text(
+                StatusCode::BAD_REQUEST,
+                format!("invalid required scope: {e}"),
+            ));
+        }
+    };
     let token = match bearer(headers) {
         None => {
             metrics.verify_request("no_token");
@@ -324,9 +360,17 @@ fn check_bearer(state: &AppState, headers: &HeaderMap) -> Response {
         Some(Ok(t)) => t,
     };
     match state.service.verify_bearer(token) {
+        Ok(claims) if claims.scopes.first_missing(&required).is_some() => {
+            metrics.verify_request("insufficient_scope");
+            errors::insufficient_scope(&required)
+        }
         Ok(claims) => {
             metrics.verify_request("valid");
             let r = no_store(reply::empty(StatusCode::OK));
+            let r = match claims.scopes.to_claim() {
+                Some(scope) => with_header(r, HeaderName::from_static("x-auth-scope"), &scope),
+                None => r,
+            };
             let r = with_header(r, HeaderName::from_static("x-auth-subject"), &claims.sub);
             let r = with_header(r, HeaderName::from_static("x-auth-token-id"), &claims.jti);
             with_header(

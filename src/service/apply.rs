@@ -96,6 +96,7 @@ impl Service {
                             expires_at: d.expires_at,
                             token_ttl_secs: d.token_ttl_secs,
                             note: d.note,
+                            scopes: d.scopes,
                             ..User::new(&d.username, hash, now, generation)
                         };
                         let detail = format!("applied; password {}", user.password.scheme());
@@ -116,6 +117,7 @@ impl Service {
                     user.expires_at = d.expires_at;
                     user.token_ttl_secs = d.token_ttl_secs;
                     user.note = d.note;
+                    user.scopes = d.scopes;
                     if let Some(hash) = new_hash {
                         user.password = hash;
                     }
@@ -205,6 +207,7 @@ fn changed_fields(before: &User, after: &User) -> Vec<&'static str> {
             before.token_ttl_secs != after.token_ttl_secs,
         ),
         ("note", before.note != after.note),
+        ("scopes", before.scopes != after.scopes),
         ("password", before.password != after.password),
     ]
     .into_iter()

@@ -22,6 +22,10 @@ pub enum IssueError {
     /// checked and nothing was counted against the client.
     #[error("server busy")]
     Busy,
+    /// A scope was asked for that the user does not hold (checked only
+    /// after the password matched, so it tells a stranger nothing).
+    #[error("invalid scope: the user does not hold {0:?}")]
+    InvalidScope(String),
     /// Something broke inside; logged, shown as a plain 500.
     #[error(transparent)]
     Internal(#[from] InternalError),

@@ -14,6 +14,7 @@ use crate::hash_pool::PoolError;
 use crate::password::{self, Attempt, PasswordHash};
 use crate::token::{self, Claims};
 use crate::user::{User, Username};
+use tessera_verify::scope::Scopes;
 
 /// How long a login refused with [`IssueError::Busy`] waits before it is
 /// answered. Refusing costs little CPU but not none: a flood that keeps the
@@ -30,6 +31,8 @@ pub struct IssuedToken {
     pub token: String,
     /// Seconds until it expires.
     pub expires_in: u64,
+    /// The scopes granted.
+    pub scope: Scopes,
 }
 
 /// A fresh `jti`: 128 random bits, base64url without padding, from the
@@ -169,13 +172,23 @@ impl Service {
     }
 
     /// Issues a token for credentials ([`Service::authenticate`], then sign).
+    /// The token is granted `requested` (all the user's scopes when None);
+    /// asking for one the user lacks is refused.
     pub async fn issue_token(
         &self,
         client: &ClientKey,
         username: &str,
         password: &str,
+        requested: Option<&Scopes>,
     ) -> Result<IssuedToken, IssueError> {
         let user = self.authenticate(client, username, password).await?;
+        let granted = match requested {
+            None => user.scopes.clone(),
+            Some(r) => match user.scopes.first_missing(r) {
+                Some(missing) => return Err(IssueError::InvalidScope(missing.to_owned())),
+                None => r.clone(),
+            },
+        };
         let now = self.clock.now();
         let exp = user.token_exp(now, self.settings.default_ttl_secs);
         let claims = Claims {
@@ -185,13 +198,14 @@ impl Service {
             exp,
             jti: new_jti(),
             generation: Some(user.generation),
-            scope: None,
+            scope: granted.to_claim(),
         };
         let keys = self.keys.load();
         let active = keys.ring.active();
         Ok(IssuedToken {
             token: token::encode(&claims, &active.header_b64, active),
             expires_in: exp.saturating_sub(now),
+            scope: granted,
         })
     }
 }

@@ -36,6 +36,7 @@ pub use issue::{BUSY_PAUSE, IssuedToken, new_jti};
 pub use keys::{JWKS_MAX_AGE_SECS, KeyView};
 pub use revocations::{RevokeTarget, SELF_REVOKE_BURST, SELF_REVOKE_PER_SEC};
 pub use users::{NewUser, UserPatch};
+pub use verify::VerifiedToken;
 
 use error::crypto;
 use verify::KeyState;

@@ -55,7 +55,7 @@ async fn user_with_token(s: &Service, name: &str) -> String {
         })
         .await
         .unwrap();
-    s.issue_token(&local(), name, &pw.unwrap())
+    s.issue_token(&local(), name, &pw.unwrap(), None)
         .await
         .unwrap()
         .token
@@ -147,7 +147,11 @@ async fn revoke_all_kills_tokens_of_the_same_second() {
     ));
     clock.set(T0 + 1);
     let pw = s.set_password(&name("carol"), None).await.unwrap().unwrap();
-    let t2 = s.issue_token(&local(), "carol", &pw).await.unwrap().token;
+    let t2 = s
+        .issue_token(&local(), "carol", &pw, None)
+        .await
+        .unwrap()
+        .token;
     assert!(s.verify_bearer(&t2).is_ok());
 }
 
@@ -187,7 +191,11 @@ async fn rotation_keeps_old_tokens_until_retention_ends() {
     assert_eq!(keys.len(), 3);
     assert!(s.verify_bearer(&old).is_ok());
     let pw = s.set_password(&name("erin"), None).await.unwrap().unwrap();
-    let new = s.issue_token(&local(), "erin", &pw).await.unwrap().token;
+    let new = s
+        .issue_token(&local(), "erin", &pw, None)
+        .await
+        .unwrap()
+        .token;
     assert_ne!(new.split('.').next(), old.split('.').next(), "new kid");
     clock.set(T0 + JWKS_MAX_AGE_SECS + 3600);
     let jwks_before: serde_json::Value = serde_json::from_str(&s.jwks()).unwrap();
@@ -232,7 +240,7 @@ async fn only_the_right_password_of_either_scheme_gets_a_token() {
     .unwrap();
     let issue = |user: &'static str, pw: String| {
         let s = &s;
-        async move { s.issue_token(&local(), user, &pw).await }
+        async move { s.issue_token(&local(), user, &pw, None).await }
     };
     assert!(issue("fast", generated.to_string()).await.is_ok());
     assert!(issue("slow", "operator-chosen".into()).await.is_ok());
@@ -287,9 +295,13 @@ async fn fast_logins_never_wait_behind_argon2id_work() {
             .expect("a hashing thread took the blocker");
     }
     s.hash_pool.spawn(|| {});
-    let fast = s.issue_token(&local(), "fast", &generated.unwrap()).await;
+    let fast = s
+        .issue_token(&local(), "fast", &generated.unwrap(), None)
+        .await;
     assert!(fast.is_ok(), "the fast scheme never touches the pool");
-    let slow = s.issue_token(&local(), "slow", "operator-chosen").await;
+    let slow = s
+        .issue_token(&local(), "slow", "operator-chosen", None)
+        .await;
     assert!(matches!(slow, Err(IssueError::Busy)), "{slow:?}");
     drop(release);
 }

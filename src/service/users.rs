@@ -10,6 +10,7 @@ use crate::store::snapshot;
 use crate::store::{Page, UserChange};
 use crate::time;
 use crate::user::{AccountStatus, User, Username, check_password_rule};
+use tessera_verify::scope::Scopes;
 
 /// A new user, as the operator asks for it.
 #[derive(Debug, Clone, Default)]
@@ -24,6 +25,8 @@ pub struct NewUser {
     pub token_ttl_secs: Option<u64>,
     /// Free text.
     pub note: Option<String>,
+    /// What its tokens may be granted.
+    pub scopes: Scopes,
 }
 
 /// A change to a user: `None` leaves a field, `Some(None)` clears it.
@@ -37,6 +40,9 @@ pub struct UserPatch {
     pub token_ttl_secs: Option<Option<u64>>,
     /// New note or clear.
     pub note: Option<Option<String>>,
+    /// New scopes (empty clears). Taking one away binds at once for tokens
+    /// already issued: they may use only the scopes the user still holds.
+    pub scopes: Option<Scopes>,
 }
 
 impl UserPatch {
@@ -47,6 +53,7 @@ impl UserPatch {
             ("expires_at", self.expires_at.is_some()),
             ("token_ttl_secs", self.token_ttl_secs.is_some()),
             ("note", self.note.is_some()),
+            ("scopes", self.scopes.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -65,6 +72,9 @@ impl UserPatch {
         }
         if let Some(n) = self.note {
             u.note = n;
+        }
+        if let Some(s) = self.scopes {
+            u.scopes = s;
         }
     }
 }
@@ -131,6 +141,7 @@ impl Service {
             expires_at: new.expires_at,
             token_ttl_secs: new.token_ttl_secs,
             note: new.note,
+            scopes: new.scopes,
             ..User::new(&name, hash, self.clock.now(), generation)
         };
         let detail = format!("password {}", user.password.scheme());

@@ -12,6 +12,7 @@ use crate::keys::Keyring;
 use crate::store::StoreError;
 use crate::token::{self, Claims};
 use crate::user::{AccountError, Username};
+use tessera_verify::scope::Scopes;
 
 /// How many verified token signatures are remembered per keyring.
 const VERIFIED_CACHE_CAPACITY: usize = 8192;
@@ -54,9 +55,28 @@ impl KeyState {
     }
 }
 
+/// A valid token: its claims, and what it may do now.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// The token's claims.
+    pub claims: Arc<Claims>,
+    /// Its effective scopes: those it was granted that its user still
+    /// holds ([`tessera_verify::scope::effective`]).
+    pub scopes: Scopes,
+}
+
+impl std::ops::Deref for VerifiedToken {
+    type Target = Claims;
+
+    fn deref(&self) -> &Claims {
+        &self.claims
+    }
+}
+
 impl Service {
-    /// Every rule of SPEC §2 for a bearer token; the claims when it is valid.
-    pub fn verify_bearer(&self, bearer: &str) -> Result<Arc<Claims>, VerifyError> {
+    /// Every rule of SPEC §2 for a bearer token; the claims and effective
+    /// scopes when it is valid.
+    pub fn verify_bearer(&self, bearer: &str) -> Result<VerifiedToken, VerifyError> {
         let keys = self.keys.load();
         let claims = match keys.verified.get(bearer) {
             Some(c) => c,
@@ -88,7 +108,8 @@ impl Service {
             })?
             .ok_or(AccountError::Deleted)?;
         user.accepts(&claims, now)?;
-        Ok(claims)
+        let scopes = tessera_verify::scope::effective(claims.scope.as_deref(), &user.scopes);
+        Ok(VerifiedToken { claims, scopes })
     }
 
     /// The JWKS document.

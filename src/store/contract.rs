@@ -73,8 +73,13 @@ fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
 pub(crate) fn populate(s: &dyn Store, users: &[&str]) {
     s.replace_keys(&keys::initial_records(1).unwrap(), None)
         .unwrap();
-    for u in users {
-        s.create_user(&user(u), audit("user.create", u)).unwrap();
+    for (i, u) in users.iter().enumerate() {
+        let mut record = user(u);
+        if i == 0 {
+            // Kept by every store and by export/import.
+            record.scopes = tessera_verify::scope::Scopes::new(["content", "sync"]).unwrap();
+        }
+        s.create_user(&record, audit("user.create", u)).unwrap();
     }
     s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
 }
@@ -438,6 +443,11 @@ pub(crate) fn an_export_imports_into_an_empty_store(s: &dyn Store) {
     let counts = import(s, &text).unwrap();
     assert_eq!((counts.users, counts.keys, counts.revocations), (2, 2, 1));
     assert_eq!(export(s), text, "an import of an export changes nothing");
+    assert!(text.contains(r#""scopes":["content","sync"]"#), "{text}");
+    assert_eq!(
+        s.user(&name("a")).unwrap().unwrap().scopes.to_string(),
+        "content sync"
+    );
     let last = s.audit_events(None, 1).unwrap();
     assert_eq!(last[0].action, "store.import");
 }

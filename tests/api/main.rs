@@ -15,5 +15,6 @@ mod hostile;
 mod interop;
 mod oauth;
 mod partner;
+mod scopes;
 mod throttle;
 mod verify;

@@ -627,3 +627,47 @@ fn the_configuration_page_lists_every_serve_flag_with_its_env_var() {
     }
     assert!(flags.len() >= 25, "only {flags:?} parsed from serve --help");
 }
+
+#[tokio::test]
+async fn scopes_are_set_by_add_set_and_apply_and_shown() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    ok(
+        dir,
+        &["user", "add", "cm", "--scope", "sync", "--scope", "content"],
+    );
+    let scopes_of = |name: &str| {
+        ok(dir, &["user", "show", name])
+            .lines()
+            .find_map(|l| l.strip_prefix("scopes:").map(|v| v.trim().to_owned()))
+            .expect("user show prints scopes")
+    };
+    assert_eq!(scopes_of("cm"), "content sync");
+    ok(dir, &["user", "set", "cm", "--scopes", "property, sync"]);
+    assert_eq!(scopes_of("cm"), "property sync");
+    ok(dir, &["user", "set", "cm", "--scopes", ""]);
+    assert_eq!(scopes_of("cm"), "-");
+    let bad = tessera_in(dir, &["user", "add", "x", "--scope", "a/b"], None);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("a/b"), "{bad:?}");
+    std::fs::write(
+        dir.join("users.toml"),
+        "[[user]]\nusername = \"cm\"\nscopes = [\"sync\"]\n[[user]]\nusername = \"bad\"\nscopes = [\"no spaces\"]\n",
+    )
+    .unwrap();
+    let refused = tessera_in(dir, &["apply", "users.toml"], None);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stderr.contains("users.toml")
+            && refused.stderr.contains("bad")
+            && refused.stderr.contains("scopes"),
+        "{refused:?}"
+    );
+    std::fs::write(
+        dir.join("users.toml"),
+        "[[user]]\nusername = \"cm\"\nscopes = [\"sync\"]\n",
+    )
+    .unwrap();
+    ok(dir, &["apply", "users.toml"]);
+    assert_eq!(scopes_of("cm"), "sync");
+}
