@@ -50,7 +50,8 @@ pub(super) struct CachedFeed {
 /// `at`), kept until no token it could refuse is alive.
 fn subject_state(user: Option<&User>, at: u64, max_ttl: u64) -> SubjectState {
     match user {
-        Some(u) => SubjectState::new(u.account_state(), last_changed(u).saturating_add(max_ttl)),
+        Some(u) => SubjectState::new(u.account_state(), last_changed(u).saturating_add(max_ttl))
+            .with_scopes(u.scopes.clone()),
         None => SubjectState::new(
             AccountState {
                 generation: u64::MAX,

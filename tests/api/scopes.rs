@@ -229,3 +229,36 @@ async fn a_token_with_three_typical_scopes_stays_small() {
     );
     assert!(t.len() <= 420, "{} bytes", t.len());
 }
+
+#[tokio::test]
+async fn the_feed_tells_verifiers_which_scopes_a_changed_user_holds_now() {
+    use tessera_verify::feed::subject_id;
+    let app = spawn_app().await;
+    let pw = app
+        .create_user_with(json!({"username": "cm", "scopes": ["content", "sync"]}))
+        .await["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = login(&app, "cm", &pw, None).await.text().await.unwrap();
+    app.admin_patch("/admin/users/cm", json!({"scopes": ["content"]}))
+        .await;
+    let feed = app.feed_get("/revocations").await.text().await.unwrap();
+    let payload = feed.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap();
+    let subject = &claims["subjects"][subject_id("cm")];
+    assert_eq!(subject["scopes"], json!(["content"]), "{claims}");
+    // A verifier reading that feed reaches /verify's verdict.
+    let mut state = tessera_verify::feed::RevocationState::default();
+    let parsed: tessera_verify::feed::FeedClaims = serde_json::from_value(claims).unwrap();
+    state.apply(parsed, app.now(), 60).unwrap();
+    let token_claims: tessera::token::Claims =
+        serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(state.effective_scopes(&token_claims).to_string(), "content");
+    assert_eq!(
+        verify_requiring(&app, &token, "?scope=sync", None)
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}

@@ -75,7 +75,12 @@ pub struct Unauthorized(pub Option<Reason>);
 
 impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
-        let mut response = (StatusCode::UNAUTHORIZED, "unauthorized").into_response();
+        let mut response = match self.0 {
+            Some(Reason::InsufficientScope) => {
+                (StatusCode::FORBIDDEN, "insufficient scope").into_response()
+            }
+            _ => (StatusCode::UNAUTHORIZED, "unauthorized").into_response(),
+        };
         if let Ok(v) = HeaderValue::from_str(&challenge(REALM, self.0.as_ref())) {
             response.headers_mut().insert(WWW_AUTHENTICATE, v);
         }

@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 
 use crate::account::AccountState;
 pub use crate::account::Refusal;
+use crate::scope::Scopes;
 use crate::token::Claims;
 
 /// The claims of a feed.
@@ -54,7 +55,7 @@ pub struct FeedClaims {
 }
 
 /// What a subject's account says about its tokens, as the feed carries it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectState {
     /// Tokens whose `gen` claim is below this are refused (revoke-all, or
@@ -73,6 +74,12 @@ pub struct SubjectState {
     /// After this second no token this entry could refuse is alive, and the
     /// entry can be forgotten.
     pub until: u64,
+    /// The scopes the account holds now (absent: none). A token of this
+    /// subject may use only those of its `scope` claim that are here; a
+    /// subject absent from the feed has not changed since any live token
+    /// was issued, so its tokens' claims hold as they are.
+    #[serde(default, skip_serializing_if = "Scopes::is_empty")]
+    pub scopes: Scopes,
 }
 
 impl SubjectState {
@@ -96,7 +103,14 @@ impl SubjectState {
             deleted: account.deleted,
             expires_at: account.expires_at,
             until,
+            scopes: Scopes::default(),
         }
+    }
+
+    /// This entry, saying the account holds `scopes`.
+    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = scopes;
+        self
     }
 }
 
@@ -211,6 +225,19 @@ impl RevocationState {
         }
     }
 
+    /// What a token that passed [`RevocationState::check`] may do: the
+    /// scopes of its claim that its subject still holds (see
+    /// [`crate::scope::effective`]).
+    pub fn effective_scopes(&self, claims: &Claims) -> Scopes {
+        let Some(claim) = claims.scope.as_deref() else {
+            return Scopes::default();
+        };
+        match self.subjects.get(&subject_id(&claims.sub)) {
+            Some(s) => crate::scope::effective(Some(claim), &s.scopes),
+            None => Scopes::parse(claim).unwrap_or_default(),
+        }
+    }
+
     /// How many revoked `jti`s and subjects are held.
     pub fn len(&self) -> (usize, usize) {
         (self.revoked.len(), self.subjects.len())
@@ -246,6 +273,7 @@ mod tests {
             deleted: false,
             expires_at: None,
             until: 10_000,
+            scopes: Scopes::default(),
         }
     }
 
@@ -263,7 +291,10 @@ mod tests {
             since,
             full: since.is_none(),
             revoked: revoked.iter().map(|(j, e)| ((*j).to_owned(), *e)).collect(),
-            subjects: subjects.iter().map(|(n, s)| (subject_id(n), *s)).collect(),
+            subjects: subjects
+                .iter()
+                .map(|(n, s)| (subject_id(n), s.clone()))
+                .collect(),
         }
     }
 

@@ -9,7 +9,8 @@ use std::task::{Context, Poll};
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 
-use crate::bearer::{REALM, bearer_token, challenge};
+use crate::bearer::{bearer_token, refusal as refusal_of};
+use crate::scope::Scopes;
 use crate::verifier::Verifier;
 
 /// Wraps services with bearer-token verification.
@@ -24,12 +25,32 @@ use crate::verifier::Verifier;
 #[derive(Clone, Debug)]
 pub struct BearerLayer {
     verifier: Arc<Verifier>,
+    required: Arc<Scopes>,
 }
 
 impl BearerLayer {
     /// A layer verifying with `verifier`.
     pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier }
+        Self {
+            verifier,
+            required: Arc::default(),
+        }
+    }
+
+    /// The same layer, also requiring every scope of `required`: a valid
+    /// token lacking one is answered 403 `insufficient_scope`.
+    ///
+    /// ```
+    /// # let verifier = tessera_verify::Verifier::new(tessera_verify::VerifierConfig::new("https://auth.example.com"));
+    /// use tessera_verify::{scope::Scopes, tower_layer::BearerLayer};
+    /// let calendar = axum::Router::<()>::new()
+    ///     .route("/calendar/sync", axum::routing::post(|| async { "synced" }))
+    ///     .layer(BearerLayer::new(verifier).requiring(Scopes::new(["calendar"]).unwrap()));
+    /// # let _ = calendar;
+    /// ```
+    pub fn requiring(mut self, required: Scopes) -> Self {
+        self.required = Arc::new(required);
+        self
     }
 }
 
@@ -40,6 +61,7 @@ impl<S> tower_layer::Layer<S> for BearerLayer {
         Bearer {
             inner,
             verifier: self.verifier.clone(),
+            required: self.required.clone(),
         }
     }
 }
@@ -49,6 +71,7 @@ impl<S> tower_layer::Layer<S> for BearerLayer {
 pub struct Bearer<S> {
     inner: S,
     verifier: Arc<Verifier>,
+    required: Arc<Scopes>,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for Bearer<S>
@@ -74,7 +97,7 @@ where
             .and_then(|v| v.to_str().ok());
         let verdict = match bearer_token(value) {
             None => Err(None),
-            Some(t) => self.verifier.verify(t).map_err(Some),
+            Some(t) => self.verifier.verify_scoped(t, &self.required).map_err(Some),
         };
         match verdict {
             Ok(claims) => {
@@ -82,9 +105,10 @@ where
                 Box::pin(self.inner.call(req))
             }
             Err(refusal) => {
+                let (status, value) = refusal_of(refusal.as_ref(), &self.required);
                 let mut r = Response::new(ResBody::default());
-                *r.status_mut() = StatusCode::UNAUTHORIZED;
-                if let Ok(v) = HeaderValue::from_str(&challenge(REALM, refusal.as_ref())) {
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+                if let Ok(v) = HeaderValue::from_str(&value) {
                     r.headers_mut().insert(WWW_AUTHENTICATE, v);
                 }
                 Box::pin(async move { Ok(r) })

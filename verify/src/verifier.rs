@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 
 use crate::feed::{FeedClaims, Refusal, RevocationState, StaleFeed};
+use crate::scope::Scopes;
 use crate::token::{self, Claims, DEFAULT_LEEWAY_SECS, FEED_TYP, TokenError};
 
 /// The largest feed accepted (10,000 revocations and 1,000 subjects measured 688 KB).
@@ -180,6 +181,9 @@ pub enum Reason {
     /// The feed could not be refreshed for longer than `max_staleness`.
     #[error("revocation state stale")]
     Stale,
+    /// A valid token without a scope the resource requires (403, not 401).
+    #[error("insufficient scope")]
+    InsufficientScope,
 }
 
 /// Why a refresh failed (the verifier keeps its last state).
@@ -535,6 +539,28 @@ impl Verifier {
         if last.is_none_or(|t| t.elapsed() >= UNKNOWN_KID_REFETCH) {
             *last = Some(Instant::now());
             self.wake.notify_one();
+        }
+    }
+
+    /// [`Verifier::verify`], and the token may use every scope of
+    /// `required`: those of its `scope` claim its user still holds, as the
+    /// feed says ([`crate::scope`]).
+    ///
+    /// ```
+    /// # use tessera_verify::{Verifier, VerifierConfig, Reason, scope::Scopes};
+    /// # let verifier = Verifier::new(VerifierConfig::new("https://auth.example.com"));
+    /// let sync = Scopes::new(["sync"]).unwrap();
+    /// assert!(verifier.verify_scoped("not.a.token", &sync).is_err());
+    /// ```
+    pub fn verify_scoped(&self, bearer: &str, required: &Scopes) -> Result<Arc<Claims>, Reason> {
+        let claims = self.verify(bearer)?;
+        if required.is_empty() {
+            return Ok(claims);
+        }
+        let held = self.snapshot.load().feed.effective_scopes(&claims);
+        match held.first_missing(required) {
+            Some(_) => Err(Reason::InsufficientScope),
+            None => Ok(claims),
         }
     }
 

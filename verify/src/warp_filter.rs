@@ -11,7 +11,8 @@ use warp::Filter;
 use warp::http::StatusCode;
 use warp::http::header::WWW_AUTHENTICATE;
 
-use crate::bearer::{REALM, bearer_token, challenge};
+use crate::bearer::{bearer_token, refusal};
+use crate::scope::Scopes;
 use crate::token::Claims;
 use crate::verifier::{Reason, Verifier};
 
@@ -23,6 +24,8 @@ pub enum BearerRejection {
     Missing,
     /// The token was refused.
     Invalid(Reason),
+    /// A valid token without every scope of these (403).
+    InsufficientScope(Scopes),
 }
 
 impl warp::reject::Reject for BearerRejection {}
@@ -53,19 +56,65 @@ pub fn bearer(
     })
 }
 
+/// [`bearer`] that also requires every scope of `required` (see
+/// [`Verifier::verify_scoped`]); a valid token lacking one is answered 403
+/// `insufficient_scope` by [`recover`].
+///
+/// ```
+/// # let verifier = tessera_verify::Verifier::new(tessera_verify::VerifierConfig::new("https://auth.example.com"));
+/// use warp::Filter;
+/// use tessera_verify::scope::Scopes;
+/// let sync = warp::path!("calendar" / "sync")
+///     .and(tessera_verify::warp_filter::bearer_scoped(verifier, Scopes::new(["calendar"]).unwrap()))
+///     .map(|claims: std::sync::Arc<tessera_verify::Claims>| format!("syncing for {}", claims.sub))
+///     .recover(tessera_verify::warp_filter::recover);
+/// # let _ = sync;
+/// ```
+pub fn bearer_scoped(
+    verifier: Arc<Verifier>,
+    required: Scopes,
+) -> impl Filter<Extract = (Arc<Claims>,), Error = warp::Rejection> + Clone {
+    let required = Arc::new(required);
+    warp::header::optional::<String>("authorization").and_then(move |value: Option<String>| {
+        let (verifier, required) = (verifier.clone(), required.clone());
+        async move {
+            let token = bearer_token(value.as_deref())
+                .ok_or_else(|| warp::reject::custom(BearerRejection::Missing))?;
+            verifier
+                .verify_scoped(token, &required)
+                .map_err(|r| match r {
+                    Reason::InsufficientScope => warp::reject::custom(
+                        BearerRejection::InsufficientScope((*required).clone()),
+                    ),
+                    r => warp::reject::custom(BearerRejection::Invalid(r)),
+                })
+        }
+    })
+}
+
 /// Answers a [`BearerRejection`] with 401 and the RFC 6750 challenge
 /// (realm `tessera`); passes other rejections on.
 pub async fn handle_rejection(
     r: warp::Rejection,
 ) -> Result<warp::reply::Response, warp::Rejection> {
-    let refusal = match r.find::<BearerRejection>() {
-        Some(BearerRejection::Missing) => None,
-        Some(BearerRejection::Invalid(reason)) => Some(*reason),
+    let none = Scopes::default();
+    let (reason, required) = match r.find::<BearerRejection>() {
+        Some(BearerRejection::Missing) => (None, &none),
+        Some(BearerRejection::Invalid(reason)) => (Some(*reason), &none),
+        Some(BearerRejection::InsufficientScope(required)) => {
+            (Some(Reason::InsufficientScope), required)
+        }
         None => return Err(r),
     };
-    let reply = warp::reply::with_status("unauthorized", StatusCode::UNAUTHORIZED);
-    let reply =
-        warp::reply::with_header(reply, WWW_AUTHENTICATE, challenge(REALM, refusal.as_ref()));
+    let (status, value) = refusal(reason.as_ref(), required);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED);
+    let text = if status == StatusCode::FORBIDDEN {
+        "insufficient scope"
+    } else {
+        "unauthorized"
+    };
+    let reply = warp::reply::with_status(text, status);
+    let reply = warp::reply::with_header(reply, WWW_AUTHENTICATE, value);
     Ok(warp::Reply::into_response(reply))
 }
 

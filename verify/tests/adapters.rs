@@ -208,3 +208,105 @@ async fn the_axum_extractor_gives_claims_and_challenges_per_rfc_6750() {
         .unwrap();
     assert_eq!(body(ok).await, "partner");
 }
+
+/// A verifier whose feed says `partner` now holds only `held`, and a token
+/// of `partner` granted `content sync`.
+fn setup_scoped(held: Option<&[&str]>) -> (Arc<Verifier>, String) {
+    use tessera_verify::account::AccountState;
+    use tessera_verify::feed::{FeedClaims, SubjectState, subject_id};
+    use tessera_verify::scope::Scopes;
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let claims = Claims {
+        iss: "tessera".into(),
+        sub: "partner".into(),
+        iat: now(),
+        exp: now() + 600,
+        jti: "BBBBBBBBBBBBBBBBBBBBBB".into(),
+        generation: None,
+        scope: Some("content sync".into()),
+    };
+    let token = token::encode(&claims, &token::encoded_header("k"), &key);
+    let mut state = RevocationState::default();
+    if let Some(held) = held {
+        let subject = SubjectState::new(AccountState::default(), now() + 600)
+            .with_scopes(Scopes::new(held).unwrap());
+        state
+            .apply(
+                FeedClaims {
+                    iss: "tessera".into(),
+                    iat: now(),
+                    seq: 1,
+                    since: None,
+                    full: true,
+                    revoked: Vec::new(),
+                    subjects: HashMap::from([(subject_id("partner"), subject)]),
+                },
+                now(),
+                60,
+            )
+            .unwrap();
+    }
+    let keys = HashMap::from([("k".to_owned(), key.verifying_key())]);
+    let v = Verifier::from_parts(VerifierConfig::new("http://unused"), keys, state);
+    (v, token)
+}
+
+#[tokio::test]
+async fn scoped_forms_answer_403_for_a_scope_the_token_lacks_or_the_user_lost() {
+    use tessera_verify::scope::Scopes;
+    let scopes = |s: &[&str]| Scopes::new(s).unwrap();
+    // The feed says nothing of partner: the token's claim holds.
+    let (v, token) = setup_scoped(None);
+    let route = |v: Arc<Verifier>, required: Scopes| {
+        warp::any()
+            .and(warp_filter::bearer_scoped(v, required))
+            .map(|c: Arc<Claims>| c.sub.clone())
+            .recover(warp_filter::recover)
+    };
+    let ask = |route, token: String| async move {
+        warp::test::request()
+            .header("authorization", format!("Bearer {token}"))
+            .reply(&route)
+            .await
+    };
+    let ok = ask(route(v.clone(), scopes(&["sync"])), token.clone()).await;
+    assert_eq!(ok.status(), 200);
+    let lacking = ask(
+        route(v.clone(), scopes(&["property", "sync"])),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(lacking.status(), 403);
+    assert_eq!(
+        lacking.headers()["www-authenticate"],
+        r#"Bearer realm="tessera", error="insufficient_scope", scope="property sync""#
+    );
+    // The feed says partner now holds only `content`: `sync` is gone.
+    let (v, token) = setup_scoped(Some(&["content"]));
+    assert_eq!(
+        v.verify_scoped(&token, &scopes(&["sync"])),
+        Err(tessera_verify::Reason::InsufficientScope)
+    );
+    assert!(v.verify_scoped(&token, &scopes(&["content"])).is_ok());
+    let lost = ask(route(v.clone(), scopes(&["sync"])), token.clone()).await;
+    assert_eq!(lost.status(), 403);
+    // The tower layer, the same verdicts.
+    let inner = tower::service_fn(|_req: http::Request<()>| async move {
+        Ok::<_, Infallible>(http::Response::new(String::from("ok")))
+    });
+    let req = || {
+        http::Request::builder()
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+    };
+    let layered = |required| BearerLayer::new(v.clone()).requiring(required).layer(inner);
+    let denied = layered(scopes(&["sync"])).oneshot(req()).await.unwrap();
+    assert_eq!(denied.status(), 403);
+    assert_eq!(
+        denied.headers()["www-authenticate"],
+        r#"Bearer realm="tessera", error="insufficient_scope", scope="sync""#
+    );
+    let allowed = layered(scopes(&["content"])).oneshot(req()).await.unwrap();
+    assert_eq!(allowed.status(), 200);
+}
