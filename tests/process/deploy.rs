@@ -222,6 +222,45 @@ async fn check_forward_auth(tessera: &TestProcess, url: &str, header: &str) {
         .await;
     assert_eq!(r.status(), 201);
     assert_eq!(get(Some(token)).await.unwrap().status(), 401);
+    check_scoped_routes(tessera, url, header).await;
+}
+
+/// Under the per-scope prefixes on `url`'s host (`/api/calendar/…`): a token
+/// passes only where its user holds the scope, and a scope taken away
+/// binds at once.
+async fn check_scoped_routes(tessera: &TestProcess, url: &str, header: &str) {
+    // `http://host:port`, whatever path `url` has.
+    let base: String = url.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"username": "calendar_only", "scopes": ["calendar"]});
+    let pw = tessera.create_user_with(body).await["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = tessera.token_for("calendar_only", &pw).await;
+    let status = |path: &'static str| {
+        let rq = client.get(format!("{base}{path}")).bearer_auth(&token);
+        async move { rq.send().await.unwrap() }
+    };
+    let calendar = status("/api/calendar/sync").await;
+    assert_eq!(calendar.status(), 200);
+    let echoed = calendar.text().await.unwrap();
+    assert!(
+        echoed.contains(&format!("{header}=calendar_only")),
+        "{echoed}"
+    );
+    for other in ["/api/property/1", "/api/content/1"] {
+        assert_eq!(status(other).await.status(), 403, "{other}");
+    }
+    assert_eq!(status("/api/bookings").await.status(), 200);
+    let r = tessera
+        .admin_patch(
+            "/admin/users/calendar_only",
+            serde_json::json!({"scopes": ["content"]}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(status("/api/calendar/sync").await.status(), 403);
 }
 
 #[tokio::test]

@@ -77,3 +77,66 @@ async fn authlib_fetches_introspects_and_revokes() {
         assert_eq!(m["active_after"], false, "{method}");
     }
 }
+
+fn ensure_pyjwt() {
+    let has = || {
+        Command::new("python3")
+            .args(["-c", "import jwt, cryptography"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if has() {
+        return;
+    }
+    let out = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", "pyjwt[crypto]"])
+        .output()
+        .expect("python3 -m pip runs");
+    assert!(
+        out.status.success() && has(),
+        "could not install PyJWT: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn pyjwt_verifies_a_token_and_reads_its_scope_claim() {
+    tokio::task::spawn_blocking(ensure_pyjwt).await.unwrap();
+    let app = spawn_process().await;
+    let body = serde_json::json!({"username": "scoped", "scopes": ["content", "calendar"]});
+    let r = app.admin_post("/admin/users", body).await;
+    let created: Value = r.json().await.unwrap();
+    let token = app
+        .token_for("scoped", created["password"].as_str().unwrap())
+        .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/pyjwt_scope.py");
+    let partner = app.partner.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = Command::new("python3")
+            .args([script, &partner])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(token.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "calendar content"
+    );
+}
