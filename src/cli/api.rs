@@ -45,6 +45,25 @@ pub enum CallError {
     Io(String),
 }
 
+impl CallError {
+    /// A refusal with its message rewritten for this command (its file
+    /// named, its own flag names); other errors as they are.
+    pub fn reworded(self, reword: impl FnOnce(String) -> String) -> Self {
+        match self {
+            Self::Refused {
+                status,
+                code,
+                message,
+            } => Self::Refused {
+                status,
+                code,
+                message: reword(message),
+            },
+            other => other,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ErrorBody {
     error: String,

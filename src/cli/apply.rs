@@ -78,18 +78,7 @@ pub async fn run(api: &impl AdminApi, out: Output, args: ApplyArgs) -> Result<Ou
     let answer = api
         .call(Method::POST, "/admin/apply", Some(body))
         .await
-        .map_err(|e| match e {
-            CallError::Refused {
-                status,
-                code,
-                message,
-            } => CallError::Refused {
-                status,
-                code,
-                message: format!("{}: {message}", args.file.display()),
-            },
-            other => other,
-        })?;
+        .map_err(|e| e.reworded(|m| format!("{}: {m}", args.file.display())))?;
     out.emit(&answer, || Ok(render(&parse(&answer)?, args.dry_run)))?;
     Ok(Outcome::Done)
 }

@@ -70,19 +70,8 @@ pub async fn run(
             };
             api.call(Method::POST, path, None)
                 .await
-                .map_err(|e| match e {
-                    // The API's advice names its query parameter.
-                    CallError::Refused {
-                        status,
-                        code,
-                        message,
-                    } => CallError::Refused {
-                        status,
-                        code,
-                        message: message.replace("?force=true", "--force"),
-                    },
-                    other => other,
-                })?
+                // The API's advice names its query parameter.
+                .map_err(|e| e.reworded(|m| m.replace("?force=true", "--force")))?
         }
     };
     out.emit(&answer, || render(&answer))?;

@@ -15,6 +15,15 @@ fn scope_claim(token: &str) -> Option<String> {
     claims["scope"].as_str().map(str::to_owned)
 }
 
+/// Creates `name` holding `scopes`; returns its password.
+async fn scoped_user(app: &TestApp, name: &str, scopes: Value) -> String {
+    app.create_user_with(json!({"username": name, "scopes": scopes}))
+        .await["password"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn login(app: &TestApp, user: &str, pw: &str, scope: Option<&str>) -> reqwest::Response {
     let mut query = vec![("username", user), ("password", pw)];
     if let Some(s) = scope {
@@ -84,12 +93,7 @@ async fn users_hold_sorted_scopes_set_on_create_and_patch() {
 #[tokio::test]
 async fn generate_token_grants_all_or_a_requested_subset() {
     let app = spawn_app().await;
-    let pw = app
-        .create_user_with(json!({"username": "cm", "scopes": ["content", "sync"]}))
-        .await["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pw = scoped_user(&app, "cm", json!(["content", "sync"])).await;
     let all = login(&app, "cm", &pw, None).await.text().await.unwrap();
     assert_eq!(scope_claim(&all).as_deref(), Some("content sync"));
     let narrowed = login(&app, "cm", &pw, Some("sync")).await;
@@ -122,12 +126,7 @@ async fn generate_token_grants_all_or_a_requested_subset() {
 #[tokio::test]
 async fn verify_requires_scopes_and_a_scope_taken_away_binds_at_once() {
     let app = spawn_app().await;
-    let pw = app
-        .create_user_with(json!({"username": "cm", "scopes": ["content", "sync"]}))
-        .await["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pw = scoped_user(&app, "cm", json!(["content", "sync"])).await;
     let token = login(&app, "cm", &pw, None).await.text().await.unwrap();
     let ok = verify_requiring(&app, &token, "?scope=sync", None).await;
     assert_eq!(ok.status(), StatusCode::OK);
@@ -168,12 +167,7 @@ async fn verify_requires_scopes_and_a_scope_taken_away_binds_at_once() {
 #[tokio::test]
 async fn oauth_grants_and_introspects_scopes() {
     let app = spawn_app().await;
-    let pw = app
-        .create_user_with(json!({"username": "svc", "scopes": ["content", "sync"]}))
-        .await["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pw = scoped_user(&app, "svc", json!(["content", "sync"])).await;
     let token = |scope: Option<&'static str>| {
         let mut form = vec![("grant_type", "client_credentials")];
         if let Some(s) = scope {
@@ -234,12 +228,7 @@ async fn a_token_with_three_typical_scopes_stays_small() {
 async fn the_feed_tells_verifiers_which_scopes_a_changed_user_holds_now() {
     use tessera_verify::feed::subject_id;
     let app = spawn_app().await;
-    let pw = app
-        .create_user_with(json!({"username": "cm", "scopes": ["content", "sync"]}))
-        .await["password"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let pw = scoped_user(&app, "cm", json!(["content", "sync"])).await;
     let token = login(&app, "cm", &pw, None).await.text().await.unwrap();
     app.admin_patch("/admin/users/cm", json!({"scopes": ["content"]}))
         .await;

@@ -40,27 +40,13 @@ async fn authlib_fetches_introspects_and_revokes() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/authlib_client.py"
     );
-    let partner = app.partner.clone();
     // The secret goes through stdin, never argv (visible to every process).
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write as _;
-        let mut child = Command::new("python3")
-            .args([script, &partner, "authlib_client"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(secret.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = run_python(
+        script,
+        vec![app.partner.clone(), "authlib_client".into()],
+        secret,
+    )
+    .await;
     assert!(
         out.status.success(),
         "authlib run failed:\n{}",
@@ -110,26 +96,7 @@ async fn pyjwt_verifies_a_token_and_reads_its_scope_claim() {
         .token_for("scoped", created["password"].as_str().unwrap())
         .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/pyjwt_scope.py");
-    let partner = app.partner.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        use std::io::Write as _;
-        let mut child = Command::new("python3")
-            .args([script, &partner])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(token.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let out = run_python(script, vec![app.partner.clone()], token).await;
     assert!(
         out.status.success(),
         "{}",
@@ -139,4 +106,33 @@ async fn pyjwt_verifies_a_token_and_reads_its_scope_claim() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "calendar content"
     );
+}
+
+/// Runs a Python script with `args`, `stdin` on its standard input (where
+/// secrets go: argv is visible to every process), off the async threads.
+async fn run_python(
+    script: &'static str,
+    args: Vec<String>,
+    stdin: String,
+) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
 }
