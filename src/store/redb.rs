@@ -169,77 +169,18 @@ fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
-/// A user record as schema 2 wrote it: [`User`] before its generation.
-#[derive(serde::Deserialize)]
-struct UserV2 {
-    username: Username,
-    status: crate::user::AccountStatus,
-    created_at: u64,
-    updated_at: u64,
-    expires_at: Option<u64>,
-    token_ttl_secs: Option<u64>,
-    tokens_valid_after: Option<u64>,
-    note: Option<String>,
-    password: crate::password::PasswordHash,
-}
-
-impl From<UserV2> for User {
-    fn from(v2: UserV2) -> Self {
-        User::from(UserV3 {
-            username: v2.username,
-            status: v2.status,
-            created_at: v2.created_at,
-            updated_at: v2.updated_at,
-            expires_at: v2.expires_at,
-            token_ttl_secs: v2.token_ttl_secs,
-            tokens_valid_after: v2.tokens_valid_after,
-            note: v2.note,
-            password: v2.password,
-            generation: 0,
-        })
-    }
-}
-
-/// A user record as schema 3 wrote it: [`User`] before its scopes.
-#[derive(serde::Deserialize)]
-struct UserV3 {
-    username: Username,
-    status: crate::user::AccountStatus,
-    created_at: u64,
-    updated_at: u64,
-    expires_at: Option<u64>,
-    token_ttl_secs: Option<u64>,
-    tokens_valid_after: Option<u64>,
-    note: Option<String>,
-    password: crate::password::PasswordHash,
-    generation: u64,
-}
-
-impl From<UserV3> for User {
-    fn from(v3: UserV3) -> Self {
-        User {
-            username: v3.username,
-            status: v3.status,
-            created_at: v3.created_at,
-            updated_at: v3.updated_at,
-            expires_at: v3.expires_at,
-            token_ttl_secs: v3.token_ttl_secs,
-            tokens_valid_after: v3.tokens_valid_after,
-            note: v3.note,
-            password: v3.password,
-            generation: v3.generation,
-            scopes: Default::default(),
-        }
-    }
-}
-
 /// A user record in the layout of `schema` (2, 3 or this build's).
+/// Postcard writes fields in order and each later schema only appended
+/// fields, so an older record is this layout cut before them: schema 3
+/// lacks `scopes` (an empty list is one zero byte), schema 2 also lacks
+/// `generation` (0, one zero byte: its tokens keep the time rule).
 fn decode_user_of(schema: u64, bytes: &[u8]) -> Result<User, postcard::Error> {
-    match schema {
-        2 => postcard::from_bytes::<UserV2>(bytes).map(User::from),
-        3 => postcard::from_bytes::<UserV3>(bytes).map(User::from),
-        _ => decode_user(bytes),
-    }
+    let missing: &[u8] = match schema {
+        2 => &[0, 0],
+        3 => &[0],
+        _ => return decode_user(bytes),
+    };
+    decode_user(&[bytes, missing].concat())
 }
 
 /// Rewrites every user record of `schema` (2: before generations, which
@@ -1318,12 +1259,28 @@ mod tests {
 
     #[test]
     fn users_of_schemas_2_and_3_are_migrated_to_this_layout() {
-        // Postcard writes fields in order, so an older record is this
-        // layout cut before the fields it lacked: scopes (an empty list,
-        // one byte) since 4, generation (0, one byte) since 3.
-        for (schema, generation, cut) in [(3u64, 7u64, 1usize), (2, 0, 2)] {
+        // The old records written field by field, as those schemas' structs
+        // did (postcard serialises a struct as the tuple of its fields).
+        let mut old = user("a");
+        old.note = Some("kept".into());
+        old.expires_at = Some(4_000_000_000);
+        let u = old.clone();
+        let v2 = (
+            &u.username,
+            u.status,
+            u.created_at,
+            u.updated_at,
+            u.expires_at,
+            u.token_ttl_secs,
+            u.tokens_valid_after,
+            &u.note,
+            &u.password,
+        );
+        let v2_bytes = postcard::to_allocvec(&v2).unwrap();
+        let v3_bytes = postcard::to_allocvec(&(v2, 7u64)).unwrap();
+        for (schema, generation, record) in [(3u64, 7u64, v3_bytes), (2, 0, v2_bytes)] {
             let dir = tempfile::tempdir().unwrap();
-            let mut old = user("a");
+            let mut old = old.clone();
             old.generation = generation;
             {
                 let db = Database::create(dir.path().join(DB_FILE)).unwrap();
@@ -1332,10 +1289,9 @@ mod tests {
                     .unwrap()
                     .insert(SCHEMA_KEY, schema)
                     .unwrap();
-                let bytes = encode_user(&old);
                 tx.open_table(USERNAME_TO_USER)
                     .unwrap()
-                    .insert("a", &bytes[..bytes.len() - cut])
+                    .insert("a", record.as_slice())
                     .unwrap();
                 tx.open_table(KID_TO_KEY).unwrap();
                 tx.open_table(JTI_TO_EXP).unwrap();

@@ -198,6 +198,20 @@ async fn oauth_grants_and_introspects_scopes() {
         .unwrap();
     assert_eq!(introspected["active"], true);
     assert_eq!(introspected["scope"], "content sync");
+    // A scope taken away is gone from introspection at once too.
+    app.admin_patch("/admin/users/svc", json!({"scopes": ["content"]}))
+        .await;
+    let after: Value = app
+        .partner_request(reqwest::Method::POST, "/oauth/introspect")
+        .basic_auth("svc", Some(&pw))
+        .form(&[("token", all["access_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["scope"], "content", "{after}");
 }
 
 #[tokio::test]

@@ -164,6 +164,26 @@ fn cli(app: &TestProcess, args: &[&str], stdin: Option<&str>) -> std::process::O
     child.wait_with_output().unwrap()
 }
 
+/// Sends SIGHUP to `app` and waits (up to 10 s) for `times` more log lines
+/// containing `what`.
+async fn sighup_and_wait_for(app: &TestProcess, what: &str, times: usize) {
+    let before = app.log().matches(what).count();
+    let sent = Command::new("kill")
+        .args(["-HUP", &app.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.log().matches(what).count() < before + times {
+        assert!(
+            Instant::now() < deadline,
+            "no {what:?} logged:\n{}",
+            app.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn both_listeners_serve_https_and_a_sighup_reloads_the_certificate_without_dropping_connections()
  {
@@ -253,23 +273,8 @@ async fn both_listeners_serve_https_and_a_sighup_reloads_the_certificate_without
     // Reload to a certificate from ca2 while old_client keeps its
     // connections open.
     make_server_cert(dir, "ca2", &cert, &key);
-    let reloads_before = app.log().matches("certificate reloaded").count();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &app.pid().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.log().matches("certificate reloaded").count() < reloads_before + 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no reload logged:\n{}",
-            app.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Both listeners reload.
+    sighup_and_wait_for(&app, "certificate reloaded", 2).await;
     // The open connection still answers (a new one could not: this client
     // trusts only ca1).
     let still = old_client
@@ -321,20 +326,7 @@ async fn both_listeners_serve_https_and_a_sighup_reloads_the_certificate_without
 
     // A reload that fails keeps serving the last good certificate.
     std::fs::write(&cert, "garbage").unwrap();
-    let failures_before = app.log().matches("certificate reload failed").count();
-    Command::new("kill")
-        .args(["-HUP", &app.pid().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.log().matches("certificate reload failed").count() < failures_before + 1 {
-        assert!(
-            Instant::now() < deadline,
-            "no failure logged:\n{}",
-            app.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sighup_and_wait_for(&app, "certificate reload failed", 1).await;
     let (ok, body) = curl(&["--cacert", ca2_s, &format!("{partner}/healthz")]);
     assert!(ok, "{body}");
     assert!(app.log().contains("server.pem holds no PEM certificate"));
