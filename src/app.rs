@@ -5,19 +5,15 @@
 
 use std::fs;
 use std::future::Future;
-use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use tokio::net::TcpListener;
-use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::{Config, Storage};
+use crate::data_dir::{self, AdminUrlFile, NoRandomness, SecretFileError};
 use crate::http::tls::TlsListener;
 use crate::http::{self, AppState, ConnectionLimits};
 use crate::service::{InternalError, Service, Settings};
@@ -66,147 +62,11 @@ pub enum StartError {
     #[error("HTTPS: {0}")]
     Tls(String),
     /// A token file (admin or feed) could not be read or written.
-    #[error("token file {path}: {reason}")]
-    AdminToken {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong and what to do.
-        reason: String,
-    },
-}
-
-/// Reads the admin token from `path`, or creates one (mode 0600) if the file
-/// does not exist. Logs the path, never the token.
-pub fn load_or_create_admin_token(path: &Path) -> Result<Zeroizing<String>, StartError> {
-    load_or_create_token(path, "admin token")
-}
-
-/// Reads the feed token (what verifiers present to `GET /revocations`)
-/// from `path`, or creates one (mode 0600) if the file does not exist.
-pub fn load_or_create_feed_token(path: &Path) -> Result<Zeroizing<String>, StartError> {
-    load_or_create_token(path, "feed token")
-}
-
-/// The shortest admin or feed token accepted: 22 base64 characters are 128
-/// bits, the least an unguessable secret should hold.
-pub const MIN_TOKEN_CHARS: usize = 22;
-
-/// Reads a bearer secret from `path`, or creates an unguessable one there
-/// (mode 0600) if the file does not exist. Logs the path, never the secret.
-fn load_or_create_token(path: &Path, what: &'static str) -> Result<Zeroizing<String>, StartError> {
-    let err = |reason: String| StartError::AdminToken {
-        path: path.to_owned(),
-        reason,
-    };
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let text = Zeroizing::new(text);
-            let token = text.trim();
-            if token.is_empty() {
-                return Err(err(
-                    "the file is empty; put a token in it or delete it to have one generated"
-                        .into(),
-                ));
-            }
-            let mode = fs::metadata(path)
-                .map_err(|e| err(format!("could not read it: {e}")))?
-                .permissions()
-                .mode()
-                & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(err(format!(
-                    "the {what} is readable by others (mode {mode:o}); run: chmod 600 {}",
-                    path.display()
-                )));
-            }
-            if token.chars().count() < MIN_TOKEN_CHARS {
-                return Err(err(format!(
-                    "the {what} is {} characters, too short to be unguessable; put at least {MIN_TOKEN_CHARS} random characters in it (e.g. `openssl rand -base64 32`), or delete the file to have one generated",
-                    token.chars().count()
-                )));
-            }
-            Ok(Zeroizing::new(token.to_owned()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let token = unguessable()?;
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| err(format!("could not create it: {e}")))?;
-            file.write_all(token.as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| err(format!("could not write it: {e}")))?;
-            tracing::info!(path = %path.display(), "created {what} file");
-            Ok(token)
-        }
-        Err(e) => Err(err(format!("could not read it: {e}"))),
-    }
-}
-
-/// The file `serve` writes the admin API's base URL to, so the CLI on the
-/// same host can reach the server that holds the data dir.
-pub const ADMIN_URL_FILE: &str = "admin.url";
-
-/// The admin base URL clients on this host use for a bound address: an
-/// unspecified IP (`0.0.0.0`, `::`) is reached on loopback; `https` when
-/// the admin listener serves TLS.
-pub fn admin_base_url(addr: SocketAddr, https: bool) -> String {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    let scheme = if https { "https" } else { "http" };
-    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
-}
-
-/// `<data-dir>/admin.url`, written (0600, replacing a stale one) once the
-/// admin listener is bound and removed when the app is dropped after a
-/// clean stop.
-struct AdminUrlFile(PathBuf);
-
-impl AdminUrlFile {
-    fn write(data_dir: &Path, url: &str, key: &[u8; 32]) -> Result<Self, StartError> {
-        let path = data_dir.join(ADMIN_URL_FILE);
-        let written = (|| {
-            let tmp = data_dir.join(".admin.url.tmp");
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            writeln!(file, "{url}")?;
-            writeln!(file, "{}", crate::instance::encode(key))?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)
-        })();
-        written.map_err(|source| StartError::AdminUrl {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(Self(path))
-    }
-}
-
-impl Drop for AdminUrlFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
-/// 32 random bytes, base64url: an admin token or a value nobody holds.
-fn unguessable() -> Result<Zeroizing<String>, StartError> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| StartError::AdminToken {
-        path: PathBuf::new(),
-        reason: format!("no OS randomness: {e}"),
-    })?;
-    let token = Zeroizing::new(B64.encode(bytes));
-    bytes.zeroize();
-    Ok(token)
+    #[error(transparent)]
+    SecretFile(#[from] SecretFileError),
+    /// The OS random source failed.
+    #[error(transparent)]
+    NoRandomness(#[from] NoRandomness),
 }
 
 /// A built server, listeners bound, not yet serving.
@@ -284,12 +144,12 @@ impl App {
         let admin_token = config
             .admin_token_file
             .as_deref()
-            .map(load_or_create_admin_token)
+            .map(data_dir::load_or_create_admin_token)
             .transpose()?;
         let feed_token = config
             .feed_token_file
             .as_deref()
-            .map(load_or_create_feed_token)
+            .map(data_dir::load_or_create_feed_token)
             .transpose()?;
         if feed_token.is_none() {
             tracing::info!(
@@ -333,16 +193,17 @@ impl App {
             }
             None => (None, None),
         };
-        let instance_key = crate::instance::random().map_err(|e| StartError::AdminToken {
-            path: PathBuf::new(),
-            reason: format!("no OS randomness: {e}"),
-        })?;
+        let instance_key =
+            crate::instance::random().map_err(|e| NoRandomness::from(e.to_string()))?;
         let admin_url_file = match (&config.storage, admin_addr) {
-            (Storage::DataDir(dir), Some(addr)) => Some(AdminUrlFile::write(
-                dir,
-                &admin_base_url(addr, admin_tls.is_some()),
-                &instance_key,
-            )?),
+            (Storage::DataDir(dir), Some(addr)) => Some(
+                AdminUrlFile::write(
+                    dir,
+                    &data_dir::admin_base_url(addr, admin_tls.is_some()),
+                    &instance_key,
+                )
+                .map_err(|(path, source)| StartError::AdminUrl { path, source })?,
+            ),
             _ => None,
         };
         let state = Arc::new(AppState {
@@ -352,7 +213,7 @@ impl App {
             // fresh random value nobody holds.
             admin_token_digest: match &admin_token {
                 Some(token) => http::admin::token_digest(token),
-                None => http::admin::token_digest(&unguessable()?),
+                None => http::admin::token_digest(&data_dir::unguessable()?),
             },
             feed_token_digest: feed_token.as_deref().map(|t| http::admin::token_digest(t)),
             instance_key: admin_url_file.as_ref().map(|_| instance_key),

@@ -243,8 +243,7 @@ pub struct Config {
     pub access_log: bool,
 }
 
-/// The longest token lifetime, server-wide or per user: 366 days.
-pub const MAX_TOKEN_TTL_SECS: u64 = 366 * 86_400;
+pub use crate::values::MAX_TOKEN_TTL_SECS;
 
 impl Config {
     /// Validates the flags.
@@ -267,7 +266,7 @@ impl Config {
         }
         let feed_token_file = match (&args.feed_token_file, &args.database, args.ephemeral) {
             (Some(f), _, _) => Some(f.clone()),
-            (None, None, false) => Some(args.data_dir.join("feed.token")),
+            (None, None, false) => Some(args.data_dir.join(crate::data_dir::FEED_TOKEN_FILE)),
             (None, _, _) => None,
         };
         let (storage, admin_token_file) = if let Some(url) = args.database {
@@ -292,7 +291,7 @@ impl Config {
         } else {
             let file = args
                 .admin_token_file
-                .unwrap_or_else(|| args.data_dir.join("admin.token"));
+                .unwrap_or_else(|| args.data_dir.join(crate::data_dir::ADMIN_TOKEN_FILE));
             (Storage::DataDir(args.data_dir), Some(file))
         };
         Ok(Self {

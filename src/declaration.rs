@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::config::parse_duration;
 use crate::password::PasswordHash;
-use crate::store::snapshot;
 use crate::time;
-use crate::user::{AccountStatus, MAX_NOTE_CHARS, Username, check_password_rule};
+use crate::user::{AccountStatus, Username, check_password_rule};
+use crate::values::{Note, TokenTtl};
 use tessera_verify::scope::Scopes;
 
 /// A declarative file: `[[user]]` tables.
@@ -171,8 +171,7 @@ impl DeclaredTtl {
             Self::Seconds(s) => *s,
             Self::Text(t) => parse_duration(t)?.as_secs(),
         };
-        snapshot::check_ttl(secs)?;
-        Ok(secs)
+        Ok(TokenTtl::from_secs(secs)?.secs())
     }
 }
 
@@ -209,17 +208,13 @@ impl DeclaredUser {
             .map(DeclaredTtl::seconds)
             .transpose()
             .map_err(|e| field_error(user, "token_ttl", e))?;
-        if self
+        let note = self
             .note
-            .as_ref()
-            .is_some_and(|n| n.chars().count() > MAX_NOTE_CHARS)
-        {
-            return Err(field_error(
-                user,
-                "note",
-                format!("must be at most {MAX_NOTE_CHARS} characters"),
-            ));
-        }
+            .clone()
+            .map(Note::parse)
+            .transpose()
+            .map_err(|e| field_error(user, "note", e))?
+            .map(Note::into_inner);
         let scopes = Scopes::new(self.scopes.iter().flatten())
             .map_err(|e| field_error(user, "scopes", e.to_string()))?;
         Ok(Desired {
@@ -230,7 +225,7 @@ impl DeclaredUser {
             status: self.status.unwrap_or(AccountStatus::Active),
             expires_at,
             token_ttl_secs,
-            note: self.note.clone(),
+            note,
         })
     }
 }
@@ -313,6 +308,7 @@ fn which_user(index: usize, username: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::values::MAX_NOTE_CHARS;
 
     fn one(toml: &str) -> Result<Desired, String> {
         let file = parse_toml(toml)?;

@@ -7,16 +7,16 @@
 //! Fixed threads also bound memory: each Argon2id hash takes 19 MiB, and the
 //! allocator keeps what a thread freed for that thread's next hash.
 
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
-
+use crossbeam_channel::{Sender, TrySendError};
 use tokio::sync::oneshot;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// The pool. Dropping it lets the threads finish their queue and exit.
 pub struct HashPool {
-    jobs: SyncSender<Job>,
+    /// A bounded multi-consumer queue: each worker holds a receiver of its
+    /// own, so no lock is shared between them.
+    jobs: Sender<Job>,
 }
 
 /// Why a check did not run.
@@ -35,24 +35,15 @@ impl HashPool {
     /// waiting for one.
     pub fn new(threads: usize, queue: usize) -> Self {
         let threads = threads.max(1);
-        let (jobs, waiting) = mpsc::sync_channel::<Job>(queue);
-        let waiting: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(waiting));
+        let (jobs, waiting) = crossbeam_channel::bounded::<Job>(queue);
         for i in 0..threads {
             let waiting = waiting.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("tessera-hash-{i}"))
                 .spawn(move || {
-                    loop {
-                        // A poisoned lock only means another worker panicked
-                        // between lock and recv; the receiver is still sound.
-                        let job = waiting
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
+                    // Ends once the pool is dropped and its queue is empty.
+                    for job in waiting {
+                        job();
                     }
                 });
             if let Err(e) = spawned {
@@ -90,8 +81,8 @@ impl HashPool {
         });
         match self.jobs.try_send(job) {
             Ok(()) => rx.await.map_err(|_| PoolError::Stopped),
-            Err(mpsc::TrySendError::Full(_)) => Err(PoolError::Busy),
-            Err(mpsc::TrySendError::Disconnected(_)) => Err(PoolError::Stopped),
+            Err(TrySendError::Full(_)) => Err(PoolError::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(PoolError::Stopped),
         }
     }
 }
@@ -104,6 +95,7 @@ pub fn threads_for(cores: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 

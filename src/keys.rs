@@ -10,9 +10,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::hazmat::{self, ExpandedSecretKey};
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256, Sha512};
+use sha2::Sha512;
 
 use crate::token;
+use tessera_verify::jwk::{Jwk, Jwks};
 
 /// Where a key is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,15 +132,7 @@ pub fn validate_records(records: &[KeyRecord]) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// RFC 7638 thumbprint of an Ed25519 public key: SHA-256 over the canonical
-/// JWK `{"crv":"Ed25519","kty":"OKP","x":"…"}`, base64url.
-pub fn thumbprint(key: &VerifyingKey) -> String {
-    let canonical = format!(
-        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
-        B64.encode(key.as_bytes())
-    );
-    B64.encode(Sha256::digest(canonical.as_bytes()))
-}
+pub use tessera_verify::jwk::thumbprint;
 
 /// A loaded key, ready to sign or verify. The private scalar is expanded
 /// once here (not on every signature) and zeroized on drop.
@@ -200,14 +193,7 @@ impl Keyring {
             let signing = record.signing_key()?;
             let verifying = signing.verifying_key();
             let expanded = ExpandedSecretKey::from(signing.as_bytes());
-            jwks.push(serde_json::json!({
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "x": B64.encode(verifying.as_bytes()),
-                "kid": record.kid,
-                "alg": "EdDSA",
-                "use": "sig",
-            }));
+            jwks.push(Jwk::ed25519(&record.kid, &verifying));
             keys.insert(
                 record.kid.clone(),
                 LoadedKey {
@@ -225,7 +211,7 @@ impl Keyring {
                 .find(|r| r.status == KeyStatus::Next)
                 .map(|r| r.kid.clone()),
             keys,
-            jwks: serde_json::json!({ "keys": jwks }).to_string(),
+            jwks: serde_json::to_string(&Jwks { keys: jwks }).unwrap_or_default(),
         })
     }
 

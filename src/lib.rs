@@ -1,20 +1,23 @@
 //! Tessera: one self-contained binary that provisions partner users, issues
 //! compact Ed25519-signed JWTs for them, verifies those tokens for any
 //! service (or a forward-auth proxy), and keeps everything in one embedded
-//! redb file.
+//! redb file, or in PostgreSQL shared by a cluster of nodes.
 //!
 //! # Layout
 //! - [`cli`], [`config`]: flags and env vars into a validated config.
 //! - [`app`]: start-up (store, keys, admin token, listeners) and the run loop.
-//! - [`http`]: the edge. One warp filter per route in `http::partner` and
-//!   `http::admin`, bodies read under each route's limit and time
-//!   (`http::body`), and `http::errors`, the one place every error becomes
+//! - [`data_dir`]: the files of a data dir, their modes, the token files.
+//! - [`http`]: the edge. One warp filter per route in `http::partner`,
+//!   `http::oauth` and `http::admin` (a file per resource family), bodies
+//!   read under each route's limit and time (`http::body`), TLS
+//!   (`http::tls`), and `http::errors`, the one place every error becomes
 //!   a status and body.
 //! - [`service`]: the use cases, one file each — `issue`, `verify`,
-//!   `users`, `revocations`, `keys`, `backup` — and their `error`s. Knows no
-//!   HTTP and no storage engine.
-//! - [`store`]: the [`store::Store`] trait, its redb backend (the only
-//!   module that imports redb), the contract tests every backend passes, and
+//!   `users`, `revocations`, `keys`, `feed`, `apply`, `backup` — and their
+//!   `error`s. Knows no HTTP and no storage engine.
+//! - [`store`]: the [`store::Store`] trait, its backends ([`store::redb`],
+//!   the only module that imports redb; [`store::postgres`], the only one
+//!   that speaks SQL), the contract tests every backend passes, and
 //!   `store::snapshot`, the export format with every import check.
 //! - [`token`]: the pure JWT codec and token-level rules, from the
 //!   `tessera-verify` crate (`verify/`) that partners' services use too.
@@ -22,34 +25,52 @@
 //! - [`password`]: hash schemes chosen by a password's shape, and the
 //!   attempt that costs the guess's work whoever the user is.
 //! - [`hash_pool`]: the bounded pool that runs login-time Argon2id.
-//! - [`user`]: usernames, user records and the account-state rules.
+//! - [`user`]: usernames, user records and the account-state rules;
+//!   [`values`]: the note, TTL and `jti` rules every edge shares.
 //! - [`client`], [`throttle`]: which client a request counts as, and
 //!   per-client brute-force throttling.
 //! - [`metrics`]: Prometheus metrics. [`time`]: unix seconds, RFC 3339, and
 //!   the injectable clock.
 //!
 //! # Where the rules live
-//! - A disabled or expired account gets `token expired`:
-//!   [`user::User::may_get_tokens`] decides, `http::errors` (`LoginError`)
-//!   gives the seed's exact text, only after the password matched
-//!   (`service::issue`).
+//! - **Expired or invalid.** A token is expired at `exp` exactly and not
+//!   yet valid past `--clock-leeway`: [`token::check_claims`]; every other
+//!   token-level refusal (shape, `alg`, key, signature, issuer) is
+//!   [`token::TokenError`] from [`token::verify_signature`]. A disabled or
+//!   expired *account* gets the seed's `token expired` at login:
+//!   [`user::User::may_get_tokens`] decides, only after the password
+//!   matched (`service::issue`), and `http::errors` (`LoginError`) words it.
+//! - **How a password is checked.** [`password::Attempt::plan`] picks the
+//!   hash (the user's own, or a dummy of the guess's scheme for an unknown
+//!   user, so both cost the same), [`password::check`] does the work in
+//!   constant time, on [`hash_pool`] for Argon2id (`service::issue`).
+//! - **The throttle behind a proxy.** The client is the rightmost
+//!   `X-Forwarded-For` hop that is not in `--trusted-proxies`:
+//!   [`client::client_key`]; failures are charged per client and refunded on
+//!   success: [`throttle::Throttle::charge`].
+//! - **When an old signing key is dropped.** [`keys::rotate`] retires the
+//!   active key with `drop_after = now + the longest TTL ever configured`
+//!   ([`store::Store::ttl_high_water`]), so no token it signed outlives it;
+//!   [`keys::without_expired`] drops it, run by `service.prune()` every
+//!   minute from [`app::App::run`]. The JWKS carries the next key before it
+//!   signs ([`keys::initial_records`]: there is always a next key).
+//! - **How a revocation reaches others.** Another cluster node: the
+//!   revocation row is stamped with a version and NOTIFYed; each node's
+//!   catch-up (`store::postgres::replica`) reads every row past the version
+//!   it reached. A partner's verifier: [`store::Store::changes`] reads the
+//!   feed's position and content in one read, `service::feed` signs and
+//!   caches it, and [`tessera_verify::feed::RevocationState::apply`] folds
+//!   it in.
 //! - Revoke-all, delete and re-creation kill every earlier token whatever
 //!   the clocks say: account generations, the verdict in
 //!   `tessera_verify::account` (shared with partners' verifiers), drawn in
 //!   `service::users` (`revoke_user_tokens`) from [`store::Store::next_generation`].
-//! - A token counts as not yet valid past `--clock-leeway`, expired at
-//!   `exp` exactly: [`token::check_claims`].
-//! - The revocation feed's position and content come from one read:
-//!   [`store::Store::changes`], served and cached by `service::feed`.
+//! - Scopes: [`tessera_verify::scope`] (names, and the effective scopes: the
+//!   token's that the user still holds).
 //! - A full disk answers 507 and heals without a restart; a damaged file is
 //!   refused at start: [`store::redb`] (`writing`, `reopen`, `check_file`).
-//! - The client is the rightmost untrusted `X-Forwarded-For` hop:
-//!   [`client::client_key`].
 //! - An import is all or nothing: the [`store::Store`] contract, each
 //!   backend's `import`, and the checks in [`store::snapshot`].
-//! - The JWKS carries the next key before it signs: [`keys::Keyring`] (every
-//!   record is published) and [`keys::initial_records`] / [`keys::rotate`]
-//!   (there is always a next key).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -58,6 +79,7 @@ pub mod change_log;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod data_dir;
 pub mod declaration;
 pub mod error_chain;
 pub mod hash_pool;
@@ -72,5 +94,6 @@ pub mod store;
 pub mod throttle;
 pub mod time;
 pub mod user;
+pub mod values;
 
 pub use tessera_verify::token;

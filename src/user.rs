@@ -16,8 +16,7 @@ use tessera_verify::scope::Scopes;
 pub const MAX_USERNAME_LEN: usize = 128;
 /// The longest password accepted, in bytes.
 pub const MAX_PASSWORD_LEN: usize = 1024;
-/// The longest `note`, in characters.
-pub const MAX_NOTE_CHARS: usize = 1024;
+pub use crate::values::MAX_NOTE_CHARS;
 
 /// A username: 1–128 characters of `A-Z a-z 0-9 . _ @ -`. Parsed once at
 /// the edge and kept parsed down to the store; deserialising one (a stored

@@ -14,8 +14,7 @@ use zeroize::Zeroizing;
 use super::api::{AdminApi, CallError, Chunks, Method, Sink};
 use super::local::InProcess;
 use super::remote::OverHttp;
-use crate::app::ADMIN_URL_FILE;
-use crate::store::redb::DB_FILE;
+use crate::data_dir::{ADMIN_TOKEN_FILE, ADMIN_URL_FILE, DB_FILE};
 use crate::store::{RedbStore, StoreError};
 
 /// Flags every admin command takes.
@@ -94,7 +93,7 @@ fn read_token(common: &Common) -> Result<Zeroizing<String>, String> {
     let path = common
         .admin_token_file
         .clone()
-        .unwrap_or_else(|| common.data_dir.join("admin.token"));
+        .unwrap_or_else(|| common.data_dir.join(ADMIN_TOKEN_FILE));
     let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
         format!(
             "admin token file {} unreadable: {e}; pass --admin-token-file",

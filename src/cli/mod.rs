@@ -187,11 +187,11 @@ async fn dispatch(command: Command) -> ExitCode {
 
 /// `tessera check`: the engine's integrity check and every record decoded.
 fn check(data_dir: &std::path::Path) -> ExitCode {
-    match crate::store::redb::check_data_dir(data_dir) {
+    match crate::store::check_data_dir(data_dir) {
         Ok(s) => {
             println!(
                 "{}: sound ({} users, {} keys, {} revocations, {} audit events)",
-                data_dir.join(crate::store::redb::DB_FILE).display(),
+                data_dir.join(crate::data_dir::DB_FILE).display(),
                 s.users,
                 s.keys,
                 s.revocations,

@@ -110,15 +110,15 @@ pub fn or_dash(value: Option<impl ToString>) -> String {
 /// Percent-encodes a path segment or query value (anything but
 /// `A-Z a-z 0-9 - . _ ~`), so a name can never change the path it is sent to.
 pub fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
+
+/// Every byte but RFC 3986's unreserved characters.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// `?a=1&b=x` from the pairs that are set.
 pub fn query(pairs: &[(&str, Option<String>)]) -> String {

@@ -6,10 +6,10 @@ use zeroize::Zeroizing;
 
 use super::{AdminError, InternalError, Service, crypto};
 use crate::password::{self, PasswordHash};
-use crate::store::snapshot;
 use crate::store::{Page, UserChange};
 use crate::time;
 use crate::user::{AccountStatus, User, Username, check_password_rule};
+use crate::values::TokenTtl;
 use tessera_verify::scope::Scopes;
 
 /// A new user, as the operator asks for it.
@@ -81,7 +81,9 @@ impl UserPatch {
 
 fn validate_ttl(ttl: Option<u64>) -> Result<(), AdminError> {
     ttl.map_or(Ok(()), |t| {
-        snapshot::check_ttl(t).map_err(AdminError::Invalid)
+        TokenTtl::from_secs(t)
+            .map(drop)
+            .map_err(AdminError::Invalid)
     })
 }
 

@@ -1,11 +1,9 @@
 //! Verifying a bearer token (`GET /verify`): every rule of SPEC §2, with
 //! the signature step cached per token string under the keyring that
-//! verified it.
+//! verified it ([`tessera_verify::verified`], shared with partners'
+//! verifiers).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-
-use parking_lot::RwLock;
 
 use super::{InternalError, Service, VerifyError};
 use crate::keys::Keyring;
@@ -13,44 +11,21 @@ use crate::store::StoreError;
 use crate::token::{self, Claims};
 use crate::user::{AccountError, Username};
 use tessera_verify::scope::Scopes;
-
-/// How many verified token signatures are remembered per keyring.
-const VERIFIED_CACHE_CAPACITY: usize = 8192;
-
-/// Remembers token strings whose signature and claim types verified, so the
-/// hot path (a partner sending one token all hour) skips the signature
-/// check. Time, revocation and account rules are still checked on every
-/// call. A `parking_lot` lock: no poisoning, so no policy to get wrong.
-#[derive(Default)]
-struct VerifiedCache(RwLock<HashMap<Box<str>, Arc<Claims>>>);
-
-impl VerifiedCache {
-    fn get(&self, token: &str) -> Option<Arc<Claims>> {
-        self.0.read().get(token).cloned()
-    }
-
-    fn insert(&self, token: &str, claims: &Arc<Claims>) {
-        let mut map = self.0.write();
-        if map.len() >= VERIFIED_CACHE_CAPACITY {
-            map.clear();
-        }
-        map.insert(token.into(), claims.clone());
-    }
-}
+use tessera_verify::verified::VerifiedTokens;
 
 /// The keyring every request reads, with the signatures verified under it:
 /// a new keyring starts with an empty cache, so an entry can never outlive
 /// the keys it was verified with.
 pub(super) struct KeyState {
     pub(super) ring: Keyring,
-    verified: VerifiedCache,
+    verified: VerifiedTokens,
 }
 
 impl KeyState {
     pub(super) fn new(ring: Keyring) -> Self {
         Self {
             ring,
-            verified: VerifiedCache::default(),
+            verified: VerifiedTokens::default(),
         }
     }
 }
@@ -78,16 +53,9 @@ impl Service {
     /// scopes when it is valid.
     pub fn verify_bearer(&self, bearer: &str) -> Result<VerifiedToken, VerifyError> {
         let keys = self.keys.load();
-        let claims = match keys.verified.get(bearer) {
-            Some(c) => c,
-            None => {
-                let c = Arc::new(token::verify_signature(bearer, |kid| {
-                    keys.ring.verifying_key(kid)
-                })?);
-                keys.verified.insert(bearer, &c);
-                c
-            }
-        };
+        let claims = keys
+            .verified
+            .claims(bearer, |kid| keys.ring.verifying_key(kid))?;
         let now = self.clock.now();
         token::check_claims(
             &claims,

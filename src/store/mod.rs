@@ -28,7 +28,7 @@ use crate::user::{User, Username};
 use snapshot::{BadSnapshot, ImportCounts};
 
 pub use self::postgres::PostgresStore;
-pub use self::redb::RedbStore;
+pub use self::redb::{RedbStore, check_data_dir};
 
 /// Orders a keyring as [`Store::keys`] returns it: retired, then active,
 /// then next, oldest first within each.

@@ -9,6 +9,11 @@
 //!   rules. No I/O; the clock is passed in.
 //! - [`account`]: the account verdict (disabled, expired, deleted,
 //!   revoke-all and re-creation by generation), shared with the server.
+//! - [`verified`]: the bounded cache of token strings whose signature
+//!   verified under one keyring, for the server's `/verify` and the
+//!   [`verifier::Verifier`] alike.
+//! - [`jwk`]: the JWK form of the keys and their RFC 7638 thumbprints,
+//!   written by the server and read by the verifier.
 //! - [`feed`]: the signed revocation feed's format and the state a
 //!   verifier builds from it, answering for revocations and account rules.
 //! - [`verifier`] (feature `client`, on by default): the polling
@@ -52,10 +57,12 @@ pub mod axum_extract;
 #[cfg(feature = "client")]
 pub mod bearer;
 pub mod feed;
+pub mod jwk;
 pub mod scope;
 pub mod token;
 #[cfg(feature = "tower")]
 pub mod tower_layer;
+pub mod verified;
 #[cfg(feature = "client")]
 pub mod verifier;
 #[cfg(feature = "warp")]

@@ -12,161 +12,28 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::VerifyingKey;
 use parking_lot::Mutex;
-use serde::Deserialize;
 
 use crate::feed::{FeedClaims, Refusal, RevocationState, StaleFeed};
+use crate::jwk::Jwks;
 use crate::scope::Scopes;
-use crate::token::{self, Claims, DEFAULT_LEEWAY_SECS, FEED_TYP, TokenError};
+use crate::token::{self, Claims, FEED_TYP, TokenError};
+use crate::verified::VerifiedTokens;
+
+mod config;
+#[cfg(test)]
+mod tests;
+
+pub use self::config::{Clock, VerifierConfig, WhenStale};
 
 /// The largest feed accepted (10,000 revocations and 1,000 subjects measured 688 KB).
 const MAX_FEED_BYTES: usize = 64 << 20;
 /// The shortest time between two JWKS fetches caused by unknown `kid`s.
 pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(30);
-/// Token strings whose signature verified, remembered per keyring.
-const CACHE_CAPACITY: usize = 8192;
-
-/// Verified token strings and their claims, bounded (quick_cache evicts
-/// the least used; nothing is cleared whole).
-type VerifiedCache = quick_cache::sync::Cache<Box<str>, Arc<Claims>>;
-
-fn new_verified_cache() -> Arc<VerifiedCache> {
-    Arc::new(VerifiedCache::new(CACHE_CAPACITY))
-}
-
-/// What to do with tokens while the revocation state is stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WhenStale {
-    /// Refuse them (`revocation state stale`): the default, fail closed.
-    Refuse,
-    /// Accept them on the last known state.
-    Accept,
-}
-
-/// How a [`Verifier`] reaches Tessera and how strict it is.
-#[derive(Clone)]
-pub struct VerifierConfig {
-    /// Tessera's partner URL, e.g. `https://auth.example.com`.
-    pub tessera_url: String,
-    /// The `iss` tokens must carry.
-    pub issuer: String,
-    /// How often the feed is polled (default 10 s).
-    pub poll: Duration,
-    /// How long the feed may go unrefreshed (default 5 min).
-    pub max_staleness: Duration,
-    /// What happens past `max_staleness`.
-    pub when_stale: WhenStale,
-    /// How far in the future a token's `iat` (and how far back a newer
-    /// feed's `iat`) may lie, for clocks that disagree (default 60 s).
-    /// `exp` is never given leeway.
-    pub leeway: Duration,
-    /// The deployment's feed token, sent as `Authorization: Bearer` to
-    /// `GET /revocations` (Tessera writes it to `<data-dir>/feed.token`).
-    /// Without it the feed answers 401 and tokens are refused as stale.
-    pub feed_token: Option<String>,
-    /// Now, in unix seconds: the system clock unless a test moves its own.
-    pub clock: Clock,
-    /// A client the caller built ([`VerifierConfig::http_client`]).
-    http_client: Option<reqwest::Client>,
-    /// CAs trusted besides the Mozilla roots ([`VerifierConfig::root_ca_pem`]).
-    roots: Vec<reqwest::Certificate>,
-}
-
-/// The source of "now" for token times, in unix seconds.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-impl std::fmt::Debug for VerifierConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifierConfig")
-            .field("tessera_url", &self.tessera_url)
-            .field("issuer", &self.issuer)
-            .field("poll", &self.poll)
-            .field("max_staleness", &self.max_staleness)
-            .field("when_stale", &self.when_stale)
-            .field("leeway", &self.leeway)
-            .field("feed_token", &self.feed_token.as_ref().map(|_| "<secret>"))
-            .field("http_client", &self.http_client.is_some())
-            .field("extra_roots", &self.roots.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl VerifierConfig {
-    /// The defaults of SPEC §8 for a Tessera at `tessera_url`.
-    pub fn new(tessera_url: impl Into<String>) -> Self {
-        Self {
-            tessera_url: tessera_url.into(),
-            issuer: "tessera".into(),
-            poll: Duration::from_secs(10),
-            max_staleness: Duration::from_secs(300),
-            when_stale: WhenStale::Refuse,
-            leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
-            feed_token: None,
-            clock: Arc::new(unix_now),
-            http_client: None,
-            roots: Vec::new(),
-        }
-    }
-
-    /// Trusts the CA certificates of `pem` (one or more PEM blocks) too,
-    /// for a Tessera behind a private CA.
-    ///
-    /// ```
-    /// # use tessera_verify::VerifierConfig;
-    /// let config = VerifierConfig::new("https://auth.internal");
-    /// assert!(config.root_ca_pem(b"not a certificate").is_err());
-    /// ```
-    pub fn root_ca_pem(mut self, pem: &[u8]) -> Result<Self, FetchError> {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| FetchError::Config(format!("root CA: {e}")))?;
-        if certs.is_empty() {
-            return Err(FetchError::Config(
-                "root CA: no PEM certificate found".into(),
-            ));
-        }
-        self.roots.extend(certs);
-        Ok(self)
-    }
-
-    /// Uses `client` for every fetch (proxies, client certificates, its
-    /// own roots and timeouts); [`VerifierConfig::root_ca_pem`] then does
-    /// not apply. Build it with the re-exported [`crate::reqwest`].
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http_client = Some(client);
-        self
-    }
-
-    /// The JWKS and feed URLs under `tessera_url` (a trailing slash or a
-    /// path prefix both work).
-    fn endpoints(&self) -> Result<(url::Url, url::Url), FetchError> {
-        let mut base = url::Url::parse(&self.tessera_url)
-            .map_err(|e| FetchError::Config(format!("tessera_url {:?}: {e}", self.tessera_url)))?;
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
-        let join = |p: &str| {
-            base.join(p)
-                .map_err(|e| FetchError::Config(format!("tessera_url {:?}: {e}", self.tessera_url)))
-        };
-        Ok((join(".well-known/jwks.json")?, join("revocations")?))
-    }
-
-    /// Reads the feed token from a file (surrounding whitespace trimmed),
-    /// as `partner_service --feed-token-file` does.
-    pub fn feed_token_file(mut self, path: &std::path::Path) -> std::io::Result<Self> {
-        let text = std::fs::read_to_string(path)?;
-        self.feed_token = Some(text.trim().to_owned());
-        Ok(self)
-    }
-}
 
 /// Why a token was refused. `Display` is `/verify`'s reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -223,7 +90,7 @@ struct Snapshot {
     /// seconds); None before the first.
     refreshed: Option<u64>,
     /// Shared by snapshots of one keyring; a new keyring starts empty.
-    verified: Arc<VerifiedCache>,
+    verified: Arc<VerifiedTokens>,
 }
 
 /// Verifies Tessera tokens offline; see the module docs.
@@ -280,25 +147,6 @@ impl Drop for Poller {
     }
 }
 
-#[derive(Deserialize)]
-struct Jwks {
-    keys: Vec<Jwk>,
-}
-
-#[derive(Deserialize)]
-struct Jwk {
-    kid: String,
-    kty: String,
-    crv: String,
-    x: String,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// The `max-age` of a `Cache-Control` value, if any.
 fn max_age(cache_control: Option<&str>) -> Option<Duration> {
     cache_control?
@@ -339,7 +187,7 @@ impl Verifier {
                 jwks_fresh_until: Instant::now(),
                 feed: RevocationState::default(),
                 refreshed: None,
-                verified: new_verified_cache(),
+                verified: Arc::default(),
             }),
             refreshing: tokio::sync::Mutex::new(()),
             last_kid_refetch: Mutex::new(None),
@@ -361,7 +209,7 @@ impl Verifier {
             jwks_fresh_until: Instant::now() + Duration::from_secs(300),
             feed,
             refreshed: Some((v.config.clock)()),
-            verified: new_verified_cache(),
+            verified: Arc::default(),
         }));
         v
     }
@@ -383,17 +231,9 @@ impl Verifier {
         let jwks: Jwks = r.json().await.map_err(http)?;
         let mut keys = HashMap::new();
         for k in jwks.keys {
-            if k.kty != "OKP" || k.crv != "Ed25519" {
-                continue;
+            if let Some(key) = k.ed25519_key().map_err(FetchError::Jwks)? {
+                keys.insert(k.kid, key);
             }
-            let x: [u8; 32] = B64
-                .decode(&k.x)
-                .ok()
-                .and_then(|b| b.try_into().ok())
-                .ok_or_else(|| FetchError::Jwks(format!("key {} is not 32 bytes", k.kid)))?;
-            let key = VerifyingKey::from_bytes(&x)
-                .map_err(|e| FetchError::Jwks(format!("key {}: {e}", k.kid)))?;
-            keys.insert(k.kid, key);
         }
         Ok((keys, age))
     }
@@ -469,7 +309,7 @@ impl Verifier {
             feed: state,
             refreshed: Some(now),
             verified: if keys_changed {
-                new_verified_cache()
+                Arc::default()
             } else {
                 old.verified.clone()
             },
@@ -573,21 +413,14 @@ impl Verifier {
         if self.config.when_stale == WhenStale::Refuse && !self.fresh_at(&s, now) {
             return Err(Reason::Stale);
         }
-        let cached = s.verified.get(bearer);
-        let claims = match cached {
-            Some(c) => c,
-            None => {
-                let c =
-                    token::verify_signature(bearer, |kid| s.keys.get(kid)).inspect_err(|e| {
-                        if *e == TokenError::UnknownKey {
-                            self.unknown_kid();
-                        }
-                    })?;
-                let c = Arc::new(c);
-                s.verified.insert(bearer.into(), c.clone());
-                c
-            }
-        };
+        let claims = s
+            .verified
+            .claims(bearer, |kid| s.keys.get(kid))
+            .inspect_err(|e| {
+                if *e == TokenError::UnknownKey {
+                    self.unknown_kid();
+                }
+            })?;
         token::check_claims(
             &claims,
             &self.config.issuer,
@@ -596,69 +429,5 @@ impl Verifier {
         )?;
         s.feed.check(&claims, now)?;
         Ok(claims)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn unknown_kids_ask_for_the_jwks_at_most_every_30_seconds() {
-        let v = Verifier::from_parts(
-            VerifierConfig::new("http://unused"),
-            HashMap::new(),
-            RevocationState::default(),
-        );
-        async fn asked(v: &Verifier) -> bool {
-            tokio::time::timeout(Duration::from_millis(20), v.wake.notified())
-                .await
-                .is_ok()
-        }
-        v.unknown_kid();
-        assert!(asked(&v).await, "the first unknown kid wakes the poller");
-        v.unknown_kid();
-        assert!(!asked(&v).await, "a second one within 30 s does not");
-        *v.last_kid_refetch.lock() = Some(Instant::now() - UNKNOWN_KID_REFETCH);
-        v.unknown_kid();
-        assert!(asked(&v).await, "after 30 s it does again");
-    }
-
-    #[test]
-    fn endpoints_are_joined_under_the_base_url_whatever_its_slashes() {
-        let urls = |base: &str| {
-            let (jwks, feed) = VerifierConfig::new(base).endpoints().unwrap();
-            (jwks.to_string(), feed.to_string())
-        };
-        for base in ["https://auth.example.com", "https://auth.example.com/"] {
-            assert_eq!(
-                urls(base),
-                (
-                    "https://auth.example.com/.well-known/jwks.json".into(),
-                    "https://auth.example.com/revocations".into()
-                )
-            );
-        }
-        for base in ["http://gw:8080/tessera", "http://gw:8080/tessera/"] {
-            assert_eq!(
-                urls(base),
-                (
-                    "http://gw:8080/tessera/.well-known/jwks.json".into(),
-                    "http://gw:8080/tessera/revocations".into()
-                )
-            );
-        }
-        let bad = VerifierConfig::new("auth.example.com").endpoints();
-        assert!(matches!(bad, Err(FetchError::Config(m)) if m.contains("auth.example.com")));
-    }
-
-    #[test]
-    fn max_age_is_read_from_cache_control() {
-        assert_eq!(
-            max_age(Some("public, max-age=300")),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(max_age(Some("no-store")), None);
-        assert_eq!(max_age(None), None);
     }
 }
