@@ -63,6 +63,12 @@ enum Stopped {
     CopyGone,
 }
 
+impl From<BadSnapshot> for Stopped {
+    fn from(e: BadSnapshot) -> Self {
+        Self::Bad(e.into())
+    }
+}
+
 impl PostgresStore {
     /// Reads `lines` on this thread while the store's runtime copies them
     /// into one transaction; commits only when every line was valid.
@@ -110,30 +116,16 @@ fn read_all(
     feed: &mpsc::Sender<Feed>,
 ) -> Result<(ImportCounts, Tail), Stopped> {
     let bad = |e: StoreError| Stopped::Bad(e);
-    let mut reader = snapshot::Reader::new();
     let (mut keys, mut revocations) = (Vec::new(), Vec::new());
     let mut names: HashSet<Username> = HashSet::new();
     let mut jtis = HashSet::new();
-    let mut max_generation = 0;
     let mut batch = Vec::with_capacity(BATCH);
-    for line in lines {
-        let line = line.map_err(|reason| {
-            bad(BadSnapshot {
-                line: reader.line_number() + 1,
-                reason,
-            }
-            .into())
-        })?;
-        let n = reader.line_number() + 1;
-        match reader.read(&line).map_err(|e| bad(e.into()))? {
-            None => {}
-            Some(Item::User(u)) => {
+    let summary = snapshot::read_all(lines, |n, item| -> Result<(), Stopped> {
+        match item {
+            Item::User(u) => {
                 if !names.insert(u.username.clone()) {
-                    return Err(bad(
-                        BadSnapshot::twice(n, "user", u.username.as_str()).into()
-                    ));
+                    return Err(BadSnapshot::twice(n, "user", u.username.as_str()).into());
                 }
-                max_generation = max_generation.max(u.generation);
                 batch.push((u.username.to_string(), encode(&u).map_err(bad)?));
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -141,24 +133,24 @@ fn read_all(
                         .map_err(|_| Stopped::CopyGone)?;
                 }
             }
-            Some(Item::Key(k)) => keys.push(k),
-            Some(Item::Revocation { jti, exp }) => {
+            Item::Key(k) => keys.push(k),
+            Item::Revocation { jti, exp } => {
                 if !jtis.insert(jti.clone()) {
-                    return Err(bad(BadSnapshot::twice(n, "jti", &jti).into()));
+                    return Err(BadSnapshot::twice(n, "jti", &jti).into());
                 }
                 revocations.push((jti, int(exp)));
             }
         }
-    }
+        Ok(())
+    })?;
     if !batch.is_empty() {
         feed.blocking_send(Feed::Users(batch))
             .map_err(|_| Stopped::CopyGone)?;
     }
-    let summary = reader.finish().map_err(|e| bad(e.into()))?;
     let tail = Tail {
         keys: encode_keys(&keys).map_err(bad)?,
         revocations,
-        max_generation: int(max_generation),
+        max_generation: int(summary.max_generation),
         max_ttl: int(summary.max_ttl_secs),
         users: int(summary.counts.users),
         audit: audit(summary.counts),

@@ -460,9 +460,7 @@ impl Store for RedbStore {
         lines: SnapshotLines<'_>,
         audit: &dyn Fn(ImportCounts) -> Audit,
     ) -> Result<ImportCounts, StoreError> {
-        let mut reader = snapshot::Reader::new();
         let mut revoked = RevokedSet::new();
-        let mut max_generation = 0;
         self.writing(|db, writer| {
             let tx = db.begin_write()?;
             {
@@ -472,39 +470,32 @@ impl Store for RedbStore {
                 users.retain(|_, _| false)?;
                 keys.retain(|_, _| false)?;
                 revocations.retain(|_, _| false)?;
-                for line in lines {
-                    let line = line.map_err(|reason| BadSnapshot {
-                        line: reader.line_number() + 1,
-                        reason,
-                    })?;
-                    let n = reader.line_number() + 1;
-                    match reader.read(&line)? {
-                        None => {}
-                        Some(Item::User(u)) => {
-                            max_generation = max_generation.max(u.generation);
+                let summary = snapshot::read_all(lines, |n, item| -> Result<(), StoreError> {
+                    match item {
+                        Item::User(u) => {
                             let name = u.username.as_str();
                             if users.insert(name, encode_user(&u).as_slice())?.is_some() {
                                 return Err(BadSnapshot::twice(n, "user", name).into());
                             }
                         }
-                        Some(Item::Key(k)) => {
+                        Item::Key(k) => {
                             keys.insert(k.kid.as_str(), to_json(&k).as_slice())?;
                         }
-                        Some(Item::Revocation { jti, exp }) => {
+                        Item::Revocation { jti, exp } => {
                             if revocations.insert(jti.as_str(), exp)?.is_some() {
                                 return Err(BadSnapshot::twice(n, "jti", &jti).into());
                             }
                             revoked.insert(jti, exp);
                         }
                     }
-                }
-                let summary = std::mem::take(&mut reader).finish()?;
+                    Ok(())
+                })?;
                 let mut meta = tx.open_table(META)?;
                 let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
                 meta.insert(TTL_HIGH_WATER_KEY, current.max(summary.max_ttl_secs))?;
                 // Generations drawn later must pass every imported one.
                 let drawn = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value());
-                meta.insert(GENERATION_KEY, drawn.max(max_generation))?;
+                meta.insert(GENERATION_KEY, drawn.max(summary.max_generation))?;
                 drop((users, keys, revocations, meta));
                 append_audit(&tx, audit(summary.counts))?;
                 self.commit_users(db, tx, writer)?;

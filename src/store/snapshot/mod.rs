@@ -13,6 +13,7 @@ use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
+use super::SnapshotLines;
 use crate::keys::{self, KeyRecord};
 use crate::time;
 use crate::user::User;
@@ -110,6 +111,9 @@ pub struct Summary {
     pub counts: ImportCounts,
     /// The longest per-user token TTL, for key retention.
     pub max_ttl_secs: u64,
+    /// The highest account generation of any user: generations drawn
+    /// after the import must pass it.
+    pub max_generation: u64,
 }
 
 /// Reads a snapshot line by line, checking each as it comes.
@@ -121,6 +125,7 @@ pub struct Reader {
     counts: ImportCounts,
     keys: Vec<KeyRecord>,
     max_ttl_secs: u64,
+    max_generation: u64,
 }
 
 fn check_time(field: &str, secs: u64) -> Result<(), String> {
@@ -268,6 +273,7 @@ impl Reader {
                 check_user(&user).map_err(bad)?;
                 self.counts.users += 1;
                 self.max_ttl_secs = self.max_ttl_secs.max(user.token_ttl_secs.unwrap_or(0));
+                self.max_generation = self.max_generation.max(user.generation);
                 Ok(Some(Item::User(user)))
             }
             Line::Key { key } => {
@@ -313,8 +319,28 @@ impl Reader {
         Ok(Summary {
             counts: c,
             max_ttl_secs: self.max_ttl_secs,
+            max_generation: self.max_generation,
         })
     }
+}
+
+/// The import loop both stores share: reads and checks every line of
+/// `lines`, hands each record to `store` with its line number (a backend
+/// refuses a duplicate with [`BadSnapshot::twice`] at that line), and checks
+/// the end line. A broken upload or a bad line stops it with the line's
+/// number; the caller's transaction then commits nothing.
+pub fn read_all<E: From<BadSnapshot>>(
+    lines: SnapshotLines<'_>,
+    mut store: impl FnMut(usize, Item) -> Result<(), E>,
+) -> Result<Summary, E> {
+    let mut reader = Reader::new();
+    for line in lines {
+        let line = line.map_err(|reason| BadSnapshot::new(reader.line_number() + 1, reason))?;
+        if let Some(item) = reader.read(&line)? {
+            store(reader.line_number(), item)?;
+        }
+    }
+    Ok(reader.finish()?)
 }
 
 /// Splits a stream of chunks into lines of at most [`MAX_LINE_BYTES`],
