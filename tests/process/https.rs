@@ -4,114 +4,27 @@
 //! `--ca-file`, and a reload on SIGHUP to a certificate from another CA
 //! while a connection stays open.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::helpers::{TestProcess, spawn_process_with};
 
+#[path = "../support/test_ca.rs"]
+mod test_ca;
+use test_ca::{make_ca, make_server_cert};
+
+/// What the server certificates are for.
+const SAN: &str = "IP:127.0.0.1,DNS:localhost";
+
 fn ensure_tools() {
+    test_ca::ensure_openssl();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/ensure-tools.sh");
     let status = Command::new("bash")
-        .args([script, "openssl=openssl", "curl=curl"])
+        .args([script, "curl=curl"])
         .status()
         .expect("ensure-tools runs");
-    assert!(status.success(), "installing openssl and curl failed");
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA named `name`: `<name>.pem` and `<name>.key` in `dir`.
-fn make_ca(dir: &Path, name: &str) -> PathBuf {
-    let (pem, key) = (format!("{name}.pem"), format!("{name}.key"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    dir.join(pem)
-}
-
-/// A server certificate for 127.0.0.1 and localhost signed by `ca`,
-/// written to `cert` and `key` (0600).
-fn make_server_cert(dir: &Path, ca: &str, cert: &Path, key: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key.new",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=tessera",
-        ],
-    );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-out",
-            "server.pem.new",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(
-        dir.join("server.key.new"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
-    // Renamed into place, as a certificate manager does.
-    std::fs::rename(dir.join("server.key.new"), key).unwrap();
-    std::fs::rename(dir.join("server.pem.new"), cert).unwrap();
+    assert!(status.success(), "installing curl failed");
 }
 
 /// The `host:port` of an `http://` base URL from the helpers.
@@ -193,7 +106,7 @@ async fn both_listeners_serve_https_and_a_sighup_reloads_the_certificate_without
     let ca1 = make_ca(dir, "ca1");
     let ca2 = make_ca(dir, "ca2");
     let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
-    make_server_cert(dir, "ca1", &cert, &key);
+    make_server_cert(dir, "ca1", SAN, &cert, &key);
     let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
     let mut app = spawn_process_with(&[
         "--tls-cert",
@@ -272,7 +185,7 @@ async fn both_listeners_serve_https_and_a_sighup_reloads_the_certificate_without
 
     // Reload to a certificate from ca2 while old_client keeps its
     // connections open.
-    make_server_cert(dir, "ca2", &cert, &key);
+    make_server_cert(dir, "ca2", SAN, &cert, &key);
     // Both listeners reload.
     sighup_and_wait_for(&app, "certificate reloaded", 2).await;
     // The open connection still answers (a new one could not: this client
@@ -341,7 +254,7 @@ async fn a_key_readable_by_everyone_or_half_a_pair_is_refused_at_start() {
     let dir = tmp.path();
     make_ca(dir, "ca");
     let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
-    make_server_cert(dir, "ca", &cert, &key);
+    make_server_cert(dir, "ca", SAN, &cert, &key);
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let data = dir.join("data");

@@ -6,91 +6,20 @@ use std::process::Command;
 
 use super::*;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+#[path = "../../../tests/support/test_ca.rs"]
+mod test_ca;
 
-/// A CA, and a server certificate it signed for `localhost` only (no
-/// IP address in it), in `dir`.
+/// A CA (`ca.pem`) and a server certificate it signed for `localhost` only
+/// (no IP address in it): `server.crt`, `server.key`, in `dir`.
 fn make_ca(dir: &Path) {
-    let tools = Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/ensure-tools.sh"
-        ))
-        .arg("openssl=openssl")
-        .status()
-        .unwrap();
-    assert!(tools.success());
-    openssl(
+    test_ca::ensure_openssl();
+    test_ca::make_ca(dir, "ca");
+    test_ca::make_server_cert(
         dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            &format!(
-                "/CN=tessera test CA {}",
-                dir.file_name().unwrap().to_string_lossy()
-            ),
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
+        "ca",
+        "DNS:localhost",
+        &dir.join("server.crt"),
+        &dir.join("server.key"),
     );
 }
 
@@ -125,7 +54,7 @@ fn tls_server() -> &'static (u16, PathBuf) {
             .unwrap()
             .parse()
             .unwrap();
-        (port, pki.join("ca.crt"))
+        (port, pki.join("ca.pem"))
     })
 }
 
@@ -202,7 +131,7 @@ fn a_certificate_from_another_ca_is_refused() {
     make_ca(&other);
     let url = format!(
         "postgres://tessera@localhost:{port}/tessera?sslmode=verify-ca&sslrootcert={}",
-        other.join("ca.crt").display()
+        other.join("ca.pem").display()
     );
     let err = encrypted(&url).unwrap_err();
     assert!(
