@@ -92,6 +92,9 @@ mod tests {
         let t = signed(&key, "alice");
         assert_eq!(cache.claims(&t, |_| Some(&vk)).unwrap().sub, "alice");
         assert_eq!(cache.len(), 1);
+        assert!(!cache.is_empty());
+        // Debug shows the size, never a token.
+        assert_eq!(format!("{cache:?}"), "VerifiedTokens { len: 1 }");
         // The second call does not look the key up: the signature is known.
         assert_eq!(cache.claims(&t, |_| None).unwrap().sub, "alice");
     }
