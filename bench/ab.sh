@@ -3,18 +3,21 @@
 # the peers' warp sign baseline) round by round on one provisioned data dir:
 #   bash bench/ab.sh DATA_DIR BIN_A BIN_B [BIN_C …]
 # DATA_DIR is a data dir provisioned by bench/run.sh (/tmp/tessera-bench/data).
-# Env: DUR (10s), CONNS (64), ROUNDS (3), USERS (100000).
+# Env: DUR (10s), CONNS (64), ROUNDS (3), USERS (100000),
+#      ENDPOINT (generateToken, or oauth: POST /oauth/token with HTTP Basic).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PEERS_DIR=${PEERS_DIR:-$ROOT/../shared/peers}
 SRC_DATA=$1; shift
 DUR=${DUR:-10s}; CONNS=${CONNS:-64}; ROUNDS=${ROUNDS:-3}; USERS=${USERS:-100000}
+ENDPOINT=${ENDPOINT:-generateToken}
 OUT=${OUT:-/tmp/tessera-ab}
 rm -rf "$OUT"; mkdir -p "$OUT"
 SUMMARY=$OUT/summary.txt
 . "$HERE/lib.sh"
 need_tools
+python3 "$HERE/basic_headers.py" 1000 "$USERS" >"$OUT/basic.txt"
 PEER_TARGET=/tmp/peers/target
 (cd "$PEERS_DIR/bench" && CARGO_TARGET_DIR=$PEER_TARGET cargo build --release -q --bin httpsrv)
 for r in $(seq 1 "$ROUNDS"); do
@@ -31,7 +34,11 @@ for r in $(seq 1 "$ROUNDS"); do
     i=$((i + 1))
     DATA=$OUT/data; rm -rf "$DATA"; cp -r "$SRC_DATA" "$DATA"
     start
-    USERS=$USERS measure "build$i" "$CONNS" -s "$HERE/wrk/gentoken.lua" "http://$PARTNER/generateToken"
+    if [ "$ENDPOINT" = oauth ]; then
+      HEADERS_FILE=$OUT/basic.txt measure "build$i" "$CONNS" -s "$HERE/wrk/oauth.lua" "http://$PARTNER/oauth/token"
+    else
+      USERS=$USERS measure "build$i" "$CONNS" -s "$HERE/wrk/gentoken.lua" "http://$PARTNER/generateToken"
+    fi
     stop
   done
 done
