@@ -169,5 +169,7 @@ fi
 echo "== test environment: serve --ephemeral --seed (1,000 UUID-password users)"
 STARTS=10 bash "$HERE/ephemeral.sh" | tail -1 | tee -a "$SUMMARY"
 echo "== cluster mode on PostgreSQL (bench/cluster.sh)"
-DUR=$DUR CONNS=$CONNS bash "$HERE/cluster.sh" | tail -5 | tee -a "$SUMMARY"
+# Its own OUT: cluster.sh starts by emptying OUT, which must not be this
+# run's (an OUT taken from the env would otherwise be passed on).
+OUT=$OUT/cluster DUR=$DUR CONNS=$CONNS bash "$HERE/cluster.sh" | tail -5 | tee -a "$SUMMARY"
 echo "summary: $SUMMARY"
