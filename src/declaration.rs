@@ -249,11 +249,29 @@ pub fn check_all(users: &[DeclaredUser]) -> Result<Vec<Desired>, String> {
         .collect()
 }
 
-/// Reads a TOML declarative file's text.
+/// Reads a TOML declarative file's text. An error names the line, the
+/// column and the entry's user but never quotes the file: the line at
+/// fault may hold a clear password or a hash (`apply` and `serve --seed`
+/// print it to a terminal or the journal), so every password value in the
+/// file is redacted from the message too.
 pub fn parse_toml(text: &str) -> Result<DeclarationFile, String> {
     toml::from_str(text).map_err(|e| {
-        let entries: Vec<toml::Value> = toml::from_str::<toml::Table>(text)
-            .ok()
+        let table = toml::from_str::<toml::Table>(text).ok();
+        let mut secrets = Vec::new();
+        if let Some(table) = &table {
+            collect_secrets(&toml::Value::Table(table.clone()), false, &mut secrets);
+        }
+        let message = redacted(e.message().trim(), &secrets);
+        let message = match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!("line {line}, column {column}: {message}")
+            }
+            None => message,
+        };
+        let entries: Vec<toml::Value> = table
             .and_then(|mut t| t.remove("user"))
             .and_then(|v| v.try_into().ok())
             .unwrap_or_default();
@@ -262,12 +280,37 @@ pub fn parse_toml(text: &str) -> Result<DeclarationFile, String> {
             .position(|v| DeclaredUser::deserialize(v.clone()).is_err());
         match bad {
             Some(i) => format!(
-                "{}: {e}",
+                "{}: {message}",
                 which_user(i, entries[i].get("username").and_then(toml::Value::as_str))
             ),
-            None => e.to_string(),
+            None => message,
         }
     })
+}
+
+/// Every string held under a `password` or `password_hash` key, at any
+/// depth (an exported hash's salt and digest too).
+fn collect_secrets(value: &toml::Value, secret: bool, out: &mut Vec<String>) {
+    match value {
+        toml::Value::String(s) if secret => out.push(s.clone()),
+        toml::Value::Integer(n) if secret => out.push(n.to_string()),
+        toml::Value::Table(t) => t.iter().for_each(|(k, v)| {
+            collect_secrets(v, secret || k.starts_with("password"), out);
+        }),
+        toml::Value::Array(a) => a.iter().for_each(|v| collect_secrets(v, secret, out)),
+        _ => {}
+    }
+}
+
+/// `message` with each of `secrets` (and whatever else looks like a hash
+/// or a key: [`crate::store::snapshot::without_secrets`]) replaced by
+/// `<redacted>`.
+fn redacted(message: &str, secrets: &[String]) -> String {
+    let mut out = crate::store::snapshot::without_secrets(message);
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret.as_str(), "<redacted>");
+    }
+    out
 }
 
 /// Reads a `POST /admin/apply` body; a user entry that does not read is
@@ -313,6 +356,33 @@ mod tests {
     fn one(toml: &str) -> Result<Desired, String> {
         let file = parse_toml(toml)?;
         check_all(&file.users).map(|mut v| v.remove(0))
+    }
+
+    /// A TOML error never quotes the file's line: it may hold a password
+    /// (clear or hashed), which `apply` and `serve --seed` would print.
+    #[test]
+    fn toml_errors_never_show_a_password() {
+        let secret = "hunter2-Chosen-Passw0rd";
+        for text in [
+            format!("[[user]]\nusername = \"a\"\npassword = \"{secret}\" status = \"x\"\n"),
+            format!("[[user]]\nusername = \"a\"\npassword = \"{secret}\"\nstatus = 5\n"),
+            format!(
+                "user = [{{ username = \"a\", password = \"{secret}\", status = \"gone\" }}]\n"
+            ),
+            "[[user]]\nusername = \"a\"\npassword = 123456789\n".to_owned(),
+            format!(
+                "[[user]]\nusername = \"a\"\npassword_hash = {{ argon2id = {{ salt = \"{secret}\" }} }}\n"
+            ),
+        ] {
+            let err = parse_toml(&text).unwrap_err();
+            assert!(!err.contains(secret) && !err.contains("123456789"), "{err}");
+            assert!(err.contains("line "), "{err}");
+        }
+        let err = parse_toml("[[user]]\nusername = \"a\"\nstatus = 5\n").unwrap_err();
+        assert!(
+            err.starts_with("user \"a\" (entry 1): line 3, column 10: "),
+            "{err}"
+        );
     }
 
     #[test]

@@ -47,15 +47,22 @@ fn report(err: &(dyn std::error::Error + 'static)) -> ExitCode {
 
 /// Installs the SIGINT/SIGTERM handlers now (before the listeners are
 /// announced, so a signal right after start-up is never lost) and returns a
-/// future that resolves on the first of them.
+/// future that resolves on the first of them. SIGHUP is taken too, so it
+/// never ends the server (its default action): it reloads certificates
+/// where there are any (`App::run`) and is otherwise ignored — a renewal
+/// hook's `kill -HUP $(pidof tessera)` must not stop plain instances.
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => return,
+                _ = terminate.recv() => return,
+                _ = hangup.recv() => tracing::debug!("SIGHUP: reloads certificates, never stops"),
+            }
         }
     })
 }

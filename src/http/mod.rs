@@ -73,6 +73,13 @@ impl AppState {
         client::client_key(peer.ip(), forwarded, &self.trusted_proxies)
     }
 
+    /// The client a request to the admin listener is counted under: its
+    /// TCP peer alone. The admin listener is the operator's; it believes no
+    /// `X-Forwarded-For`, so rotating one buys no fresh attempts there.
+    pub fn admin_client_key(peer: SocketAddr) -> ClientKey {
+        ClientKey::from_ip(peer.ip())
+    }
+
     /// Records one request's latency under its listener and route.
     pub fn observe(&self, listener: &'static str, route: &'static str, started: Instant) {
         self.service

@@ -24,7 +24,7 @@ use super::errors::{OAuthError, methods};
 use super::reply::{self, json, with_header};
 use super::{AppState, body, form, peer, with_state};
 use crate::service::AdminError;
-use crate::service::IssueError;
+use crate::service::{IssueError, SecretUse};
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use tessera_verify::scope::Scopes;
 
@@ -308,16 +308,16 @@ async fn introspection(
 ) -> Result<Response, OAuthError> {
     let mut params = parameters(&headers, &body)?;
     if super::bearer(&headers).is_some() {
-        // The admin token, throttled like any credential: a wrong one
-        // counts against the address, and a throttled address is refused.
+        // The admin token: a wrong one counts against the address (in
+        // introspection's own count), the right one always passes.
         let client = state.client_key(peer, &headers);
         let refused = |error| OAuthError::Issue {
             error,
             basic: false,
         };
         match state.service.check_secret(
+            SecretUse::Introspection,
             &client,
-            "admin token",
             super::admin::is_admin(&state, &headers),
         ) {
             Ok(true) => {}

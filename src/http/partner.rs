@@ -18,6 +18,7 @@ use super::errors::{self, LoginError, methods};
 use super::form::{self, Credentials};
 use super::reply::{self, no_store, text, with_header};
 use super::{AppState, bearer, body, peer, raw_query, with_state};
+use crate::service::SecretUse;
 use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use tessera_verify::scope::Scopes;
 
@@ -57,9 +58,9 @@ fn feed_reader(state: &AppState, headers: &HeaderMap) -> bool {
         if bool::from(super::admin::token_digest(token).ct_eq(wanted)))
 }
 
-/// None for a feed-token holder; 401 for anyone else, and 429 for an
-/// address that presented wrong tokens too often (the feed token is
-/// throttled like any credential).
+/// None for a feed-token holder (always, however many wrong tokens its
+/// address sent); 401 for anyone else, and 429 for an address that sent
+/// wrong tokens too often.
 fn feed_refusal(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Option<Response> {
     let unauthorized = || {
         with_header(
@@ -74,7 +75,7 @@ fn feed_refusal(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Opti
     let client = state.client_key(peer, headers);
     match state
         .service
-        .check_secret(&client, "feed token", feed_reader(state, headers))
+        .check_secret(SecretUse::Feed, &client, feed_reader(state, headers))
     {
         Ok(true) => None,
         Ok(false) => Some(unauthorized()),

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use zeroize::Zeroizing;
 
+use super::secrets::SecretUse;
 use super::{IssueError, Service, crypto};
 use crate::client::ClientKey;
 use crate::hash_pool::PoolError;
@@ -147,28 +148,15 @@ impl Service {
     }
 
     /// Checks a bearer secret (the admin token, the feed token) that
-    /// `client` presented, under a throttle with the same rules as the
-    /// passwords' (its own, so partners' failed logins never lock an
-    /// operator out of the admin API): a wrong one
-    /// counts as a failed attempt, and an address that failed too often is
-    /// refused (`Err(wait)`) even with the right one, so a guess is never
-    /// confirmed. `matches` is the constant-time comparison's answer.
+    /// `client` presented at `used`: see [`super::secrets::SecretThrottles::check`].
     pub fn check_secret(
         &self,
+        used: SecretUse,
         client: &ClientKey,
-        what: &'static str,
         matches: bool,
     ) -> Result<bool, std::time::Duration> {
-        let charge = self.secret_throttle.charge(client, Instant::now())?;
-        if matches {
-            self.secret_throttle.refund(client, charge);
-        } else {
-            tracing::info!(client = %client, what, "wrong bearer secret");
-            if let Some(lockout) = charge.lockout {
-                tracing::warn!(client = %client, seconds = lockout.as_secs(), what, "client throttled after repeated wrong secrets");
-            }
-        }
-        Ok(matches)
+        self.secret_throttles
+            .check(used, client, matches, Instant::now())
     }
 
     /// Issues a token for credentials ([`Service::authenticate`], then sign).

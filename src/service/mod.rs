@@ -14,6 +14,7 @@ mod feed;
 mod issue;
 mod keys;
 mod revocations;
+mod secrets;
 mod users;
 mod verify;
 
@@ -35,6 +36,7 @@ pub use error::{AdminError, InternalError, IssueError, VerifyError};
 pub use issue::{BUSY_PAUSE, IssuedToken, new_jti};
 pub use keys::{JWKS_MAX_AGE_SECS, KeyView};
 pub use revocations::{RevokeTarget, SELF_REVOKE_BURST, SELF_REVOKE_PER_SEC};
+pub use secrets::SecretUse;
 pub use users::{NewUser, UserPatch};
 pub use verify::VerifiedToken;
 
@@ -79,8 +81,8 @@ pub struct Service {
     /// Replaced whole, under `key_changes`, after each commit of keys.
     keys: ArcSwap<KeyState>,
     throttle: Throttle,
-    /// The same rules for bearer secrets (admin and feed tokens).
-    secret_throttle: Throttle,
+    /// Wrong bearer secrets (admin and feed tokens), one count per use.
+    secret_throttles: secrets::SecretThrottles,
     hash_pool: HashPool,
     /// Serialises key changes (rotate, drop, import) from read to publish.
     key_changes: Mutex<()>,
@@ -125,7 +127,7 @@ impl Service {
         Ok(Self {
             store,
             throttle: Throttle::new(settings.throttle, throttle::DEFAULT_CAPACITY),
-            secret_throttle: Throttle::new(settings.throttle, throttle::DEFAULT_CAPACITY),
+            secret_throttles: secrets::SecretThrottles::new(settings.throttle),
             settings,
             clock,
             metrics: Metrics::new(),

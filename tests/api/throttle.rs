@@ -51,3 +51,93 @@ async fn untrusted_peers_cannot_choose_their_address() {
         "X-Forwarded-For from an untrusted peer is ignored"
     );
 }
+
+async fn wrong_bearer(app: &crate::helpers::TestApp, url: String, xff: &str) -> StatusCode {
+    app.client
+        .get(url)
+        .bearer_auth("a-wrong-token-0123456789abcdef")
+        .header("x-forwarded-for", xff)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Each secret kind has its own count, and the right 256-bit token is never
+/// refused: strangers sending wrong feed tokens, wrong admin tokens or
+/// wrong introspection tokens from the operator's own address neither lock
+/// the operator out of the admin API nor a verifier out of the feed; only
+/// the wrong ones are slowed down (429).
+#[tokio::test]
+async fn a_stranger_cannot_lock_the_operator_out() {
+    let app = spawn_app_with(&["--trusted-proxies", "127.0.0.1", "--throttle-failures", "3"]).await;
+    let feed = format!("{}/revocations", app.partner);
+    for _ in 0..10 {
+        wrong_bearer(&app, feed.clone(), "127.0.0.1").await;
+    }
+    assert_eq!(
+        wrong_bearer(&app, feed.clone(), "127.0.0.1").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "wrong feed tokens are slowed down"
+    );
+    assert_eq!(app.feed_get("/revocations").await.status(), StatusCode::OK);
+    assert_eq!(app.admin_get("/admin/users").await.status(), StatusCode::OK);
+    for _ in 0..10 {
+        let r = app
+            .client
+            .post(format!("{}/oauth/introspect", app.partner))
+            .bearer_auth("a-wrong-token-0123456789abcdef")
+            .form(&[("token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(app.admin_get("/admin/users").await.status(), StatusCode::OK);
+    assert_eq!(app.feed_get("/revocations").await.status(), StatusCode::OK);
+    let users = format!("{}/admin/users", app.admin);
+    for _ in 0..10 {
+        wrong_bearer(&app, users.clone(), "127.0.0.1").await;
+    }
+    assert_eq!(
+        wrong_bearer(&app, users.clone(), "127.0.0.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        app.admin_get("/admin/users").await.status(),
+        StatusCode::OK,
+        "the right admin token keeps working from the same address"
+    );
+    assert_eq!(app.feed_get("/revocations").await.status(), StatusCode::OK);
+    let r = app
+        .client
+        .post(format!("{}/oauth/introspect", app.partner))
+        .bearer_auth(&app.admin_token)
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "introspection keeps its own count"
+    );
+    assert_eq!(
+        app.generate_token("nobody", "x").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "logins keep their own count"
+    );
+}
+
+/// The admin listener believes only its peer: a rotating `X-Forwarded-For`
+/// does not buy fresh attempts there, even with `--trusted-proxies`.
+#[tokio::test]
+async fn the_admin_listener_ignores_forwarded_addresses() {
+    let app = spawn_app_with(&["--trusted-proxies", "127.0.0.1", "--throttle-failures", "3"]).await;
+    let users = format!("{}/admin/users", app.admin);
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        statuses.push(wrong_bearer(&app, users.clone(), &format!("203.0.113.{n}")).await);
+    }
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+}

@@ -68,6 +68,36 @@ async fn sigterm_and_sigint_drain_and_exit_zero() {
     }
 }
 
+/// SIGHUP reloads certificates where there are any and never stops the
+/// server: a renewal hook's `kill -HUP $(pidof tessera)` reaches plain
+/// instances too. The server still answers, and SIGTERM still drains it
+/// and removes `admin.url`.
+#[tokio::test]
+async fn sighup_never_stops_the_server() {
+    let mut app = spawn_app().await;
+    let pid = app.pid().to_string();
+    for _ in 0..3 {
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    // Give a default-action SIGHUP time to end the process.
+    for _ in 0..20 {
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let r = app.partner_get("/readyz").await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(app.admin_get("/admin/users").await.status(), StatusCode::OK);
+    let status = app.signal_and_wait("-TERM");
+    assert!(status.success(), "{status:?}");
+    assert!(
+        !app.data_dir.join("admin.url").exists(),
+        "drained and tidied"
+    );
+}
+
 #[tokio::test]
 async fn acknowledged_creates_survive_sigkill() {
     let mut app = spawn_app().await;

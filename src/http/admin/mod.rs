@@ -27,7 +27,9 @@ use super::errors::{ApiError, Listener, Unauthorized, methods};
 use super::reply::{self, json, with_header};
 use super::{AppState, body, form, raw_query, with_state};
 use crate::declaration;
-use crate::service::{AdminError, KeyView, NewUser, RevokeTarget, UserPatch, VerifyError};
+use crate::service::{
+    AdminError, KeyView, NewUser, RevokeTarget, SecretUse, UserPatch, VerifyError,
+};
 use crate::store::{AuditEvent, Page};
 use crate::time;
 use crate::user::{AccountStatus, User, UserView, Username};
@@ -81,11 +83,12 @@ pub(super) fn admin_token(
                 if !headers.contains_key(warp::http::header::AUTHORIZATION) {
                     return Err(warp::reject::custom(Unauthorized));
                 }
-                let client = state.client_key(peer, &headers);
-                match state
-                    .service
-                    .check_secret(&client, "admin token", is_admin(&state, &headers))
-                {
+                let client = AppState::admin_client_key(peer);
+                match state.service.check_secret(
+                    SecretUse::AdminApi,
+                    &client,
+                    is_admin(&state, &headers),
+                ) {
                     Ok(true) => Ok(()),
                     Ok(false) => Err(warp::reject::custom(Unauthorized)),
                     Err(wait) => Err(warp::reject::custom(super::errors::TooManyAttempts(wait))),
