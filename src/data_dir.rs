@@ -7,7 +7,7 @@
 use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -28,9 +28,11 @@ pub const ADMIN_URL_FILE: &str = "admin.url";
 /// bits, the least an unguessable secret should hold.
 pub const MIN_TOKEN_CHARS: usize = 22;
 
-/// Creates the data dir (0700) if missing. An existing one that others
-/// could read is narrowed to 0700 (it holds the signing keys); if that is
-/// not allowed, a warning says so and start-up goes on.
+/// Creates the data dir (0700) if missing. An existing one must belong to
+/// the server's user (whoever owns it can read the admin token and the
+/// keys, or plant files in it): one owned by another user is refused with
+/// the fix named. One that others could read or write is narrowed to 0700;
+/// if that is not allowed, a warning says so and start-up goes on.
 pub fn prepare(dir: &Path) -> std::io::Result<()> {
     if !dir.exists() {
         return fs::DirBuilder::new()
@@ -38,7 +40,20 @@ pub fn prepare(dir: &Path) -> std::io::Result<()> {
             .mode(0o700)
             .create(dir);
     }
-    let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
+    let meta = fs::symlink_metadata(dir)?;
+    let owner = meta.uid();
+    let me = rustix::process::geteuid().as_raw();
+    if owner != me {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "the data dir {} belongs to uid {owner}, not to this server's user (uid {me}): whoever owns it can read the admin token and the signing keys; run the server as its owner, or `chown -R {me} {}`",
+                dir.display(),
+                dir.display()
+            ),
+        ));
+    }
+    let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         match fs::set_permissions(dir, fs::Permissions::from_mode(0o700)) {
             Ok(()) => {
@@ -50,6 +65,47 @@ pub fn prepare(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A new private file (0600) beside `path`, under a random name created
+/// with `O_EXCL`: never opened through a planted symlink, never a file
+/// someone else created. Fill it, then [`commit_private`] it over `path`;
+/// dropped before that, it is removed and `path` is untouched.
+pub fn private_file_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(
+        path.file_name()
+            .unwrap_or_else(|| std::ffi::OsStr::new("file")),
+    );
+    prefix.push(".");
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+}
+
+/// Makes a [`private_file_beside`] durable and renames it over `path` (a
+/// symlink there is replaced, not followed).
+pub fn commit_private(file: tempfile::NamedTempFile, path: &Path) -> std::io::Result<()> {
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes a private file as a whole through [`private_file_beside`] and
+/// [`commit_private`].
+pub fn write_private(
+    path: &Path,
+    write: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut file = private_file_beside(path)?;
+    write(file.as_file_mut())?;
+    commit_private(file, path)
 }
 
 /// A token file that could not be read, created or trusted.
@@ -96,14 +152,19 @@ fn load_or_create_token(
                         .into(),
                 ));
             }
-            let mode = fs::metadata(path)
-                .map_err(|e| err(format!("could not read it: {e}")))?
-                .permissions()
-                .mode()
-                & 0o777;
+            let meta = fs::metadata(path).map_err(|e| err(format!("could not read it: {e}")))?;
+            let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 return Err(err(format!(
                     "the {what} is readable by others (mode {mode:o}); run: chmod 600 {}",
+                    path.display()
+                )));
+            }
+            let owner = meta.uid();
+            let me = rustix::process::geteuid().as_raw();
+            if owner != me {
+                return Err(err(format!(
+                    "the file belongs to uid {owner}, not to this server's user (uid {me}), who could then read or replace the {what}; run: chown {me} {}",
                     path.display()
                 )));
             }
@@ -180,19 +241,10 @@ impl AdminUrlFile {
         key: &[u8; 32],
     ) -> Result<Self, (PathBuf, std::io::Error)> {
         let path = data_dir.join(ADMIN_URL_FILE);
-        let written = (|| {
-            let tmp = data_dir.join(".admin.url.tmp");
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
+        let written = write_private(&path, |file| {
             writeln!(file, "{url}")?;
-            writeln!(file, "{}", crate::instance::encode(key))?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)
-        })();
+            writeln!(file, "{}", crate::instance::encode(key))
+        });
         match written {
             Ok(()) => Ok(Self(path)),
             Err(e) => Err((path, e)),

@@ -2,9 +2,7 @@
 //! SPEC §3, streamed (never held whole), with a progress bar on stderr when
 //! stderr is a terminal and nothing extra when it is not.
 
-use std::fs;
 use std::io::{IsTerminal, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -17,6 +15,7 @@ use tokio::sync::mpsc;
 use super::Outcome;
 use super::api::{AdminApi, CallError, Chunks};
 use super::output::{Output, parse};
+use crate::data_dir;
 
 /// `tessera export`.
 #[derive(Debug, Args)]
@@ -68,23 +67,29 @@ fn progress(len: Option<u64>, verb: &str) -> ProgressBar {
 /// Streams the snapshot to a file or stdout.
 pub async fn export(api: &impl AdminApi, args: ExportArgs) -> Result<Outcome, CallError> {
     let io = |what: &str, e: std::io::Error| CallError::Io(format!("{what}: {e}"));
-    let mut target: Box<dyn Write + Send> = match &args.output {
-        Some(path) => {
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(|e| io(&format!("could not create {}", path.display()), e))?;
-            // `mode` applies only to a file it creates: narrow an existing
-            // one too, before a byte of keys or hashes goes in.
-            file.set_permissions(fs::Permissions::from_mode(0o600))
-                .map_err(|e| io(&format!("could not make {} private", path.display()), e))?;
-            Box::new(file)
-        }
-        None => Box::new(std::io::stdout()),
+    let Some(path) = &args.output else {
+        download(api, &mut std::io::stdout()).await?;
+        return Ok(Outcome::Done);
     };
+    // A new private file beside the target, renamed over it once complete:
+    // never through a symlink planted at the path, never into a file
+    // someone else owns, and a failed export leaves the old file as it was.
+    let mut file = data_dir::private_file_beside(path).map_err(|e| {
+        io(
+            &format!("could not create a file beside {}", path.display()),
+            e,
+        )
+    })?;
+    let written = download(api, file.as_file_mut()).await?;
+    data_dir::commit_private(file, path)
+        .map_err(|e| io(&format!("could not write {}", path.display()), e))?;
+    println!("wrote {} ({written} bytes)", path.display());
+    Ok(Outcome::Done)
+}
+
+/// Streams `/admin/export` into `target` with a progress bar; the bytes
+/// written.
+async fn download(api: &impl AdminApi, target: &mut (dyn Write + Send)) -> Result<u64, CallError> {
     let bar = progress(None, "exported");
     let mut written = 0u64;
     let mut sink = |chunk: &[u8]| {
@@ -98,15 +103,8 @@ pub async fn export(api: &impl AdminApi, args: ExportArgs) -> Result<Outcome, Ca
     result?;
     target
         .flush()
-        .map_err(|e| io("could not write the export", e))?;
-    drop(target);
-    if let Some(path) = &args.output {
-        let file = fs::File::open(path).map_err(|e| io("could not reopen the export", e))?;
-        file.sync_all()
-            .map_err(|e| io("could not sync the export", e))?;
-        println!("wrote {} ({written} bytes)", path.display());
-    }
-    Ok(Outcome::Done)
+        .map_err(|e| CallError::Io(format!("could not write the export: {e}")))?;
+    Ok(written)
 }
 
 #[derive(Deserialize)]

@@ -553,6 +553,55 @@ async fn export_over_an_existing_open_file_makes_it_private() {
     );
 }
 
+/// `export -o` writes a new file and renames it into place: a symlink
+/// planted at the path is replaced, not followed (its target keeps its
+/// bytes), and a file another user owns is replaced by one of ours.
+#[tokio::test]
+async fn export_never_writes_through_a_symlink_or_into_anothers_file() {
+    use std::os::unix::fs::MetadataExt;
+    let root = tempfile::tempdir().unwrap();
+    ok(root.path(), &["user", "add", "a"]);
+    let victim = root.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let out = root.path().join("backup.jsonl");
+    std::os::unix::fs::symlink(&victim, &out).unwrap();
+    ok(root.path(), &["export", "-o", "backup.jsonl"]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(
+        !std::fs::symlink_metadata(&out)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("\"type\":\"key\"")
+    );
+    // A file someone else created (and could keep open) is not reused.
+    std::fs::remove_file(&out).unwrap();
+    std::fs::write(&out, "theirs").unwrap();
+    let other = 65534;
+    std::os::unix::fs::chown(&out, Some(other), Some(other)).unwrap();
+    let inode = std::fs::metadata(&out).unwrap().ino();
+    ok(root.path(), &["export", "-o", "backup.jsonl"]);
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_ne!(meta.ino(), inode, "a new file");
+    assert_eq!(meta.uid(), rustix_uid(), "owned by the exporter");
+    let leftovers: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn rustix_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let probe = tempfile::tempfile().unwrap();
+    probe.metadata().unwrap().uid()
+}
+
 #[tokio::test]
 async fn errors_speak_the_clis_language_and_json_when_asked() {
     let root = tempfile::tempdir().unwrap();

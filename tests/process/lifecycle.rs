@@ -98,6 +98,50 @@ async fn sighup_never_stops_the_server() {
     );
 }
 
+/// A data dir or a token file owned by another user is refused at start
+/// with the fix named (its owner could read the admin token or plant
+/// files); a symlink planted at the old temp name of `admin.url` is never
+/// written through.
+#[tokio::test]
+async fn files_owned_by_another_user_are_refused() {
+    let other = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&data, Some(other), Some(other)).unwrap();
+    let Err((_, log)) = spawn_on(&data, &[]) else {
+        panic!("started on a data dir another user owns");
+    };
+    assert!(
+        log.contains("belongs to uid 65534") && log.contains("chown"),
+        "{log}"
+    );
+
+    let data = dir.path().join("data2");
+    std::fs::create_dir(&data).unwrap();
+    let token = dir.path().join("admin.token");
+    crate::helpers::write_secret(&token, "operator-chosen-admin-token-0123456789");
+    std::os::unix::fs::chown(&token, Some(other), Some(other)).unwrap();
+    let Err((_, log)) = spawn_on(&data, &["--admin-token-file", token.to_str().unwrap()]) else {
+        panic!("started with a token file another user owns");
+    };
+    assert!(
+        log.contains("belongs to uid 65534") && log.contains("chown"),
+        "{log}"
+    );
+
+    let data = dir.path().join("data3");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, data.join(".admin.url.tmp")).unwrap();
+    let mut app = spawn_on(&data, &[]).unwrap_or_else(|(_, log)| panic!("{log}"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(app.signal_and_wait("-TERM").success());
+}
+
 #[tokio::test]
 async fn acknowledged_creates_survive_sigkill() {
     let mut app = spawn_app().await;
