@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::{AdminError, InternalError, Service, crypto};
 use crate::declaration::{ApplyReport, Desired};
 use crate::password::{self, PasswordHash};
-use crate::store::{Audit, UserWrite};
+use crate::store::{Action, Audit, UserWrite};
 use crate::user::{User, Username};
 
 /// Users read per page while planning.
@@ -102,7 +102,7 @@ impl Service {
                         let detail = format!("applied; password {}", user.password.scheme());
                         plan.writes.push((
                             UserWrite::Put(user),
-                            self.audit("user.create", &name, detail),
+                            self.audit(Action::UserCreate, &name, detail),
                         ));
                     }
                     if let Some(pw) = generated {
@@ -130,7 +130,7 @@ impl Service {
                     let detail = format!("applied; changed {}", changed.join(", "));
                     plan.writes.push((
                         UserWrite::Put(user),
-                        self.audit("user.update", &name, detail),
+                        self.audit(Action::UserUpdate, &name, detail),
                     ));
                     plan.report.updated.push(name);
                 }
@@ -140,7 +140,7 @@ impl Service {
             let mut gone: Vec<Username> = current.into_keys().collect();
             gone.sort();
             for name in gone {
-                let audit = self.audit("user.delete", name.as_str(), "applied --prune".into());
+                let audit = self.audit(Action::UserDelete, name.as_str(), "applied --prune".into());
                 plan.report.deleted.push(name.to_string());
                 plan.writes.push((UserWrite::Delete(name), audit));
             }

@@ -7,8 +7,8 @@ use tokio::sync::mpsc;
 
 use super::{AdminError, InternalError, Service};
 use crate::keys::Keyring;
-use crate::store::Audit;
 use crate::store::snapshot::{self, ImportCounts};
+use crate::store::{Action, Audit};
 
 /// Size of the chunks an export is streamed in.
 const EXPORT_CHUNK: usize = 64 * 1024;
@@ -83,13 +83,13 @@ impl Service {
         let _guard = self.key_changes.lock().await;
         let at = self.clock.now();
         // The audit event is made on the blocking thread: note it here.
-        crate::change_log::note("store.import", "-");
+        crate::change_log::note(Action::StoreImport.as_str(), "-");
         let counts = self
             .blocking(move |s| {
                 let mut lines = snapshot::Lines::new(std::iter::from_fn(|| chunks.blocking_recv()));
                 s.import(&mut lines, &|c| Audit {
                     at,
-                    action: "store.import",
+                    action: Action::StoreImport,
                     target: "-".into(),
                     detail: format!(
                         "{} users, {} keys, {} revocations",

@@ -4,6 +4,7 @@
 
 use super::{AdminError, InternalError, Service, crypto};
 use crate::keys::{self, KeyStatus, Keyring, RotateError};
+use crate::store::Action;
 
 /// How long verifiers may cache the JWKS (its `Cache-Control: max-age`), and
 /// so the shortest time between two key rotations.
@@ -56,7 +57,7 @@ impl Service {
         let ring = Keyring::load(&rotated).map_err(InternalError::from)?;
         let new_active = ring.active().kid.clone();
         let audit = self.audit(
-            "key.rotate",
+            Action::KeyRotate,
             &new_active,
             "next key promoted to active".into(),
         );
@@ -93,7 +94,7 @@ impl Service {
         if dropped > 0 {
             let ring = Keyring::load(&kept).map_err(InternalError::from)?;
             let audit = self.audit(
-                "key.drop",
+                Action::KeyDrop,
                 "-",
                 format!("{dropped} retired keys past retention"),
             );

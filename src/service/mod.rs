@@ -28,7 +28,7 @@ use crate::hash_pool::HashPool;
 use crate::keys::Keyring;
 use crate::metrics::Metrics;
 use crate::password;
-use crate::store::{Audit, AuditEvent, Store, StoreError};
+use crate::store::{Action, Audit, AuditEvent, Store, StoreError};
 use crate::throttle::{self, Throttle};
 use crate::time::Clock;
 
@@ -199,8 +199,8 @@ impl Service {
 
     /// The audit event of a change, noted for the request's log line
     /// ([`crate::change_log`]).
-    fn audit(&self, action: &'static str, target: &str, detail: String) -> Audit {
-        crate::change_log::note(action, target);
+    fn audit(&self, action: Action, target: &str, detail: String) -> Audit {
+        crate::change_log::note(action.as_str(), target);
         Audit {
             at: self.clock.now(),
             action,

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{AdminError, InternalError, Service};
-use crate::store::snapshot;
+use crate::store::{Action, snapshot};
 use crate::store::{Audit, Page};
 use crate::time;
 use crate::token;
@@ -41,7 +41,11 @@ impl Service {
             }
             RevokeTarget::Jti { jti, exp } => (jti, exp),
         };
-        let audit = self.audit("token.revoke", &jti, format!("exp {}", time::rfc3339(exp)));
+        let audit = self.audit(
+            Action::TokenRevoke,
+            &jti,
+            format!("exp {}", time::rfc3339(exp)),
+        );
         self.record_revocation(jti.clone(), exp, audit).await?;
         Ok((jti, exp))
     }
@@ -70,7 +74,7 @@ impl Service {
             .take(client, Instant::now())
             .map_err(AdminError::RateLimited)?;
         let audit = self.audit(
-            "token.revoke",
+            Action::TokenRevoke,
             &jti,
             format!("by partner {client}; exp {}", time::rfc3339(exp)),
         );

@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::{AdminError, InternalError, Service, crypto};
 use crate::password::{self, PasswordHash};
-use crate::store::{Page, UserChange};
+use crate::store::{Action, Page, UserChange};
 use crate::time;
 use crate::user::{AccountStatus, User, Username, check_password_rule};
 use crate::values::TokenTtl;
@@ -147,7 +147,7 @@ impl Service {
             ..User::new(&name, hash, self.clock.now(), generation)
         };
         let detail = format!("password {}", user.password.scheme());
-        let audit = self.audit("user.create", name.as_str(), detail);
+        let audit = self.audit(Action::UserCreate, name.as_str(), detail);
         self.note_ttl(user.token_ttl_secs).await?;
         let stored = user.clone();
         if !self
@@ -178,7 +178,7 @@ impl Service {
     async fn update_user(
         &self,
         name: &Username,
-        action: &'static str,
+        action: Action,
         detail: String,
         change: impl FnOnce(&mut User) + Send + 'static,
     ) -> Result<User, AdminError> {
@@ -204,7 +204,7 @@ impl Service {
             validate_time("expires_at", e)?;
         }
         let detail = format!("changed {}", patch.fields().join(", "));
-        self.update_user(name, "user.update", detail, move |u| patch.apply(u))
+        self.update_user(name, Action::UserUpdate, detail, move |u| patch.apply(u))
             .await
     }
 
@@ -218,8 +218,10 @@ impl Service {
         self.user(name)?;
         let (hash, generated) = self.hash_new_password(chosen).await?;
         let detail = format!("password {}", hash.scheme());
-        self.update_user(name, "user.password", detail, move |u| u.password = hash)
-            .await?;
+        self.update_user(name, Action::UserPassword, detail, move |u| {
+            u.password = hash
+        })
+        .await?;
         Ok(generated)
     }
 
@@ -236,7 +238,7 @@ impl Service {
             "generation {generation}, tokens_valid_after {}",
             time::rfc3339(valid_after)
         );
-        self.update_user(name, "user.revoke_tokens", detail, move |u| {
+        self.update_user(name, Action::UserRevokeTokens, detail, move |u| {
             u.tokens_valid_after = Some(valid_after);
             u.generation = u.generation.max(generation);
         })
@@ -251,7 +253,7 @@ impl Service {
 
     /// Deletes a user; their tokens fail from then on.
     pub async fn delete_user(&self, name: &Username) -> Result<(), AdminError> {
-        let audit = self.audit("user.delete", name.as_str(), String::new());
+        let audit = self.audit(Action::UserDelete, name.as_str(), String::new());
         let target = name.clone();
         if self
             .blocking(move |s| s.delete_user(&target, audit))

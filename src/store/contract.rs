@@ -4,7 +4,7 @@
 //! is held to exactly the same behaviour as the embedded one.
 
 use super::snapshot::BadSnapshot;
-use super::{Audit, Store, StoreError, UserWrite};
+use super::{Audit, Changes, Store, StoreError, UserWrite};
 use crate::keys::{self, KeyStatus};
 use crate::user::{User, Username};
 
@@ -25,7 +25,8 @@ macro_rules! store_contract_tests {
             a_follower_of_changes_misses_nothing_while_writers_race,
             an_export_imports_into_an_empty_store,
             an_import_is_all_or_nothing,
-            an_import_refuses_names_twice_and_broken_uploads
+            an_import_refuses_names_twice_and_broken_uploads,
+            each_kind_of_mutation_reaches_a_follower_of_changes
         );
     };
     (@each $fresh:expr; $($name:ident),*) => {
@@ -56,10 +57,11 @@ pub(crate) fn user(n: &str) -> User {
     )
 }
 
-pub(crate) fn audit(action: &'static str, target: &str) -> Audit {
+pub(crate) fn audit(action: &str, target: &str) -> Audit {
     Audit {
         at: 1,
-        action,
+        action: crate::store::Action::parse(action)
+            .unwrap_or_else(|| panic!("{action} is no audit action")),
         target: target.into(),
         detail: String::new(),
     }
@@ -226,7 +228,7 @@ pub(crate) fn a_read_after_each_kind_of_write_sees_it(s: &dyn Store) {
     s.update_user(
         &name("c"),
         Box::new(|u| u.generation = 7),
-        audit("user.revoke_all", "c"),
+        audit("user.revoke_tokens", "c"),
     )
     .unwrap();
     assert_eq!(read(s).unwrap().generation, 7, "an update");
@@ -501,4 +503,108 @@ pub(crate) fn an_import_refuses_names_twice_and_broken_uploads(s: &dyn Store) {
     assert!(err.contains("import line 3: the upload broke off"), "{err}");
     assert!(s.user(&name("a")).unwrap().is_some(), "nothing changed");
     assert!(s.is_revoked("j1"));
+}
+
+/// Every kind of admin mutation reaches a follower of [`Store::changes`]:
+/// as a delta while one can span it, and in the full view an import forces
+/// (users it changed or removed named, though their records carry old
+/// times), on every backend.
+pub(crate) fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store) {
+    populate(s, &["kept", "changed", "removed", "revoked"]);
+    let named = |c: &Changes| -> Vec<(String, bool)> {
+        c.users
+            .iter()
+            .map(|(n, u, _)| (n.clone(), u.is_some()))
+            .collect()
+    };
+    let since = s.changes(None, 100, 0).unwrap().head;
+    let mut record = user("updated");
+    s.create_user(&record, audit("user.create", "updated"))
+        .unwrap();
+    s.update_user(
+        &name("changed"),
+        Box::new(|u| u.generation = 3),
+        audit("user.update", "changed"),
+    )
+    .unwrap();
+    s.update_user(
+        &name("changed"),
+        Box::new(|_| {}),
+        audit("user.password", "changed"),
+    )
+    .unwrap();
+    s.update_user(
+        &name("revoked"),
+        Box::new(|u| u.generation = 5),
+        audit("user.revoke_tokens", "revoked"),
+    )
+    .unwrap();
+    record.generation = 2;
+    s.write_users(vec![(
+        UserWrite::Put(record),
+        audit("user.update", "updated"),
+    )])
+    .unwrap();
+    s.revoke("j7", 100, audit("token.revoke", "j7")).unwrap();
+    s.replace_keys(&s.keys().unwrap(), Some(audit("key.rotate", "k")))
+        .unwrap();
+    let delta = s.changes(Some(since), 100, 0).unwrap();
+    assert!(delta.delta);
+    assert_eq!(
+        named(&delta),
+        [
+            ("changed".into(), true),
+            ("revoked".into(), true),
+            ("updated".into(), true)
+        ]
+    );
+    assert_eq!(delta.revoked, [("j7".to_owned(), 100)]);
+    s.delete_user(&name("updated"), audit("user.delete", "updated"))
+        .unwrap();
+    let delta = s.changes(Some(delta.head), 100, 0).unwrap();
+    assert_eq!(named(&delta), [("updated".into(), false)]);
+
+    // An import: records keep their old times, so only its events say who
+    // changed. Users are created at 1 (the horizon below is 2).
+    let mut text = String::new();
+    for line in export(s).lines() {
+        if line.contains(r#""username":"removed""#) {
+            continue;
+        }
+        let line = line.replace(r#""users":4"#, r#""users":3"#);
+        text.push_str(&line);
+        text.push('\n');
+    }
+    s.update_user(
+        &name("changed"),
+        Box::new(|u| u.generation = 9),
+        audit("user.update", "changed"),
+    )
+    .unwrap();
+    let before = s.changes(None, 100, 0).unwrap().head;
+    let at_10 = |_| Audit {
+        at: 10,
+        ..audit("store.import", "-")
+    };
+    s.import(&mut lines(text.as_bytes()), &at_10).unwrap();
+    let after = s.changes(Some(before), 100, 2).unwrap();
+    assert!(!after.delta, "an import makes a full view");
+    assert_eq!(
+        named(&after),
+        [("changed".into(), true), ("removed".into(), false)],
+        "the changed and the removed user, not the unchanged ones"
+    );
+    let events = s.audit_events(None, 3).unwrap();
+    let events: Vec<(&str, &str, &str)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("store.import", "-", ""),
+            ("user.import", "removed", "removed"),
+            ("user.import", "changed", "changed")
+        ]
+    );
 }

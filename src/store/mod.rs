@@ -11,6 +11,7 @@
 //!   than the last mutation that returned, even when mutations race;
 //! - an import is all or nothing.
 
+pub mod action;
 pub mod postgres;
 pub mod redb;
 pub mod snapshot;
@@ -27,6 +28,7 @@ use crate::keys::KeyRecord;
 use crate::user::{User, Username};
 use snapshot::{BadSnapshot, ImportCounts};
 
+pub use self::action::{Action, FeedEffect};
 pub use self::postgres::PostgresStore;
 pub use self::redb::{RedbStore, check_data_dir};
 
@@ -166,8 +168,8 @@ fn seconds_or_rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> 
 pub struct Audit {
     /// Unix seconds.
     pub at: u64,
-    /// e.g. `user.create`.
-    pub action: &'static str,
+    /// What changed.
+    pub action: Action,
     /// A username, jti or kid.
     pub target: String,
     /// Short, secret-free.
@@ -180,7 +182,7 @@ impl Audit {
         AuditEvent {
             seq,
             at: self.at,
-            action: self.action.to_owned(),
+            action: self.action.as_str().to_owned(),
             target: self.target,
             detail: self.detail,
         }
@@ -243,22 +245,115 @@ impl Changes {
         events: &[AuditEvent],
         max_events: usize,
     ) -> Option<DeltaTargets> {
+        let effect =
+            |e: &AuditEvent| Action::parse(&e.action).map_or(FeedEffect::None, Action::feed_effect);
         if events.len() > max_events
             || events.first().is_some_and(|e| e.seq != since + 1)
-            || events.iter().any(|e| e.action == "store.import")
+            || events.iter().any(|e| effect(e) == FeedEffect::Everything)
         {
             return None;
         }
         let mut users = std::collections::BTreeMap::new();
         let mut jtis = std::collections::BTreeSet::new();
         for e in events {
-            if e.action.starts_with("user.") {
-                users.insert(e.target.clone(), e.at);
-            } else if e.action == "token.revoke" {
-                jtis.insert(e.target.clone());
+            match effect(e) {
+                FeedEffect::User => {
+                    users.insert(e.target.clone(), e.at);
+                }
+                FeedEffect::Token => {
+                    jtis.insert(e.target.clone());
+                }
+                FeedEffect::None | FeedEffect::Everything => {}
             }
         }
         Some((users.into_iter().collect(), jtis.into_iter().collect()))
+    }
+}
+
+/// The users a full view names (see [`Changes::users`]), written once for
+/// every backend: each user changed at or after the horizon, or named by a
+/// user-changing event at or after it (an import restores old timestamps,
+/// so only its events say the user changed), and a tombstone for each
+/// named user that no longer exists. `named` maps a user to the time of
+/// its newest such event ([`FullView::note_event`]).
+#[derive(Debug, Default)]
+pub struct FullView {
+    horizon: u64,
+    named: std::collections::BTreeMap<String, u64>,
+    users: Vec<(String, Option<User>, u64)>,
+}
+
+impl FullView {
+    /// A view of what changed at or after `horizon` (unix seconds).
+    pub fn new(horizon: u64) -> Self {
+        Self {
+            horizon,
+            ..Self::default()
+        }
+    }
+
+    /// Notes an audit event; events may come in any order.
+    pub fn note_event(&mut self, action: &str, target: &str, at: u64) {
+        let changes_user = Action::parse(action).map(Action::feed_effect) == Some(FeedEffect::User);
+        if changes_user && at >= self.horizon {
+            let newest = self.named.entry(target.to_owned()).or_insert(at);
+            *newest = (*newest).max(at);
+        }
+    }
+
+    /// Offers an existing user (in name order); kept when it changed.
+    pub fn offer_user(&mut self, name: &str, user: User) {
+        let named = self.named.remove(name).is_some();
+        if named || last_changed(&user) >= self.horizon {
+            self.users.push((name.to_owned(), Some(user), 0));
+        }
+    }
+
+    /// The users: the kept ones, then a tombstone for every named user
+    /// that was not offered (deleted), by name.
+    pub fn into_users(mut self) -> Vec<(String, Option<User>, u64)> {
+        let deleted = std::mem::take(&mut self.named);
+        self.users
+            .extend(deleted.into_iter().map(|(name, at)| (name, None, at)));
+        self.users
+    }
+}
+
+/// What an import did to a user that existed before it, recorded as a
+/// change ([`Action::UserImport`]) so the feed names the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportChange {
+    /// The snapshot holds the user with another record.
+    Changed,
+    /// The snapshot does not hold the user.
+    Removed,
+}
+
+impl ImportChange {
+    /// The audit detail.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Changed => "changed",
+            Self::Removed => "removed",
+        }
+    }
+
+    /// The events of one import at `at`: each changed user, then each
+    /// removed one, in the order given (by name).
+    pub fn events<'a>(
+        at: u64,
+        changed: &'a [String],
+        removed: &'a [String],
+    ) -> impl Iterator<Item = Audit> + 'a {
+        let each = |kind: ImportChange, names: &'a [String]| {
+            names.iter().map(move |name| Audit {
+                at,
+                action: Action::UserImport,
+                target: name.clone(),
+                detail: kind.as_str().to_owned(),
+            })
+        };
+        each(Self::Changed, changed).chain(each(Self::Removed, removed))
     }
 }
 

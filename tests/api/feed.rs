@@ -598,3 +598,114 @@ async fn wrong_feed_tokens_are_throttled() {
         "logins keep their own count"
     );
 }
+
+/// An import is a change like any other: a verifier following the feed
+/// refuses, within one poll, the tokens of users the import removed,
+/// disabled or took a scope from, exactly as `/verify` does.
+#[tokio::test]
+async fn an_import_reaches_verifiers_within_one_poll() {
+    let app = spawn_app().await;
+    let v = verifier(&app);
+    let pa = app
+        .create_user_with(json!({"username": "alice", "scopes": ["content"]}))
+        .await["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pb = app.create_user("bob").await;
+    app.admin_patch("/admin/users/bob", json!({"status": "disabled"}))
+        .await;
+    let pk = app.create_user("kept").await;
+    let export = app.admin_get("/admin/export").await.text().await.unwrap();
+    app.advance(60);
+    app.admin_patch(
+        "/admin/users/alice",
+        json!({"scopes": ["content", "calendar"]}),
+    )
+    .await;
+    app.admin_patch("/admin/users/bob", json!({"status": "active"}))
+        .await;
+    let pg = app.create_user("ghost").await;
+    let scoped = |user: &str, pw: &str| {
+        let (app, user, pw) = (&app, user.to_owned(), pw.to_owned());
+        async move {
+            app.partner_request(
+                reqwest::Method::POST,
+                &format!("/generateToken?username={user}&password={pw}&scope=calendar"),
+            )
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+        }
+    };
+    let tokens = [
+        ("ghost", app.token_for("ghost", &pg).await),
+        ("bob", app.token_for("bob", &pb).await),
+        ("alice", scoped("alice", &pa).await),
+    ];
+    let kept = app.token_for("kept", &pk).await;
+    v.refresh().await.unwrap();
+    for (user, t) in &tokens {
+        assert!(v.verify(t).is_ok(), "{user} before the import");
+    }
+    let calendar_before = tessera_verify::scope::Scopes::parse("calendar").unwrap();
+    assert!(v.verify_scoped(&tokens[2].1, &calendar_before).is_ok());
+    app.advance(60);
+    let r = app
+        .admin_request(reqwest::Method::POST, "/admin/import")
+        .body(export)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    v.refresh().await.unwrap();
+    for (user, t) in &tokens[..2] {
+        assert_ne!(
+            app.verify(t).await.status(),
+            StatusCode::OK,
+            "{user}: /verify"
+        );
+        assert!(
+            v.verify(t).is_err(),
+            "{user}: the verifier still accepts it"
+        );
+    }
+    let calendar = tessera_verify::scope::Scopes::parse("calendar").unwrap();
+    let alice = &tokens[2].1;
+    let r = app
+        .partner_request(reqwest::Method::GET, "/verify?scope=calendar")
+        .bearer_auth(alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "alice: /verify");
+    assert_eq!(
+        v.verify_scoped(alice, &calendar).unwrap_err(),
+        Reason::InsufficientScope,
+        "alice: the verifier still grants the scope the import took away"
+    );
+    assert!(
+        v.verify(&kept).is_ok(),
+        "an unchanged user's token lives on"
+    );
+    let audit: Value = app.admin_get("/admin/audit").await.json().await.unwrap();
+    let imported: Vec<(&str, &str)> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "user.import")
+        .map(|e| (e["target"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        imported,
+        [
+            ("ghost", "removed"),
+            ("bob", "changed"),
+            ("alice", "changed")
+        ],
+        "one event per user the import changed, none for the unchanged"
+    );
+}

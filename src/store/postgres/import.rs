@@ -26,7 +26,7 @@ use super::{
     encode_keys, insert_keys, int, next_version, pg,
 };
 use crate::store::snapshot::{self, BadSnapshot, ImportCounts, Item};
-use crate::store::{Audit, SnapshotLines, StoreError};
+use crate::store::{Action, Audit, ImportChange, SnapshotLines, StoreError};
 use crate::user::Username;
 
 /// Users per batch handed to the copying task.
@@ -181,8 +181,12 @@ async fn copy_in(
     let mut client = pool.get().await.map_err(backend)?;
     let tx = begin_write(&mut client).await?;
     let version = next_version(&tx).await?;
+    // The users as they were, to record what the import changes or
+    // removes as a change (the feed names those users).
     tx.batch_execute(
-        "DELETE FROM tessera_users; DELETE FROM tessera_keys; \
+        "CREATE TEMP TABLE tessera_import_before ON COMMIT DROP AS \
+         SELECT username, record FROM tessera_users; \
+         DELETE FROM tessera_users; DELETE FROM tessera_keys; \
          DELETE FROM tessera_revocations; DELETE FROM tessera_tombstones;",
     )
     .await
@@ -245,6 +249,23 @@ async fn copy_in(
     tx.execute(
         "UPDATE tessera_meta SET value = $1 WHERE key = 'user_count'",
         &[&tail.users],
+    )
+    .await
+    .map_err(pg)?;
+    // Each changed user, then each removed one, by name: as the embedded
+    // store records them ([`ImportChange::events`]).
+    tx.execute(
+        "INSERT INTO tessera_audit (at, action, target, detail) \
+         SELECT $1, $2, o.username, CASE WHEN n.username IS NULL THEN $4 ELSE $3 END \
+         FROM tessera_import_before o LEFT JOIN tessera_users n USING (username) \
+         WHERE n.username IS NULL OR n.record <> o.record \
+         ORDER BY n.username IS NULL, o.username",
+        &[
+            &int(tail.audit.at),
+            &Action::UserImport.as_str(),
+            &ImportChange::Changed.as_str(),
+            &ImportChange::Removed.as_str(),
+        ],
     )
     .await
     .map_err(pg)?;

@@ -3,6 +3,7 @@
 //! that stamps its rows with a fresh version and notifies the other nodes.
 
 use super::*;
+use crate::store::{Action, FullView};
 
 impl Store for PostgresStore {
     fn describe(&self) -> String {
@@ -447,6 +448,18 @@ impl Store for PostgresStore {
             {
                 out.revoked.push((r.get(0), uint(r.get(1))));
             }
+            let mut view = FullView::new(horizon);
+            for r in tx
+                .query(
+                    "SELECT action, target, max(at) FROM tessera_audit \
+                     WHERE action = ANY($2) AND at >= $1 GROUP BY action, target",
+                    &[&int(horizon), &Action::user_changes()],
+                )
+                .await
+                .map_err(pg)?
+            {
+                view.note_event(r.get(0), r.get(1), uint(r.get(2)));
+            }
             for r in tx
                 .query("SELECT username, record FROM tessera_users ORDER BY username", &[])
                 .await
@@ -454,23 +467,9 @@ impl Store for PostgresStore {
             {
                 let name: String = r.get(0);
                 let user = decode_user(&name, r.get(1))?;
-                if crate::store::last_changed(&user) >= horizon {
-                    out.users.push((name, Some(user), 0));
-                }
+                view.offer_user(&name, user);
             }
-            for r in tx
-                .query(
-                    "SELECT a.target, max(a.at) FROM tessera_audit a \
-                     WHERE a.action = 'user.delete' AND a.at >= $1 \
-                     AND NOT EXISTS (SELECT 1 FROM tessera_users u WHERE u.username = a.target) \
-                     GROUP BY a.target ORDER BY a.target",
-                    &[&int(horizon)],
-                )
-                .await
-                .map_err(pg)?
-            {
-                out.users.push((r.get(0), None, uint(r.get(1))));
-            }
+            out.users = view.into_users();
             Ok(out)
         })
     }

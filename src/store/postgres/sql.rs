@@ -79,7 +79,12 @@ pub(super) async fn next_version(tx: &Transaction<'_>) -> Result<i64, StoreError
 pub(super) async fn append_audit(tx: &Transaction<'_>, audit: &Audit) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO tessera_audit (at, action, target, detail) VALUES ($1, $2, $3, $4)",
-        &[&int(audit.at), &audit.action, &audit.target, &audit.detail],
+        &[
+            &int(audit.at),
+            &audit.action.as_str(),
+            &audit.target,
+            &audit.detail,
+        ],
     )
     .await
     .map_err(pg)?;

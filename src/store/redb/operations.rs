@@ -2,7 +2,10 @@
 //! write durable (fsync) with its audit event before it returns, and the
 //! published snapshots replaced under the writer lock.
 
+use std::collections::HashSet;
+
 use super::*;
+use crate::store::{FullView, ImportChange};
 
 impl Store for RedbStore {
     fn describe(&self) -> String {
@@ -324,26 +327,21 @@ impl Store for RedbStore {
             let (k, v) = entry?;
             out.revoked.push((k.value().to_owned(), v.value()));
         }
-        for entry in users.iter()? {
-            let (k, v) = entry?;
-            let user = decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
-            if crate::store::last_changed(&user) >= horizon {
-                out.users.push((k.value().to_owned(), Some(user), 0));
-            }
-        }
-        let mut deleted = std::collections::BTreeMap::new();
+        let mut view = FullView::new(horizon);
         for entry in audit.iter()?.rev() {
             let (k, v) = entry?;
             let e = decode_event(k.value(), v.value())?;
             if e.at < horizon {
                 break;
             }
-            if e.action == "user.delete" && users.get(e.target.as_str())?.is_none() {
-                deleted.entry(e.target).or_insert(e.at);
-            }
+            view.note_event(&e.action, &e.target, e.at);
         }
-        out.users
-            .extend(deleted.into_iter().map(|(name, at)| (name, None, at)));
+        for entry in users.iter()? {
+            let (k, v) = entry?;
+            let user = decode_user(v.value()).map_err(|e| corrupt("users", k.value(), e))?;
+            view.offer_user(k.value(), user);
+        }
+        out.users = view.into_users();
         Ok(out)
     }
 
@@ -467,15 +465,25 @@ impl Store for RedbStore {
                 let mut users = tx.open_table(USERNAME_TO_USER)?;
                 let mut keys = tx.open_table(KID_TO_KEY)?;
                 let mut revocations = tx.open_table(JTI_TO_EXP)?;
-                users.retain(|_, _| false)?;
                 keys.retain(|_, _| false)?;
                 revocations.retain(|_, _| false)?;
+                // Users are written over the old ones, so each old record
+                // is compared with its replacement: what an import changes
+                // or removes is recorded as a change (the feed names it).
+                let mut imported: HashSet<Box<str>> = HashSet::new();
+                let mut changed = Vec::new();
                 let summary = snapshot::read_all(lines, |n, item| -> Result<(), StoreError> {
                     match item {
                         Item::User(u) => {
                             let name = u.username.as_str();
-                            if users.insert(name, encode_user(&u).as_slice())?.is_some() {
+                            if !imported.insert(name.into()) {
                                 return Err(BadSnapshot::twice(n, "user", name).into());
+                            }
+                            let record = encode_user(&u);
+                            if let Some(old) = users.insert(name, record.as_slice())? {
+                                if old.value() != record.as_slice() {
+                                    changed.push(name.to_owned());
+                                }
                             }
                         }
                         Item::Key(k) => {
@@ -490,6 +498,17 @@ impl Store for RedbStore {
                     }
                     Ok(())
                 })?;
+                let mut removed = Vec::new();
+                for entry in users.iter()? {
+                    let (k, _) = entry?;
+                    if !imported.contains(k.value()) {
+                        removed.push(k.value().to_owned());
+                    }
+                }
+                for name in &removed {
+                    users.remove(name.as_str())?;
+                }
+                drop(imported);
                 let mut meta = tx.open_table(META)?;
                 let current = meta.get(TTL_HIGH_WATER_KEY)?.map_or(0, |v| v.value());
                 meta.insert(TTL_HIGH_WATER_KEY, current.max(summary.max_ttl_secs))?;
@@ -497,7 +516,12 @@ impl Store for RedbStore {
                 let drawn = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value());
                 meta.insert(GENERATION_KEY, drawn.max(summary.max_generation))?;
                 drop((users, keys, revocations, meta));
-                append_audit(&tx, audit(summary.counts))?;
+                let audit = audit(summary.counts);
+                changed.sort_unstable();
+                for change in ImportChange::events(audit.at, &changed, &removed) {
+                    append_audit(&tx, change)?;
+                }
+                append_audit(&tx, audit)?;
                 self.commit_users(db, tx, writer)?;
                 self.revoked.store(Arc::new(revoked));
                 Ok(summary.counts)
