@@ -480,10 +480,10 @@ impl Store for RedbStore {
                                 return Err(BadSnapshot::twice(n, "user", name).into());
                             }
                             let record = encode_user(&u);
-                            if let Some(old) = users.insert(name, record.as_slice())? {
-                                if old.value() != record.as_slice() {
-                                    changed.push(name.to_owned());
-                                }
+                            if let Some(old) = users.insert(name, record.as_slice())?
+                                && old.value() != record.as_slice()
+                            {
+                                changed.push(name.to_owned());
                             }
                         }
                         Item::Key(k) => {
