@@ -98,7 +98,7 @@ fn store(c: &mut Criterion) {
             &mut lines.lines().map(|l| Ok(l.as_bytes().to_vec())),
             &|_| Audit {
                 at: 1,
-                action: "bench",
+                action: tessera::store::Action::StoreImport,
                 target: "-".into(),
                 detail: String::new(),
             },
