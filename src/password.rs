@@ -86,9 +86,12 @@ impl PasswordHash {
 }
 
 /// The most Argon2id work an imported hash may ask for per login: memory
-/// in KiB, passes and lanes. Above this one login could pin a hash thread
-/// for minutes (SPEC §5 "Import checks all it stores").
-pub const MAX_ARGON2_M_KIB: u32 = 262_144;
+/// in KiB, passes and lanes — the server's own parameters (those of the
+/// dummy hash an unknown user's login is checked against). A stronger
+/// hash would make a known user's wrong password slower to answer than an
+/// unknown user's, telling them apart (SPEC §4), and let one guess pin a
+/// hash thread for seconds.
+pub const MAX_ARGON2_M_KIB: u32 = argon2::Params::DEFAULT_M_COST;
 /// The weakest Argon2id memory cost accepted from outside (KiB): that of
 /// the dummy hash an unknown user's login is checked against (argon2's
 /// defaults, the OWASP parameters), so no stored hash is cheaper to check
@@ -98,9 +101,9 @@ pub const MIN_ARGON2_M_KIB: u32 = argon2::Params::DEFAULT_M_COST;
 /// [`MIN_ARGON2_M_KIB`].
 pub const MIN_ARGON2_T: u32 = argon2::Params::DEFAULT_T_COST;
 /// See [`MAX_ARGON2_M_KIB`].
-pub const MAX_ARGON2_T: u32 = 16;
+pub const MAX_ARGON2_T: u32 = argon2::Params::DEFAULT_T_COST;
 /// See [`MAX_ARGON2_M_KIB`].
-pub const MAX_ARGON2_P: u32 = 8;
+pub const MAX_ARGON2_P: u32 = argon2::Params::DEFAULT_P_COST;
 
 impl PasswordHash {
     /// Checks a hash that came from outside (an import, a declarative
@@ -136,7 +139,7 @@ impl PasswordHash {
                 let (m, t, p) = (params.m_cost(), params.t_cost(), params.p_cost());
                 if m > MAX_ARGON2_M_KIB || t > MAX_ARGON2_T || p > MAX_ARGON2_P {
                     return Err(format!(
-                        "argon2id parameters m={m},t={t},p={p} exceed m={MAX_ARGON2_M_KIB},t={MAX_ARGON2_T},p={MAX_ARGON2_P}"
+                        "argon2id parameters m={m},t={t},p={p} exceed the server's m={MAX_ARGON2_M_KIB},t={MAX_ARGON2_T},p={MAX_ARGON2_P}: a wrong password for this user would be answered slower than one for an unknown user, telling the two apart; import the user without its hash and set the password anew (it is then hashed with the server's parameters)"
                     ));
                 }
                 if m < MIN_ARGON2_M_KIB || t < MIN_ARGON2_T {
@@ -431,14 +434,9 @@ mod tests {
             ),
         };
         assert_eq!(
-            argon("m=262144,t=16,p=8").validate(),
-            Ok(()),
-            "the limits themselves pass"
-        );
-        assert_eq!(
             argon("m=19456,t=2,p=1").validate(),
             Ok(()),
-            "the floor passes"
+            "the server's own parameters pass"
         );
         for weak in ["m=8,t=1,p=1", "m=19455,t=2,p=1", "m=19456,t=1,p=1"] {
             let err = argon(weak).validate().unwrap_err();
@@ -446,14 +444,16 @@ mod tests {
             assert!(!err.contains("c2FsdH"), "no salt or digest in {err}");
         }
         for over in [
-            "m=262145,t=2,p=1",
-            "m=19456,t=17,p=1",
-            "m=19456,t=2,p=9",
+            "m=262144,t=4,p=1",
+            "m=19457,t=2,p=1",
+            "m=19456,t=3,p=1",
+            "m=19456,t=2,p=2",
             "m=19456,t=4294967295,p=1",
         ] {
+            let err = argon(over).validate().unwrap_err();
             assert!(
-                argon(over).validate().unwrap_err().contains("exceed"),
-                "{over}"
+                err.contains(&format!("{over} exceed the server's m=19456,t=2,p=1")),
+                "{over}: {err}"
             );
         }
         let other = PasswordHash::Argon2id {
