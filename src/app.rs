@@ -242,6 +242,8 @@ impl App {
             limits: ConnectionLimits {
                 header_read_timeout: config.header_read_timeout,
                 max_connections: config.max_connections,
+                max_connections_per_address: config.max_connections_per_address,
+                uncapped: Arc::from(config.trusted_proxies.as_slice()),
                 access_log: config.access_log,
             },
             partner_addr,
@@ -309,7 +311,7 @@ impl App {
         let partner = tokio::spawn(http::serve(
             self.partner,
             http::partner_routes(&self.state),
-            self.limits,
+            self.limits.clone(),
             self.partner_tls,
             stopped(),
         ));
@@ -317,7 +319,11 @@ impl App {
             tokio::spawn(http::serve(
                 listener,
                 http::admin_routes(&self.state),
-                self.limits,
+                ConnectionLimits {
+                    // The admin listener believes no proxy: every peer is capped.
+                    uncapped: Arc::from([]),
+                    ..self.limits
+                },
                 self.admin_tls,
                 stopped(),
             ))

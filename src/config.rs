@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// Connections served at once per listener; more wait in the kernel's accept queue.
     #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Connections one client address (an IPv6 /64) may hold at once per listener; more are closed at once. --trusted-proxies are exempt on the partner listener.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
     /// Argon2id login checks that may wait for a hashing thread; more get 503 `server busy`.
     #[arg(long, env = "TESSERA_HASH_QUEUE", default_value_t = 64)]
     pub hash_queue: usize,
@@ -225,6 +228,8 @@ pub struct Config {
     pub body_read_timeout: Duration,
     /// Connections served at once per listener.
     pub max_connections: usize,
+    /// Connections one address may hold at once per listener.
+    pub max_connections_per_address: usize,
     /// Argon2id login checks that may wait for a thread.
     pub hash_queue: usize,
     /// `--public-url`, if given.
@@ -307,6 +312,7 @@ impl Config {
             header_read_timeout: args.header_read_timeout,
             body_read_timeout: args.body_read_timeout,
             max_connections: args.max_connections as usize,
+            max_connections_per_address: args.max_connections_per_address as usize,
             hash_queue: args.hash_queue,
             public_url: args.public_url,
             clock_leeway_secs: args.clock_leeway.as_secs(),

@@ -14,6 +14,7 @@ pub mod errors;
 pub mod form;
 pub mod oauth;
 pub mod partner;
+pub mod per_address;
 pub mod reply;
 pub mod tls;
 
@@ -155,13 +156,18 @@ pub fn admin_routes(state: &Arc<AppState>) -> impl Routes + use<> {
 }
 
 /// Limits every connection of a listener is served under.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// Time allowed for a request head to arrive.
     pub header_read_timeout: Duration,
     /// Connections served at once; further ones wait in the kernel's
     /// accept queue, so the process never runs out of file descriptors.
     pub max_connections: usize,
+    /// Connections one address may hold at once ([`per_address`]).
+    pub max_connections_per_address: usize,
+    /// Peers the per-address cap does not apply to (the partner
+    /// listener's trusted proxies; none on the admin listener).
+    pub uncapped: Arc<[ipnet::IpNet]>,
     /// `--access-log`: one line per request (see [`log_access`]).
     pub access_log: bool,
 }
@@ -222,6 +228,9 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_address =
+        per_address::PerAddress::new(limits.max_connections_per_address, limits.uncapped.clone());
+    let (header_read_timeout, access_log) = (limits.header_read_timeout, limits.access_log);
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => match slot {
@@ -242,12 +251,19 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(address_slot) = per_address.take(peer.ip()) else {
+            // One address holds its share of the slots already: close this
+            // one at once, so the rest stay free for everyone else.
+            tracing::debug!(%peer, "connection refused: this address holds its cap");
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let hyper_service =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(Peer(peer));
-                let access = limits.access_log.then(|| {
+                let access = access_log.then(|| {
                     (
                         req.method().clone(),
                         req.uri().path().to_owned(),
@@ -270,7 +286,7 @@ pub async fn serve(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            .header_read_timeout(header_read_timeout)
             .max_buf_size(MAX_HEAD_BYTES);
         let watcher = graceful.watcher();
         // The certificate current now: a reload changes later connections.
@@ -283,8 +299,7 @@ pub async fn serve(
                 }
                 Some(acceptor) => {
                     let handshake =
-                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
-                            .await;
+                        tokio::time::timeout(header_read_timeout, acceptor.accept(stream)).await;
                     match handshake {
                         Ok(Ok(stream)) => {
                             let connection =
@@ -305,7 +320,7 @@ pub async fn serve(
             if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, address_slot));
         });
     }
     drop(listener);

@@ -133,6 +133,51 @@ async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     assert_eq!(r.status(), StatusCode::OK, "served once a slot is free");
 }
 
+/// One address can not take every slot: with 300 slots, 300 idle
+/// connections from 127.0.0.1 (no request, no handshake) leave room for
+/// another address, answered within a second, on both listeners; the
+/// flooding address's connections past `--max-connections-per-address`
+/// (256 by default) are closed at once.
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let app = spawn_app_with(&["--max-connections", "300"]).await;
+    for base in [&app.partner, &app.admin] {
+        let addr = base.trim_start_matches("http://").to_owned();
+        let mut flood = Vec::new();
+        for _ in 0..300 {
+            flood.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let other = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        let r = other.get(format!("{base}/healthz")).send().await;
+        let status = r.map(|r| r.status());
+        assert!(
+            matches!(status, Ok(s) if s == StatusCode::OK || s == StatusCode::NOT_FOUND || s == StatusCode::UNAUTHORIZED),
+            "{base}: another address is answered: {status:?}"
+        );
+        let reads = flood.iter_mut().map(|s| async move {
+            let mut byte = [0u8; 1];
+            let read = tokio::io::AsyncReadExt::read(s, &mut byte);
+            let read = tokio::time::timeout(Duration::from_millis(200), read).await;
+            matches!(read, Ok(Ok(0)) | Ok(Err(_)))
+        });
+        let closed = futures_util::future::join_all(reads)
+            .await
+            .into_iter()
+            .filter(|closed| *closed)
+            .count();
+        assert_eq!(
+            closed,
+            300 - 256,
+            "{base}: the connections past the cap were closed"
+        );
+    }
+}
+
 #[tokio::test]
 async fn forwarded_ports_and_mapped_peers_count_the_client_not_the_proxy() {
     for listen in ["127.0.0.1:0", "[::]:0"] {
