@@ -299,7 +299,13 @@ fn assert_refused_as_damaged(data_dir: &Path, what: &str) {
 #[tokio::test]
 async fn a_sound_file_passes_tessera_check() {
     let (_dir, data_dir) = stopped_data_dir().await;
+    let db = data_dir.join("tessera.redb");
+    let before = std::fs::read(&db).unwrap();
     let out = tessera(&["check"], &data_dir);
+    assert!(
+        std::fs::read(&db).unwrap() == before,
+        "tessera check changed the file it checked"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -348,4 +354,18 @@ async fn a_file_scribbled_on_in_the_middle_is_refused_without_a_panic() {
     }
     std::fs::write(&db, bytes).unwrap();
     assert_refused_as_damaged(&data_dir, "scribbled");
+}
+
+/// SPEC §10: a damaged file is never changed — also when the damage is in
+/// the header the engine reads first (a few bytes flipped, not zeroed).
+#[tokio::test]
+async fn a_file_with_flipped_header_bytes_is_refused_unchanged() {
+    let (_dir, data_dir) = stopped_data_dir().await;
+    let db = data_dir.join("tessera.redb");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in &mut bytes[64..128] {
+        *b ^= 0x5A;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    assert_refused_as_damaged(&data_dir, "flipped header bytes");
 }

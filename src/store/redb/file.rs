@@ -3,6 +3,7 @@
 //! (redb refuses every call after either until reopened), the free-space
 //! check before each write, and `tessera check`'s full read.
 
+use super::overlay::ReadOnlyOverlay;
 use super::*;
 
 /// An engine error as a store error: a full disk and other I/O failures
@@ -142,8 +143,8 @@ pub fn check_file(mut db: Database, path: &Path) -> Result<(Database, FileSummar
     }
 }
 
-/// `tessera check`: opens `<data_dir>/tessera.redb` without creating or
-/// changing anything and runs [`check_file`] on it.
+/// `tessera check`: checks `<data_dir>/tessera.redb` without creating or
+/// changing anything ([`check_unchanged`]).
 pub fn check_data_dir(data_dir: &Path) -> Result<FileSummary, StoreError> {
     let path = data_dir.join(DB_FILE);
     if !path.is_file() {
@@ -155,8 +156,44 @@ pub fn check_data_dir(data_dir: &Path) -> Result<FileSummary, StoreError> {
             ),
         });
     }
-    let db = open_file(&path, data_dir)?;
-    check_file(db, &path).map(|(_, summary)| summary)
+    check_unchanged(&path, data_dir)
+}
+
+/// Runs [`check_file`] on the file at `path` seen through a
+/// [`ReadOnlyOverlay`]: whatever the engine writes while it checks (and
+/// while it recovers after an unclean stop) stays in memory, so the file is
+/// never changed, damaged or not. A file another process has open is
+/// refused as [`StoreError::InUse`] first (its pages may be mid-write).
+pub(super) fn check_unchanged(path: &Path, data_dir: &Path) -> Result<FileSummary, StoreError> {
+    if let Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) =
+        quietly(|| Database::builder().open_read_only(path))
+    {
+        return Err(StoreError::InUse(data_dir.to_owned()));
+    }
+    let damaged = |reason: String| StoreError::Damaged {
+        path: path.to_owned(),
+        reason,
+    };
+    let view = ReadOnlyOverlay::open(path).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let opened = quietly(|| {
+        Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(view)
+    });
+    let db = match opened {
+        Ok(Ok(db)) => db,
+        Ok(Err(e)) => return Err(damaged(e.to_string())),
+        Err(panic) => {
+            return Err(damaged(format!(
+                "the engine failed reading it ({})",
+                panic_text(&panic)
+            )));
+        }
+    };
+    check_file(db, path).map(|(_, summary)| summary)
 }
 
 /// Reads every record of every table, decoding each.

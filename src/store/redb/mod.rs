@@ -42,9 +42,11 @@ use crate::user::{User, Username};
 mod file;
 mod layout;
 mod operations;
+mod overlay;
 #[cfg(test)]
 mod tests;
 
+use self::file::check_unchanged;
 use self::file::*;
 pub use self::file::{FileSummary, MIN_FREE_BYTES, check_data_dir, check_file};
 pub use self::layout::SCHEMA_VERSION;
@@ -141,12 +143,12 @@ impl RedbStore {
                 .map_err(io)?;
         }
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+        if existed {
+            // Checked through a read-only view first: a damaged file is
+            // refused without a byte of it changing.
+            check_unchanged(&path, data_dir)?;
+        }
         let db = open_file(&path, data_dir)?;
-        let db = if existed {
-            check_file(db, &path)?.0
-        } else {
-            db
-        };
         let store = Self::load(db, path)?;
         Ok(Self {
             data_dir: Some(data_dir.to_owned()),
