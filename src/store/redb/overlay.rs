@@ -95,7 +95,7 @@ impl StorageBackend for ReadOnlyOverlay {
             layer.file_valid = layer.file_valid.min(len);
             let first_gone = len.div_ceil(CHUNK);
             layer.chunks.retain(|&i, _| i < first_gone);
-            if len % CHUNK != 0
+            if !len.is_multiple_of(CHUNK)
                 && let Some(last) = layer.chunks.get_mut(&(len / CHUNK))
             {
                 last[(len % CHUNK) as usize..].fill(0);
