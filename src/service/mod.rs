@@ -235,11 +235,21 @@ impl Service {
             Ok(n) => pruned.keys = n,
             Err(e) => self.background_failed("drop retired keys", &e),
         }
-        let before = self
-            .clock
-            .now()
-            .saturating_sub(self.settings.audit_retention_secs);
-        match self.blocking(move |s| s.prune_audit(before)).await {
+        let now = self.clock.now();
+        let before = now.saturating_sub(self.settings.audit_retention_secs);
+        // A partner's self-revocation matters only while the token it
+        // names may live: the longest TTL ever in force, plus the leeway.
+        let token_life = self
+            .store
+            .ttl_high_water()
+            .unwrap_or(u64::MAX)
+            .max(self.settings.default_ttl_secs)
+            .saturating_add(self.settings.clock_leeway_secs);
+        let partner_before = before.max(now.saturating_sub(token_life));
+        match self
+            .blocking(move |s| s.prune_audit(before, partner_before))
+            .await
+        {
             Ok(n) => pruned.audit_events = n,
             Err(e) => self.background_failed("prune audit", &e),
         }

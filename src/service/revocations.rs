@@ -74,7 +74,7 @@ impl Service {
             .take(client, Instant::now())
             .map_err(AdminError::RateLimited)?;
         let audit = self.audit(
-            Action::TokenRevoke,
+            Action::TokenSelfRevoke,
             &jti,
             format!("by partner {client}; exp {}", time::rfc3339(exp)),
         );

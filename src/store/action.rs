@@ -22,6 +22,8 @@ pub enum Action {
     UserImport,
     /// One token was revoked by its `jti`.
     TokenRevoke,
+    /// A partner revoked one of its own tokens (`/oauth/revoke`).
+    TokenSelfRevoke,
     /// The signing keys were rotated.
     KeyRotate,
     /// A retired signing key was dropped.
@@ -45,7 +47,7 @@ pub enum FeedEffect {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Self::UserCreate,
         Self::UserUpdate,
         Self::UserPassword,
@@ -53,6 +55,7 @@ impl Action {
         Self::UserDelete,
         Self::UserImport,
         Self::TokenRevoke,
+        Self::TokenSelfRevoke,
         Self::KeyRotate,
         Self::KeyDrop,
         Self::StoreImport,
@@ -68,6 +71,7 @@ impl Action {
             Self::UserDelete => "user.delete",
             Self::UserImport => "user.import",
             Self::TokenRevoke => "token.revoke",
+            Self::TokenSelfRevoke => "token.self_revoke",
             Self::KeyRotate => "key.rotate",
             Self::KeyDrop => "key.drop",
             Self::StoreImport => "store.import",
@@ -89,10 +93,26 @@ impl Action {
             | Self::UserRevokeTokens
             | Self::UserDelete
             | Self::UserImport => FeedEffect::User,
-            Self::TokenRevoke => FeedEffect::Token,
+            Self::TokenRevoke | Self::TokenSelfRevoke => FeedEffect::Token,
             Self::StoreImport => FeedEffect::Everything,
             Self::KeyRotate | Self::KeyDrop => FeedEffect::None,
         }
+    }
+
+    /// Whether a partner, not an operator, caused it: such events are kept
+    /// only while the token they concern may live (never longer than
+    /// `--audit-retention`), so partners can not grow the audit log.
+    pub fn by_partner(self) -> bool {
+        matches!(self, Self::TokenSelfRevoke)
+    }
+
+    /// The names of the partner-caused actions ([`Action::by_partner`]).
+    pub fn partner_caused() -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|a| a.by_partner())
+            .map(Self::as_str)
+            .collect()
     }
 
     /// The names of the actions that change a user's state for the feed
@@ -135,6 +155,9 @@ mod tests {
         assert_eq!(Action::UserImport.feed_effect(), FeedEffect::User);
         assert_eq!(Action::UserRevokeTokens.feed_effect(), FeedEffect::User);
         assert_eq!(Action::TokenRevoke.feed_effect(), FeedEffect::Token);
+        assert_eq!(Action::TokenSelfRevoke.feed_effect(), FeedEffect::Token);
+        assert_eq!(Action::partner_caused(), ["token.self_revoke"]);
+        assert!(!Action::TokenRevoke.by_partner());
         assert_eq!(Action::StoreImport.feed_effect(), FeedEffect::Everything);
         assert_eq!(Action::KeyRotate.feed_effect(), FeedEffect::None);
         assert_eq!(Action::KeyDrop.feed_effect(), FeedEffect::None);

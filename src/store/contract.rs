@@ -330,7 +330,11 @@ pub(crate) fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn St
         s.create_user(&user(&name), at(t, "user.create", &name))
             .unwrap();
     }
-    assert_eq!(s.prune_audit(200).unwrap(), 1, "only the event before 200");
+    assert_eq!(
+        s.prune_audit(200, 200).unwrap(),
+        1,
+        "only the event before 200"
+    );
     let seqs: Vec<u64> = s
         .audit_events(None, 10)
         .unwrap()
@@ -338,7 +342,11 @@ pub(crate) fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn St
         .map(|e| e.seq)
         .collect();
     assert_eq!(seqs, [3, 2]);
-    assert_eq!(s.prune_audit(10_000).unwrap(), 1, "the newest is kept");
+    assert_eq!(
+        s.prune_audit(10_000, 10_000).unwrap(),
+        1,
+        "the newest is kept"
+    );
     assert_eq!(s.audit_events(None, 10).unwrap()[0].seq, 3);
     s.revoke("j", 1, at(400, "token.revoke", "j")).unwrap();
     assert_eq!(
@@ -352,6 +360,31 @@ pub(crate) fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn St
         "a position before the retained log gets a full view"
     );
     assert_eq!(c.head, 4);
+    // Partner-caused events go sooner: those older than `partner_before`,
+    // among operator events kept; never the newest.
+    for (t, action, target) in [
+        (500, "token.self_revoke", "p1"),
+        (510, "token.revoke", "o1"),
+        (520, "token.self_revoke", "p2"),
+        (600, "token.self_revoke", "p3"),
+        (610, "token.self_revoke", "p4"),
+    ] {
+        s.revoke(target, 1, at(t, action, target)).unwrap();
+    }
+    assert_eq!(s.prune_audit(0, 600).unwrap(), 2, "p1 and p2");
+    let left: Vec<String> = s
+        .audit_events(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.target)
+        .collect();
+    assert_eq!(left, ["p4", "p3", "o1", "j", "u2"]);
+    assert_eq!(
+        s.prune_audit(0, 10_000).unwrap(),
+        1,
+        "p3; the newest is kept"
+    );
+    assert_eq!(s.audit_events(None, 1).unwrap()[0].target, "p4");
 }
 
 /// SPEC §11: a follower that asks for `changes(since)` as often as it can,

@@ -479,10 +479,11 @@ pub trait Store: Send + Sync {
         horizon: u64,
     ) -> Result<Changes, StoreError>;
 
-    /// Forgets audit events older than `before` (unix seconds), except the
-    /// newest one, so the log's `seq` (the feed's position) never starts
-    /// over. Returns how many went.
-    fn prune_audit(&self, before: u64) -> Result<u64, StoreError>;
+    /// Forgets audit events older than `before` (unix seconds), and
+    /// partner-caused ones ([`Action::by_partner`]) older than
+    /// `partner_before`, except the newest event, so the log's `seq` (the
+    /// feed's position) never starts over. Returns how many went.
+    fn prune_audit(&self, before: u64, partner_before: u64) -> Result<u64, StoreError>;
 
     /// Audit events newest first, with `seq < before`, at most `limit`.
     fn audit_events(

@@ -716,3 +716,45 @@ async fn the_audit_log_keeps_events_for_the_retention() {
         .collect();
     assert_eq!(targets, ["new"]);
 }
+
+/// Partners can not grow the audit log: their self-revocations are kept
+/// only while the tokens they name may live (the longest TTL plus the
+/// clock leeway), not for `--audit-retention`; operators' events stay.
+#[tokio::test]
+async fn partner_self_revocations_leave_the_audit_log_with_their_tokens() {
+    let app = spawn_app().await;
+    let pw = app.create_user("partner").await;
+    for _ in 0..5 {
+        let token = app.token_for("partner", &pw).await;
+        let r = app
+            .partner_request(Method::POST, "/oauth/revoke")
+            .basic_auth("partner", Some(&pw))
+            .form(&[("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert_eq!(audit_actions(&app).await.len(), 6);
+    assert_eq!(app.prune().await.audit_events, 0, "their tokens still live");
+    app.admin_post("/admin/users", json!({"username": "later"}))
+        .await;
+    app.advance(3600 + 60 + 1);
+    app.prune().await;
+    assert_eq!(
+        audit_actions(&app).await,
+        ["user.create", "user.create"],
+        "the operator's events stay for --audit-retention"
+    );
+}
+
+/// The audit log's actions, newest first.
+async fn audit_actions(app: &crate::helpers::TestApp) -> Vec<String> {
+    let audit: Value = app.admin_get("/admin/audit").await.json().await.unwrap();
+    audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}

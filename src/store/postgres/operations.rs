@@ -357,13 +357,18 @@ impl Store for PostgresStore {
         Ok(removed)
     }
 
-    fn prune_audit(&self, before: u64) -> Result<u64, StoreError> {
+    fn prune_audit(&self, before: u64, partner_before: u64) -> Result<u64, StoreError> {
         self.write(move |tx, _| {
             Box::pin(async move {
                 tx.execute(
-                    "DELETE FROM tessera_audit WHERE at < $1 \
+                    "DELETE FROM tessera_audit \
+                     WHERE (at < $1 OR (at < $2 AND action = ANY($3))) \
                      AND seq < (SELECT max(seq) FROM tessera_audit)",
-                    &[&int(before)],
+                    &[
+                        &int(before),
+                        &int(partner_before),
+                        &Action::partner_caused(),
+                    ],
                 )
                 .await
                 .map_err(pg)

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::*;
-use crate::store::{FullView, ImportChange};
+use crate::store::{Action, FullView, ImportChange};
 
 impl Store for RedbStore {
     fn describe(&self) -> String {
@@ -347,7 +347,7 @@ impl Store for RedbStore {
 
     /// Deletes from the oldest end while events are older than `before`,
     /// keeping the newest; one transaction.
-    fn prune_audit(&self, before: u64) -> Result<u64, StoreError> {
+    fn prune_audit(&self, before: u64, partner_before: u64) -> Result<u64, StoreError> {
         self.writing(|db, _writer| {
             let tx = db.begin_write()?;
             let mut removed = 0;
@@ -359,10 +359,13 @@ impl Store for RedbStore {
                     let (k, v) = entry?;
                     let e: AuditEvent = serde_json::from_slice(v.value())
                         .map_err(|e| corrupt("audit", &k.value().to_string(), e))?;
-                    if e.at >= before {
+                    if e.at >= before.max(partner_before) {
                         break;
                     }
-                    doomed.push(k.value());
+                    let by_partner = Action::parse(&e.action).is_some_and(Action::by_partner);
+                    if e.at < before || (by_partner && e.at < partner_before) {
+                        doomed.push(k.value());
+                    }
                 }
                 for seq in doomed {
                     table.remove(seq)?;
