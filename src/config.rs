@@ -80,7 +80,7 @@ pub struct ServeArgs {
     /// Keep the database and keys in memory; nothing is written to a data
     /// dir and all is gone at exit (test environments). The admin API
     /// listens only when --admin-token-file is given.
-    #[arg(long, env = "TESSERA_EPHEMERAL")]
+    #[arg(long, env = "TESSERA_EPHEMERAL", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub ephemeral: bool,
     /// Cluster mode: keep everything in this PostgreSQL database
     /// (postgres://user:password@host:port/db), shared by every node;
@@ -127,7 +127,7 @@ pub struct ServeArgs {
     pub admin_tls_key: Option<PathBuf>,
     /// Log one line per request (method, path, status, duration, caller);
     /// never a query string or a header, so no password or token.
-    #[arg(long, env = "TESSERA_ACCESS_LOG")]
+    #[arg(long, env = "TESSERA_ACCESS_LOG", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub access_log: bool,
     /// A declarative TOML file of users, applied before the listeners open.
     #[arg(long, env = "TESSERA_SEED")]

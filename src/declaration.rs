@@ -313,9 +313,19 @@ fn redacted(message: &str, secrets: &[String]) -> String {
     out
 }
 
+/// Why a `POST /admin/apply` body was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyBodyError {
+    /// Not the request's shape (bad JSON, an unknown top-level field): 400.
+    Malformed(String),
+    /// A user entry breaks a rule (a bad value, an unknown field), named by
+    /// its user, its place and the field: 422, as every other broken rule.
+    Entry(String),
+}
+
 /// Reads a `POST /admin/apply` body; a user entry that does not read is
-/// named (its place and username) beside serde's line and column.
-pub fn parse_apply_json(body: &[u8]) -> Result<ApplyRequest, String> {
+/// named (its place, username and field) beside serde's message.
+pub fn parse_apply_json(body: &[u8]) -> Result<ApplyRequest, ApplyBodyError> {
     serde_json::from_slice(body).map_err(|e| {
         let entries: Vec<serde_json::Value> = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
@@ -325,18 +335,34 @@ pub fn parse_apply_json(body: &[u8]) -> Result<ApplyRequest, String> {
         let bad = entries
             .iter()
             .position(|v| DeclaredUser::deserialize(v).is_err());
-        match bad {
-            Some(i) => format!(
-                "{}: {e}",
-                which_user(
-                    i,
-                    entries[i]
-                        .get("username")
-                        .and_then(serde_json::Value::as_str)
-                )
-            ),
-            None => e.to_string(),
-        }
+        let Some(i) = bad else {
+            return ApplyBodyError::Malformed(e.to_string());
+        };
+        let entry = &entries[i];
+        let name = entry.get("username").and_then(serde_json::Value::as_str);
+        let (field, message) = bad_field(entry).unwrap_or_else(|| (None, e.to_string()));
+        ApplyBodyError::Entry(match field {
+            Some(field) => format!("{}: {field}: {message}", which_user(i, name)),
+            None => format!("{}: {message}", which_user(i, name)),
+        })
+    })
+}
+
+/// The first field of a user entry that does not read on its own, with
+/// serde's message (None when the entry is not an object).
+fn bad_field(entry: &serde_json::Value) -> Option<(Option<String>, String)> {
+    let fields = entry.as_object()?;
+    let username = fields
+        .get("username")
+        .cloned()
+        .unwrap_or_else(|| serde_json::Value::from("x"));
+    fields.iter().find_map(|(field, value)| {
+        let mut alone = serde_json::Map::new();
+        alone.insert("username".into(), username.clone());
+        alone.insert(field.clone(), value.clone());
+        DeclaredUser::deserialize(&serde_json::Value::Object(alone))
+            .err()
+            .map(|e| (Some(field.clone()), e.to_string()))
     })
 }
 
@@ -475,12 +501,23 @@ mod tests {
         let err = parse_toml("[[user]]\nusernam = \"x\"\n").unwrap_err();
         assert!(err.starts_with("the user of entry 1: "), "{err}");
         let json = br#"{"users":[{"username":"ok"},{"username":"carol","pasword":"x"}]}"#;
-        let err = parse_apply_json(json).unwrap_err();
+        let ApplyBodyError::Entry(err) = parse_apply_json(json).unwrap_err() else {
+            panic!("an entry's error")
+        };
         assert!(
-            err.starts_with("user \"carol\" (entry 2): unknown field `pasword`"),
+            err.starts_with("user \"carol\" (entry 2): pasword: unknown field `pasword`"),
             "{err}"
         );
-        let err = parse_apply_json(br#"{"users":[],"prune_all":true}"#).unwrap_err();
+        let json = br#"{"users":[{"status":"gone"}]}"#;
+        let ApplyBodyError::Entry(err) = parse_apply_json(json).unwrap_err() else {
+            panic!("an entry's error")
+        };
+        assert!(err.starts_with("the user of entry 1: "), "{err}");
+        let ApplyBodyError::Malformed(err) =
+            parse_apply_json(br#"{"users":[],"prune_all":true}"#).unwrap_err()
+        else {
+            panic!("the request's error")
+        };
         assert!(err.starts_with("unknown field"), "{err}");
         assert!(parse_apply_json(br#"{"users":[{"username":"ok"}]}"#).is_ok());
     }

@@ -69,7 +69,10 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
 
 fn main() -> ExitCode {
     let started = std::time::Instant::now();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return tessera::cli::usage_error(e),
+    };
     match cli.command {
         Command::Serve(args) => {
             let config = match Config::from_args(*args) {

@@ -114,6 +114,17 @@ struct Counts {
     revocations: u64,
 }
 
+/// Checks that an import's input can be read (`-` is stdin) before
+/// anything is opened for it.
+pub fn check_input(file: &std::path::Path) -> Result<(), CallError> {
+    if file.as_os_str() == "-" {
+        return Ok(());
+    }
+    std::fs::File::open(file)
+        .map(drop)
+        .map_err(|e| CallError::Io(format!("{}: could not read it: {e}", file.display())))
+}
+
 /// Streams a snapshot file (or stdin) into the store.
 pub async fn import(
     api: &impl AdminApi,

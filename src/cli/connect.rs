@@ -125,6 +125,28 @@ fn admin_url(data_dir: &Path) -> Result<(String, Option<Vec<u8>>), String> {
     }
 }
 
+/// The certificate problem behind a failed request, when a server's TLS
+/// certificate was refused (the fix is `--ca-file`, not another URL).
+fn untrusted_certificate(e: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        // An I/O error's `source` skips the error it wraps: look inside.
+        let mut inner = c;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            inner = wrapped;
+        }
+        if let Some(rustls::Error::InvalidCertificate(why)) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(format!("{why:?}"));
+        }
+        cause = c.source();
+    }
+    None
+}
+
 /// Asks the admin API at `url` to prove it holds `key` (the one in
 /// `admin.url`) before the admin token is sent there: a stale file left by
 /// a server that crashed may name a port someone else listens on now.
@@ -158,11 +180,14 @@ async fn confirm_instance(
         .timeout(std::time::Duration::from_secs(10))
         .send()
         .await
-        .map_err(|e| {
-            refuse(format!(
+        .map_err(|e| match untrusted_certificate(&e) {
+            Some(why) => format!(
+                "not sending the admin token to {url}: its TLS certificate is not trusted ({why}); pass --ca-file CA.pem (or set TESSERA_CA_FILE) naming the CA that signed the admin API's certificate"
+            ),
+            None => refuse(format!(
                 "unreachable: {}",
                 crate::error_chain::with_causes(&e)
-            ))
+            )),
         })?;
     if !answer.status().is_success() {
         return Err(refuse(format!("it answered {}", answer.status())));

@@ -23,7 +23,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::ServeArgs;
 pub use connect::Common;
-use connect::{Needs, connect};
+use connect::{Backend, Needs, connect};
 use output::Output;
 
 /// Tessera: partner users, Ed25519 bearer tokens, forward-auth verification.
@@ -100,6 +100,24 @@ fn exit(result: Result<Outcome, api::CallError>, out: Output) -> ExitCode {
     }
 }
 
+/// A command line clap refused: help and version print as clap prints
+/// them (exit 0); any other error is a usage error (exit 2), printed as
+/// clap prints it, or — when the command line asks for `--json` — as the
+/// one JSON object `{"error": "usage", "message": …}` cli.md promises.
+pub fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || !std::env::args_os().any(|a| a == "--json")
+    {
+        let _ = e.print();
+        return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+    }
+    let message = e.render().to_string();
+    let message = message.trim().trim_start_matches("error: ");
+    report_error(Output { json: true }, "usage", message);
+    ExitCode::from(2)
+}
+
 /// An error on stderr: `error: MESSAGE`, or with `--json` one JSON object
 /// `{"error": CODE, "message": MESSAGE}` (the admin API's shape), so
 /// scripts parse failures like answers.
@@ -154,12 +172,25 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Audit(a) => (&a.common, Existing),
         Command::Export(a) => (&a.common, Existing),
         Command::Import(a) => (&a.common, CreateIfMissing),
+        // A dry run changes nothing, so it creates nothing either.
+        Command::Apply(a) if a.dry_run => (&a.common, Existing),
         Command::Apply(a) => (&a.common, CreateIfMissing),
         Command::Serve(_) | Command::Completions { .. } | Command::Check { .. } => {
             unreachable!("handled by the caller")
         }
     };
     let out = Output { json: common.json };
+    // What the command reads is checked before a database could be made
+    // for it: a missing or broken input file creates nothing.
+    let input = match &command {
+        Command::Apply(a) => apply::read(&a.file).map(drop),
+        Command::Import(a) => backup::check_input(&a.file),
+        _ => Ok(()),
+    };
+    if let Err(e) = input {
+        return exit(Err(e), out);
+    }
+    let new_store = NewStore::before(common);
     let api = match connect(common, needs).await {
         Ok(api) => api,
         Err(message) => {
@@ -167,22 +198,62 @@ async fn dispatch(command: Command) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    exit(
-        match command {
-            Command::User(a) => users::run(&api, out, a.command).await,
-            Command::Token(a) => tokens::run(&api, out, a.command).await,
-            Command::Key(a) => keys::run(&api, out, a.command).await,
-            Command::Revocations(a) => history::revocations(&api, out, a).await,
-            Command::Audit(a) => history::audit(&api, out, a).await,
-            Command::Export(a) => backup::export(&api, a).await,
-            Command::Import(a) => backup::import(&api, out, a).await,
-            Command::Apply(a) => apply::run(&api, out, a).await,
-            Command::Serve(_) | Command::Completions { .. } | Command::Check { .. } => {
-                unreachable!("handled by the caller")
-            }
-        },
-        out,
-    )
+    if let (Some(new), Backend::Offline(_)) = (&new_store, &api)
+        && !out.json
+    {
+        eprintln!(
+            "note: no Tessera database in {}: created a new one (pass --data-dir, or --admin-url for a server elsewhere)",
+            new.dir.display()
+        );
+    }
+    let result = match command {
+        Command::User(a) => users::run(&api, out, a.command).await,
+        Command::Token(a) => tokens::run(&api, out, a.command).await,
+        Command::Key(a) => keys::run(&api, out, a.command).await,
+        Command::Revocations(a) => history::revocations(&api, out, a).await,
+        Command::Audit(a) => history::audit(&api, out, a).await,
+        Command::Export(a) => backup::export(&api, a).await,
+        Command::Import(a) => backup::import(&api, out, a).await,
+        Command::Apply(a) => apply::run(&api, out, a).await,
+        Command::Serve(_) | Command::Completions { .. } | Command::Check { .. } => {
+            unreachable!("handled by the caller")
+        }
+    };
+    let offline = matches!(api, Backend::Offline(_));
+    drop(api);
+    if let (Some(new), true, Err(_)) = (new_store, offline, &result) {
+        new.remove();
+    }
+    exit(result, out)
+}
+
+/// A data dir this command is about to create a database in, so that a
+/// failed command can take it away again: a command that fails creates
+/// nothing.
+struct NewStore {
+    dir: std::path::PathBuf,
+    dir_existed: bool,
+}
+
+impl NewStore {
+    /// Some when `common`'s data dir holds no database yet (and no server
+    /// is named by `--admin-url`).
+    fn before(common: &Common) -> Option<Self> {
+        let dir = &common.data_dir;
+        (common.admin_url.is_none() && !dir.join(crate::data_dir::DB_FILE).exists()).then(|| Self {
+            dir: dir.clone(),
+            dir_existed: dir.exists(),
+        })
+    }
+
+    /// Removes the database the failed command created, and the data dir
+    /// if the command created that too (and nothing else is in it).
+    fn remove(self) {
+        let _ = std::fs::remove_file(self.dir.join(crate::data_dir::DB_FILE));
+        if !self.dir_existed {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
+    }
 }
 
 /// `tessera check`: the engine's integrity check and every record decoded.

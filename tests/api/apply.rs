@@ -206,9 +206,24 @@ async fn a_bad_document_changes_nothing_and_names_the_user_and_field() {
             StatusCode::NOT_FOUND
         );
     }
-    let (status, v) = apply(&app, json!({"users": [{"username": "x", "pasword": "y"}]})).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["message"].as_str().unwrap().contains("pasword"), "{v}");
+    // An entry that does not read (a bad value, an unknown field) is a
+    // broken rule of SPEC §6 too: 422 naming the user and the field.
+    for (users, expected) in [
+        (
+            json!([{"username": "ok"}, {"username": "x", "pasword": "y"}]),
+            "user \"x\" (entry 2): pasword: unknown field `pasword`",
+        ),
+        (
+            json!([{"username": "ok"}, {"username": "s", "status": "gone"}]),
+            "user \"s\" (entry 2): status: unknown variant `gone`",
+        ),
+    ] {
+        let (status, v) = apply(&app, json!({ "users": users })).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["message"].as_str().unwrap().contains(expected), "{v}");
+    }
+    let (status, v) = apply(&app, json!({"users": [], "prune_all": true})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a malformed request: {v}");
 }
 
 #[tokio::test]

@@ -335,6 +335,36 @@ async fn read_commands_never_create_a_data_dir() {
     }
 }
 
+/// What changes nothing, or fails, creates nothing: a dry run, an apply
+/// or import of a missing or broken file leave no `./data` behind; an
+/// offline command that does create a database says so.
+#[tokio::test]
+async fn what_changes_nothing_or_fails_creates_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    std::fs::write(dir.join("users.toml"), "[[user]]\nusername = \"a\"\n").unwrap();
+    std::fs::write(dir.join("broken.jsonl"), "{\"type\":\"header\"}\n").unwrap();
+    for args in [
+        &["apply", "users.toml", "--dry-run"][..],
+        &["apply", "missing.toml"],
+        &["import", "missing.jsonl"],
+        &["import", "broken.jsonl"],
+    ] {
+        let ran = tessera_in(dir, args, None);
+        assert_ne!(ran.code, 0, "{args:?}: {ran:?}");
+        assert!(
+            !dir.join("data").exists(),
+            "{args:?} created a data dir: {ran:?}"
+        );
+    }
+    let ran = tessera_in(dir, &["apply", "users.toml"], None);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(ran.stderr.contains("created a new one"), "{ran:?}");
+    assert!(dir.join("data/tessera.redb").exists());
+    let ran = tessera_in(dir, &["apply", "users.toml", "--dry-run"], None);
+    assert_eq!((ran.code, ran.stderr.as_str()), (0, ""), "{ran:?}");
+}
+
 #[tokio::test]
 async fn admin_url_is_written_private_and_removed_on_a_clean_stop() {
     use std::os::unix::fs::PermissionsExt;
@@ -600,6 +630,34 @@ fn rustix_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     let probe = tempfile::tempfile().unwrap();
     probe.metadata().unwrap().uid()
+}
+
+/// With `--json`, a usage error clap finds is the same one JSON object as
+/// every other error (`"error": "usage"`, exit 2); without it, clap's text.
+#[tokio::test]
+async fn usage_errors_under_json_are_json() {
+    let root = tempfile::tempdir().unwrap();
+    for args in [
+        &["user", "list", "--json", "--limit", "abc"][..],
+        &["user", "add", "--json"],
+        &["--json", "no-such-command"],
+    ] {
+        let ran = tessera_in(root.path(), args, None);
+        assert_eq!(ran.code, 2, "{args:?}: {ran:?}");
+        let v: serde_json::Value = serde_json::from_str(ran.stderr.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: not one JSON object ({e}): {}", ran.stderr));
+        assert_eq!(v["error"], "usage", "{args:?}");
+        assert!(!v["message"].as_str().unwrap().is_empty());
+    }
+    let ran = tessera_in(root.path(), &["user", "list", "--limit", "abc"], None);
+    assert_eq!(ran.code, 2);
+    assert!(ran.stderr.starts_with("error: "), "{}", ran.stderr);
+    let ran = tessera_in(root.path(), &["--help"], None);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert!(
+        !root.path().join("data").exists(),
+        "a usage error creates nothing"
+    );
 }
 
 #[tokio::test]

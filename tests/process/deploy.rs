@@ -250,8 +250,37 @@ async fn check_scoped_routes(tessera: &TestProcess, url: &str, header: &str) {
         "{echoed}"
     );
     for other in ["/api/property/1", "/api/content/1"] {
-        assert_eq!(status(other).await.status(), 403, "{other}");
+        let refused = status(other).await;
+        assert_eq!(refused.status(), 403, "{other}");
+        // RFC 6750 §3.1: the challenge tells the partner which scope.
+        let challenge: Vec<_> = refused
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .collect();
+        assert_eq!(challenge.len(), 1, "{other}: one challenge: {challenge:?}");
+        let challenge = challenge[0].to_str().unwrap();
+        assert!(
+            challenge.starts_with("Bearer ") && challenge.contains("error=\"insufficient_scope\""),
+            "{other}: {challenge}"
+        );
     }
+    let anonymous = client
+        .get(format!("{base}/api/calendar/sync"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let challenge: Vec<_> = anonymous
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .collect();
+    assert_eq!(
+        challenge.len(),
+        1,
+        "one challenge without a token: {challenge:?}"
+    );
     assert_eq!(status("/api/bookings").await.status(), 200);
     let r = tessera
         .admin_patch(

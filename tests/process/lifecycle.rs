@@ -446,3 +446,48 @@ async fn the_access_log_has_every_request_and_no_secret() {
         assert!(!log.contains(secret), "a secret reached the log:\n{log}");
     }
 }
+
+/// Boolean environment variables take the usual spellings: 1/0,
+/// true/false, yes/no, on/off (any case); anything else is refused.
+#[tokio::test]
+async fn boolean_env_vars_take_the_usual_spellings() {
+    for (value, on) in [
+        ("1", true),
+        ("yes", true),
+        ("On", true),
+        ("0", false),
+        ("off", false),
+        ("no", false),
+    ] {
+        let app = spawn_app_with_env(&[("TESSERA_ACCESS_LOG", value)]).await;
+        assert_eq!(app.partner_get("/healthz").await.status(), StatusCode::OK);
+        let logged = eventually_logged(&app, "/healthz").await;
+        assert_eq!(logged, on, "TESSERA_ACCESS_LOG={value}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::helpers::tessera_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("TESSERA_ACCESS_LOG", "maybe")
+        .env("TESSERA_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("maybe"));
+}
+
+/// Whether `needle` appears in the log within a second.
+async fn eventually_logged(app: &crate::helpers::TestProcess, needle: &str) -> bool {
+    for _ in 0..20 {
+        if app.log().contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}

@@ -2,6 +2,7 @@
 //! base out and in, and declarative files.
 
 use super::*;
+use crate::declaration::ApplyBodyError;
 
 /// The export channel as a body stream.
 pub(super) struct ExportStream(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
@@ -73,8 +74,12 @@ pub(super) fn apply(
         .and(body::bytes(MAX_APPLY_BYTES, state.body_read_timeout))
         .then(|state: Arc<AppState>, body: Bytes| async move {
             respond(&state, "apply", async {
-                let request = declaration::parse_apply_json(&body)
-                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+                let request = declaration::parse_apply_json(&body).map_err(|e| match e {
+                    ApplyBodyError::Malformed(e) => {
+                        ApiError::BadRequest(format!("invalid JSON body: {e}"))
+                    }
+                    ApplyBodyError::Entry(e) => ApiError::invalid(e),
+                })?;
                 let desired = declaration::check_all(&request.users).map_err(ApiError::invalid)?;
                 let report = state
                     .service
