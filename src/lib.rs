@@ -28,7 +28,8 @@
 //! - [`user`]: usernames, user records and the account-state rules;
 //!   [`values`]: the note, TTL and `jti` rules every edge shares.
 //! - [`client`], [`throttle`]: which client a request counts as, and
-//!   per-client brute-force throttling.
+//!   per-client brute-force throttling (`service::secrets`: the admin and
+//!   feed tokens' own counts; `http::per_address`: the connection cap).
 //! - [`metrics`]: Prometheus metrics. [`time`]: unix seconds, RFC 3339, and
 //!   the injectable clock.
 //!
@@ -60,7 +61,10 @@
 //!   it reached. A partner's verifier: [`store::Store::changes`] reads the
 //!   feed's position and content in one read, `service::feed` signs and
 //!   caches it, and [`tessera_verify::feed::RevocationState::apply`] folds
-//!   it in.
+//!   it in. What reaches the feed is decided by the type of each audited
+//!   change, [`store::Action::feed_effect`], never by its text; an import
+//!   records every user it changed or removed ([`store::ImportChange`]),
+//!   and a full view names them ([`store::FullView`]).
 //! - Revoke-all, delete and re-creation kill every earlier token whatever
 //!   the clocks say: account generations, the verdict in
 //!   `tessera_verify::account` (shared with partners' verifiers), drawn in
@@ -68,7 +72,10 @@
 //! - Scopes: [`tessera_verify::scope`] (names, and the effective scopes: the
 //!   token's that the user still holds).
 //! - A full disk answers 507 and heals without a restart; a damaged file is
-//!   refused at start: [`store::redb`] (`writing`, `reopen`, `check_file`).
+//!   refused at start, checked through a copy-on-write view so it is never
+//!   changed: [`store::redb`] (`writing`, `reopen`, `check_file`, `overlay`).
+//! - Bearer secrets (admin, feed token): the right one is never throttled,
+//!   wrong ones are counted per use (`service::secrets`).
 //! - An import is all or nothing: the [`store::Store`] contract, each
 //!   backend's `import`, and the checks in [`store::snapshot`].
 #![forbid(unsafe_code)]
