@@ -651,8 +651,8 @@ async fn an_import_reaches_verifiers_within_one_poll() {
     for (user, t) in &tokens {
         assert!(v.verify(t).is_ok(), "{user} before the import");
     }
-    let calendar_before = tessera_verify::scope::Scopes::parse("calendar").unwrap();
-    assert!(v.verify_scoped(&tokens[2].1, &calendar_before).is_ok());
+    let calendar = tessera_verify::scope::Scopes::parse("calendar").unwrap();
+    assert!(v.verify_scoped(&tokens[2].1, &calendar).is_ok());
     app.advance(60);
     let r = app
         .admin_request(reqwest::Method::POST, "/admin/import")
@@ -673,7 +673,6 @@ async fn an_import_reaches_verifiers_within_one_poll() {
             "{user}: the verifier still accepts it"
         );
     }
-    let calendar = tessera_verify::scope::Scopes::parse("calendar").unwrap();
     let alice = &tokens[2].1;
     let r = app
         .partner_request(reqwest::Method::GET, "/verify?scope=calendar")

@@ -52,6 +52,17 @@ async fn untrusted_peers_cannot_choose_their_address() {
     );
 }
 
+async fn introspect(app: &crate::helpers::TestApp, bearer: &str) -> StatusCode {
+    app.client
+        .post(format!("{}/oauth/introspect", app.partner))
+        .bearer_auth(bearer)
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 async fn wrong_bearer(app: &crate::helpers::TestApp, url: String, xff: &str) -> StatusCode {
     app.client
         .get(url)
@@ -83,15 +94,8 @@ async fn a_stranger_cannot_lock_the_operator_out() {
     assert_eq!(app.feed_get("/revocations").await.status(), StatusCode::OK);
     assert_eq!(app.admin_get("/admin/users").await.status(), StatusCode::OK);
     for _ in 0..10 {
-        let r = app
-            .client
-            .post(format!("{}/oauth/introspect", app.partner))
-            .bearer_auth("a-wrong-token-0123456789abcdef")
-            .form(&[("token", "x")])
-            .send()
-            .await
-            .unwrap();
-        assert_ne!(r.status(), StatusCode::OK);
+        let status = introspect(&app, "a-wrong-token-0123456789abcdef").await;
+        assert_ne!(status, StatusCode::OK);
     }
     assert_eq!(app.admin_get("/admin/users").await.status(), StatusCode::OK);
     assert_eq!(app.feed_get("/revocations").await.status(), StatusCode::OK);
@@ -109,16 +113,8 @@ async fn a_stranger_cannot_lock_the_operator_out() {
         "the right admin token keeps working from the same address"
     );
     assert_eq!(app.feed_get("/revocations").await.status(), StatusCode::OK);
-    let r = app
-        .client
-        .post(format!("{}/oauth/introspect", app.partner))
-        .bearer_auth(&app.admin_token)
-        .form(&[("token", "x")])
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        r.status(),
+        introspect(&app, &app.admin_token).await,
         StatusCode::OK,
         "introspection keeps its own count"
     );
