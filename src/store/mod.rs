@@ -511,3 +511,54 @@ pub trait Store: Send + Sync {
         audit: &dyn Fn(ImportCounts) -> Audit,
     ) -> Result<ImportCounts, StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, action: Action, target: &str) -> AuditEvent {
+        Audit {
+            at: seq * 10,
+            action,
+            target: target.into(),
+            detail: String::new(),
+        }
+        .into_event(seq)
+    }
+
+    #[test]
+    fn a_delta_holds_at_most_max_events() {
+        let events: Vec<_> = (1..=4)
+            .map(|s| event(s, Action::UserUpdate, &format!("u{s}")))
+            .collect();
+        let (users, jtis) = Changes::delta_targets(0, &events[..3], 3).expect("3 of 3");
+        assert_eq!(users.len(), 3);
+        assert!(jtis.is_empty());
+        assert!(Changes::delta_targets(0, &events, 3).is_none(), "4 of 3");
+        assert!(Changes::delta_targets(1, &events[1..], 3).is_some());
+        assert!(
+            Changes::delta_targets(0, &events[1..], 3).is_none(),
+            "a gap"
+        );
+    }
+
+    #[test]
+    fn a_delta_names_users_and_tokens_by_the_actions_type() {
+        let events = [
+            event(1, Action::UserCreate, "a"),
+            event(2, Action::TokenSelfRevoke, "j1"),
+            event(3, Action::KeyRotate, "k"),
+            event(4, Action::UserImport, "b"),
+            event(5, Action::UserDelete, "a"),
+            event(6, Action::TokenRevoke, "j0"),
+        ];
+        let (users, jtis) = Changes::delta_targets(0, &events, 10).unwrap();
+        assert_eq!(users, [("a".to_owned(), 50), ("b".to_owned(), 40)]);
+        assert_eq!(jtis, ["j0", "j1"]);
+        let with_import = [
+            event(1, Action::UserCreate, "a"),
+            event(2, Action::StoreImport, "-"),
+        ];
+        assert!(Changes::delta_targets(0, &with_import, 10).is_none());
+    }
+}
