@@ -3,8 +3,14 @@
 //! `store_contract_tests!(|| -> (guard, Box<dyn Store>))`, so a new backend
 //! is held to exactly the same behaviour as the embedded one.
 
+mod feed;
+
+pub(crate) use self::feed::{
+    a_follower_of_changes_misses_nothing_while_writers_race,
+    each_kind_of_mutation_reaches_a_follower_of_changes,
+};
 use super::snapshot::BadSnapshot;
-use super::{Audit, Changes, Store, StoreError, UserWrite};
+use super::{Audit, Store, StoreError, UserWrite};
 use crate::keys::{self, KeyStatus};
 use crate::user::{User, Username};
 
@@ -67,7 +73,7 @@ pub(crate) fn audit(action: &str, target: &str) -> Audit {
     }
 }
 
-fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
+pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
     bytes.split(|&b| b == b'\n').map(|l| Ok(l.to_vec()))
 }
 
@@ -86,13 +92,16 @@ pub(crate) fn populate(s: &dyn Store, users: &[&str]) {
     s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
 }
 
-fn export(s: &dyn Store) -> String {
+pub(crate) fn export(s: &dyn Store) -> String {
     let mut out = Vec::new();
     s.export(&mut out, 5).unwrap();
     String::from_utf8(out).unwrap()
 }
 
-fn import(s: &dyn Store, text: &str) -> Result<super::snapshot::ImportCounts, StoreError> {
+pub(crate) fn import(
+    s: &dyn Store,
+    text: &str,
+) -> Result<super::snapshot::ImportCounts, StoreError> {
     s.import(&mut lines(text.as_bytes()), &|_| audit("store.import", "-"))
 }
 
@@ -387,90 +396,6 @@ pub(crate) fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn St
     assert_eq!(s.audit_events(None, 1).unwrap()[0].target, "p4");
 }
 
-/// SPEC §11: a follower that asks for `changes(since)` as often as it can,
-/// while three writers revoke, update and delete, ends with exactly what a
-/// full view holds: the position and the content of each answer agree.
-pub(crate) fn a_follower_of_changes_misses_nothing_while_writers_race(s: &dyn Store) {
-    use std::collections::HashMap;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let names: Vec<String> = (0..30).map(|i| format!("u{i}")).collect();
-    populate(s, &names.iter().map(String::as_str).collect::<Vec<_>>());
-    // Writers that have finished; once the follower has seen all three, its
-    // next answer must hold everything.
-    let finished = AtomicUsize::new(0);
-    let full_state = |c: &super::Changes| {
-        let users: HashMap<String, Option<u64>> = c
-            .users
-            .iter()
-            .map(|(n, u, _)| (n.clone(), u.as_ref().map(|u| u.updated_at)))
-            .collect();
-        let revoked: HashMap<String, u64> = c.revoked.iter().cloned().collect();
-        (users, revoked)
-    };
-    let (followed, polls) = std::thread::scope(|scope| {
-        for w in 0..3u64 {
-            let finished = &finished;
-            scope.spawn(move || {
-                for i in 0..60u64 {
-                    let jti = format!("w{w}-{i:03}");
-                    s.revoke(&jti, u64::MAX / 4, audit("token.revoke", &jti))
-                        .unwrap();
-                    let target = name(&format!("u{}", w * 10 + i % 10));
-                    if i % 7 == 0 {
-                        s.delete_user(&target, audit("user.delete", target.as_str()))
-                            .unwrap();
-                    } else {
-                        s.update_user(
-                            &target,
-                            Box::new(move |u| u.updated_at = 1_000 + i),
-                            audit("user.update", target.as_str()),
-                        )
-                        .unwrap();
-                    }
-                }
-                finished.fetch_add(1, Ordering::SeqCst);
-            });
-        }
-        let follower = scope.spawn(|| {
-            let first = s.changes(None, 100_000, 0).unwrap();
-            let (mut users, mut revoked) = full_state(&first);
-            let mut seq = first.head;
-            let mut polls = 0;
-            loop {
-                let last = finished.load(Ordering::SeqCst) == 3;
-                let c = s.changes(Some(seq), 100_000, 0).unwrap();
-                assert!(c.delta, "a delta from a position the store gave");
-                assert!(c.head >= seq, "the position never goes back");
-                for (n, u, _) in c.users {
-                    users.insert(n, u.map(|u| u.updated_at));
-                }
-                revoked.extend(c.revoked);
-                seq = c.head;
-                polls += 1;
-                if last {
-                    return ((users, revoked), polls);
-                }
-            }
-        });
-        follower.join().unwrap()
-    });
-    let whole = full_state(&s.changes(None, 100_000, 0).unwrap());
-    assert_eq!(whole.1.len(), 1 + 180, "every revocation is held");
-    let present = |m: &HashMap<String, Option<u64>>| {
-        let mut v: Vec<_> = m.iter().filter(|(_, u)| u.is_some()).collect();
-        v.sort();
-        v.into_iter()
-            .map(|(n, u)| (n.clone(), *u))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        present(&followed.0),
-        present(&whole.0),
-        "after {polls} polls the follower holds the users a full view holds"
-    );
-    assert_eq!(followed.1, whole.1, "and every revocation");
-}
-
 pub(crate) fn an_export_imports_into_an_empty_store(s: &dyn Store) {
     populate(s, &["a", "b"]);
     let text = export(s);
@@ -536,108 +461,4 @@ pub(crate) fn an_import_refuses_names_twice_and_broken_uploads(s: &dyn Store) {
     assert!(err.contains("import line 3: the upload broke off"), "{err}");
     assert!(s.user(&name("a")).unwrap().is_some(), "nothing changed");
     assert!(s.is_revoked("j1"));
-}
-
-/// Every kind of admin mutation reaches a follower of [`Store::changes`]:
-/// as a delta while one can span it, and in the full view an import forces
-/// (users it changed or removed named, though their records carry old
-/// times), on every backend.
-pub(crate) fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store) {
-    populate(s, &["kept", "changed", "removed", "revoked"]);
-    let named = |c: &Changes| -> Vec<(String, bool)> {
-        c.users
-            .iter()
-            .map(|(n, u, _)| (n.clone(), u.is_some()))
-            .collect()
-    };
-    let since = s.changes(None, 100, 0).unwrap().head;
-    let mut record = user("updated");
-    s.create_user(&record, audit("user.create", "updated"))
-        .unwrap();
-    s.update_user(
-        &name("changed"),
-        Box::new(|u| u.generation = 3),
-        audit("user.update", "changed"),
-    )
-    .unwrap();
-    s.update_user(
-        &name("changed"),
-        Box::new(|_| {}),
-        audit("user.password", "changed"),
-    )
-    .unwrap();
-    s.update_user(
-        &name("revoked"),
-        Box::new(|u| u.generation = 5),
-        audit("user.revoke_tokens", "revoked"),
-    )
-    .unwrap();
-    record.generation = 2;
-    s.write_users(vec![(
-        UserWrite::Put(record),
-        audit("user.update", "updated"),
-    )])
-    .unwrap();
-    s.revoke("j7", 100, audit("token.revoke", "j7")).unwrap();
-    s.replace_keys(&s.keys().unwrap(), Some(audit("key.rotate", "k")))
-        .unwrap();
-    let delta = s.changes(Some(since), 100, 0).unwrap();
-    assert!(delta.delta);
-    assert_eq!(
-        named(&delta),
-        [
-            ("changed".into(), true),
-            ("revoked".into(), true),
-            ("updated".into(), true)
-        ]
-    );
-    assert_eq!(delta.revoked, [("j7".to_owned(), 100)]);
-    s.delete_user(&name("updated"), audit("user.delete", "updated"))
-        .unwrap();
-    let delta = s.changes(Some(delta.head), 100, 0).unwrap();
-    assert_eq!(named(&delta), [("updated".into(), false)]);
-
-    // An import: records keep their old times, so only its events say who
-    // changed. Users are created at 1 (the horizon below is 2).
-    let mut text = String::new();
-    for line in export(s).lines() {
-        if line.contains(r#""username":"removed""#) {
-            continue;
-        }
-        let line = line.replace(r#""users":4"#, r#""users":3"#);
-        text.push_str(&line);
-        text.push('\n');
-    }
-    s.update_user(
-        &name("changed"),
-        Box::new(|u| u.generation = 9),
-        audit("user.update", "changed"),
-    )
-    .unwrap();
-    let before = s.changes(None, 100, 0).unwrap().head;
-    let at_10 = |_| Audit {
-        at: 10,
-        ..audit("store.import", "-")
-    };
-    s.import(&mut lines(text.as_bytes()), &at_10).unwrap();
-    let after = s.changes(Some(before), 100, 2).unwrap();
-    assert!(!after.delta, "an import makes a full view");
-    assert_eq!(
-        named(&after),
-        [("changed".into(), true), ("removed".into(), false)],
-        "the changed and the removed user, not the unchanged ones"
-    );
-    let events = s.audit_events(None, 3).unwrap();
-    let events: Vec<(&str, &str, &str)> = events
-        .iter()
-        .map(|e| (e.action.as_str(), e.target.as_str(), e.detail.as_str()))
-        .collect();
-    assert_eq!(
-        events,
-        [
-            ("store.import", "-", ""),
-            ("user.import", "removed", "removed"),
-            ("user.import", "changed", "changed")
-        ]
-    );
 }
