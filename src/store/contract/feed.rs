@@ -132,7 +132,12 @@ pub(crate) fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store)
     s.revoke("j7", 100, audit("token.revoke", "j7")).unwrap();
     s.replace_keys(&s.keys().unwrap(), Some(audit("key.rotate", "k")))
         .unwrap();
-    let delta = s.changes(Some(since), 100, 0).unwrap();
+    // A delta holds every event after `since` or is no delta at all.
+    for max_events in [1, 6] {
+        let cut = s.changes(Some(since), max_events, 0).unwrap();
+        assert!(!cut.delta, "7 events do not fit in {max_events}");
+    }
+    let delta = s.changes(Some(since), 7, 0).unwrap();
     assert!(delta.delta);
     assert_eq!(
         named(&delta),
@@ -149,7 +154,7 @@ pub(crate) fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store)
     assert_eq!(named(&delta), [("updated".into(), false)]);
 
     // An import: records keep their old times, so only its events say who
-    // changed. Users are created at 1 (the horizon below is 2).
+    // changed. Users are created at 1, before the horizon below.
     let mut text = String::new();
     for line in export(s).lines() {
         if line.contains(r#""username":"removed""#) {
@@ -171,7 +176,8 @@ pub(crate) fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store)
         ..audit("store.import", "-")
     };
     s.import(&mut lines(text.as_bytes()), &at_10).unwrap();
-    let after = s.changes(Some(before), 100, 2).unwrap();
+    // The horizon is the import's own time: an event at it counts.
+    let after = s.changes(Some(before), 100, 10).unwrap();
     assert!(!after.delta, "an import makes a full view");
     assert_eq!(
         named(&after),
