@@ -362,8 +362,11 @@ impl Store for RedbStore {
                     if e.at >= before.max(partner_before) {
                         break;
                     }
+                    // Here `e.at` is below the larger bound: an operator's
+                    // event goes when older than `before`, a partner's in
+                    // any case (it is older than one of the two bounds).
                     let by_partner = Action::parse(&e.action).is_some_and(Action::by_partner);
-                    if e.at < before || (by_partner && e.at < partner_before) {
+                    if e.at < before || by_partner {
                         doomed.push(k.value());
                     }
                 }
