@@ -184,6 +184,12 @@ pub(crate) fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store)
         [("changed".into(), true), ("removed".into(), false)],
         "the changed and the removed user, not the unchanged ones"
     );
+    let earlier = s.changes(Some(before), 100, 9).unwrap();
+    assert_eq!(
+        named(&earlier),
+        named(&after),
+        "events after the horizon count"
+    );
     let events = s.audit_events(None, 3).unwrap();
     let events: Vec<(&str, &str, &str)> = events
         .iter()
