@@ -302,6 +302,19 @@ fn collect_secrets(value: &toml::Value, secret: bool, out: &mut Vec<String>) {
     }
 }
 
+/// As [`collect_secrets`], for a JSON document.
+fn json_secrets(value: &serde_json::Value, secret: bool, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) if secret => out.push(s.clone()),
+        serde_json::Value::Number(n) if secret => out.push(n.to_string()),
+        serde_json::Value::Object(o) => o.iter().for_each(|(k, v)| {
+            json_secrets(v, secret || k.starts_with("password"), out);
+        }),
+        serde_json::Value::Array(a) => a.iter().for_each(|v| json_secrets(v, secret, out)),
+        _ => {}
+    }
+}
+
 /// `message` with each of `secrets` (and whatever else looks like a hash
 /// or a key: [`crate::store::snapshot::without_secrets`]) replaced by
 /// `<redacted>`.
@@ -341,6 +354,10 @@ pub fn parse_apply_json(body: &[u8]) -> Result<ApplyRequest, ApplyBodyError> {
         let entry = &entries[i];
         let name = entry.get("username").and_then(serde_json::Value::as_str);
         let (field, message) = bad_field(entry).unwrap_or_else(|| (None, e.to_string()));
+        // serde quotes a value of the wrong type: never a password's.
+        let mut secrets = Vec::new();
+        json_secrets(entry, false, &mut secrets);
+        let message = redacted(&message, &secrets);
         ApplyBodyError::Entry(match field {
             Some(field) => format!("{}: {field}: {message}", which_user(i, name)),
             None => format!("{}: {message}", which_user(i, name)),
@@ -508,6 +525,19 @@ mod tests {
             err.starts_with("user \"carol\" (entry 2): pasword: unknown field `pasword`"),
             "{err}"
         );
+        for json in [
+            &br#"{"users":[{"username":"a","password":123456789}]}"#[..],
+            br#"{"users":[{"username":"a","password_hash":{"argon2id":7777777}}]}"#,
+        ] {
+            let ApplyBodyError::Entry(err) = parse_apply_json(json).unwrap_err() else {
+                panic!("an entry's error")
+            };
+            assert!(err.contains("user \"a\" (entry 1): password"), "{err}");
+            assert!(
+                !err.contains("123456789") && !err.contains("7777777"),
+                "{err}"
+            );
+        }
         let json = br#"{"users":[{"status":"gone"}]}"#;
         let ApplyBodyError::Entry(err) = parse_apply_json(json).unwrap_err() else {
             panic!("an entry's error")
