@@ -66,9 +66,14 @@ pub fn render(report: &ApplyReport, dry_run: bool) -> String {
     text
 }
 
-/// Runs `apply`.
-pub async fn run(api: &impl AdminApi, out: Output, args: ApplyArgs) -> Result<Outcome, CallError> {
-    let file = read(&args.file)?;
+/// Runs `apply` with `file`, what [`read`] made of `args.file` (read once,
+/// before anything was opened for it).
+pub async fn run(
+    api: &impl AdminApi,
+    out: Output,
+    args: ApplyArgs,
+    file: declaration::DeclarationFile,
+) -> Result<Outcome, CallError> {
     let request = ApplyRequest {
         users: file.users,
         prune: args.prune,

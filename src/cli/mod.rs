@@ -182,14 +182,15 @@ async fn dispatch(command: Command) -> ExitCode {
     let out = Output { json: common.json };
     // What the command reads is checked before a database could be made
     // for it: a missing or broken input file creates nothing.
-    let input = match &command {
-        Command::Apply(a) => apply::read(&a.file).map(drop),
-        Command::Import(a) => backup::check_input(&a.file),
-        _ => Ok(()),
+    let declared = match &command {
+        Command::Apply(a) => apply::read(&a.file),
+        Command::Import(a) => backup::check_input(&a.file).map(|()| Default::default()),
+        _ => Ok(Default::default()),
     };
-    if let Err(e) = input {
-        return exit(Err(e), out);
-    }
+    let declared = match declared {
+        Ok(declared) => declared,
+        Err(e) => return exit(Err(e), out),
+    };
     let new_store = NewStore::before(common);
     let api = match connect(common, needs).await {
         Ok(api) => api,
@@ -214,7 +215,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Audit(a) => history::audit(&api, out, a).await,
         Command::Export(a) => backup::export(&api, a).await,
         Command::Import(a) => backup::import(&api, out, a).await,
-        Command::Apply(a) => apply::run(&api, out, a).await,
+        Command::Apply(a) => apply::run(&api, out, a, declared).await,
         Command::Serve(_) | Command::Completions { .. } | Command::Check { .. } => {
             unreachable!("handled by the caller")
         }
