@@ -13,12 +13,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Storage};
-use crate::data_dir::{self, AdminUrlFile, NoRandomness, SecretFileError};
+use crate::runtime::data_dir::{self, AdminUrlFile, NoRandomness, SecretFileError};
 use crate::http::tls::TlsListener;
 use crate::http::{self, AppState, ConnectionLimits};
 use crate::service::{InternalError, Service, Settings};
 use crate::store::{PostgresStore, RedbStore, Store, StoreError};
-use crate::time::Clock;
+use crate::runtime::time::Clock;
 
 /// How often expired revocations and retired keys are swept.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -103,8 +103,8 @@ async fn seed(service: &Service, path: &Path) -> Result<(), StartError> {
         reason,
     };
     let text = fs::read_to_string(path).map_err(|e| err(format!("could not read it: {e}")))?;
-    let file = crate::declaration::parse_toml(&text).map_err(err)?;
-    let desired = crate::declaration::check_all(&file.users).map_err(err)?;
+    let file = crate::domain::declaration::parse_toml(&text).map_err(err)?;
+    let desired = crate::domain::declaration::check_all(&file.users).map_err(err)?;
     let report = service
         .apply(desired, false, false)
         .await
@@ -171,7 +171,7 @@ impl App {
         if let Some(path) = &config.seed {
             seed(&service, path).await?;
         }
-        if crate::client::trusts_everyone(&config.trusted_proxies) {
+        if crate::login::client::trusts_everyone(&config.trusted_proxies) {
             tracing::warn!(
                 "--trusted-proxies includes 0.0.0.0/0 or ::/0: any client can choose the address its failed logins are counted under; list only your proxies"
             );
@@ -194,7 +194,7 @@ impl App {
             None => (None, None),
         };
         let instance_key =
-            crate::instance::random().map_err(|e| NoRandomness::from(e.to_string()))?;
+            crate::runtime::instance::random().map_err(|e| NoRandomness::from(e.to_string()))?;
         let admin_url_file = match (&config.storage, admin_addr) {
             (Storage::DataDir(dir), Some(addr)) => Some(
                 AdminUrlFile::write(

@@ -248,7 +248,7 @@ pub struct Config {
     pub access_log: bool,
 }
 
-pub use crate::values::MAX_TOKEN_TTL_SECS;
+pub use crate::domain::values::MAX_TOKEN_TTL_SECS;
 
 impl Config {
     /// Validates the flags.
@@ -271,7 +271,7 @@ impl Config {
         }
         let feed_token_file = match (&args.feed_token_file, &args.database, args.ephemeral) {
             (Some(f), _, _) => Some(f.clone()),
-            (None, None, false) => Some(args.data_dir.join(crate::data_dir::FEED_TOKEN_FILE)),
+            (None, None, false) => Some(args.data_dir.join(crate::runtime::data_dir::FEED_TOKEN_FILE)),
             (None, _, _) => None,
         };
         let (storage, admin_token_file) = if let Some(url) = args.database {
@@ -296,7 +296,7 @@ impl Config {
         } else {
             let file = args
                 .admin_token_file
-                .unwrap_or_else(|| args.data_dir.join(crate::data_dir::ADMIN_TOKEN_FILE));
+                .unwrap_or_else(|| args.data_dir.join(crate::runtime::data_dir::ADMIN_TOKEN_FILE));
             (Storage::DataDir(args.data_dir), Some(file))
         };
         Ok(Self {

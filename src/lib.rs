@@ -6,32 +6,28 @@
 //! # Layout
 //! - [`cli`], [`config`]: flags and env vars into a validated config.
 //! - [`app`]: start-up (store, keys, admin token, listeners) and the run loop.
-//! - [`data_dir`]: the files of a data dir, their modes, the token files.
 //! - [`http`]: the edge. One warp filter per route in `http::partner`,
 //!   `http::oauth` and `http::admin` (a file per resource family), bodies
 //!   read under each route's limit and time (`http::body`), TLS
-//!   (`http::tls`), and `http::errors`, the one place every error becomes
-//!   a status and body.
+//!   (`http::tls`), the connection cap per address (`http::per_address`), and
+//!   `http::errors`, the one place every error becomes a status and body.
 //! - [`service`]: the use cases, one file each — `issue`, `verify`,
-//!   `users`, `revocations`, `keys`, `feed`, `apply`, `backup` — and their
-//!   `error`s. Knows no HTTP and no storage engine.
+//!   `users`, `revocations`, `keys`, `feed`, `apply`, `backup`, `secrets` —
+//!   and their `error`s. Knows no HTTP and no storage engine.
 //! - [`store`]: the [`store::Store`] trait, its backends ([`store::redb`],
 //!   the only module that imports redb; [`store::postgres`], the only one
-//!   that speaks SQL), the contract tests every backend passes, and
-//!   `store::snapshot`, the export format with every import check.
+//!   that speaks SQL), the contract tests every backend passes, the typed
+//!   audit actions ([`store::Action`]), and `store::snapshot`, the export
+//!   format with every import check.
+//! - [`login`]: what a login is made of — the client a request counts as,
+//!   password schemes, the Argon2id pool, the per-key throttle and rate
+//!   limit.
+//! - [`domain`]: users and their account-state rules, the Ed25519 keyring,
+//!   the small values an operator sets, the declarative user document.
+//! - [`runtime`]: process plumbing — the data dir's files, the instance
+//!   check, the clock, metrics, the change log, error messages.
 //! - [`token`]: the pure JWT codec and token-level rules, from the
 //!   `tessera-verify` crate (`verify/`) that partners' services use too.
-//! - [`keys`]: the Ed25519 keyring, `kid` thumbprints, JWKS, rotation plan.
-//! - [`password`]: hash schemes chosen by a password's shape, and the
-//!   attempt that costs the guess's work whoever the user is.
-//! - [`hash_pool`]: the bounded pool that runs login-time Argon2id.
-//! - [`user`]: usernames, user records and the account-state rules;
-//!   [`values`]: the note, TTL and `jti` rules every edge shares.
-//! - [`client`], [`throttle`]: which client a request counts as, and
-//!   per-client brute-force throttling (`service::secrets`: the admin and
-//!   feed tokens' own counts; `http::per_address`: the connection cap).
-//! - [`metrics`]: Prometheus metrics. [`time`]: unix seconds, RFC 3339, and
-//!   the injectable clock.
 //!
 //! # Where the rules live
 //! - **Expired or invalid.** A token is expired at `exp` exactly and not
@@ -39,22 +35,22 @@
 //!   token-level refusal (shape, `alg`, key, signature, issuer) is
 //!   [`token::TokenError`] from [`token::verify_signature`]. A disabled or
 //!   expired *account* gets the seed's `token expired` at login:
-//!   [`user::User::may_get_tokens`] decides, only after the password
+//!   [`domain::user::User::may_get_tokens`] decides, only after the password
 //!   matched (`service::issue`), and `http::errors` (`LoginError`) words it.
-//! - **How a password is checked.** [`password::Attempt::plan`] picks the
+//! - **How a password is checked.** [`login::password::Attempt::plan`] picks the
 //!   hash (the user's own, or a dummy of the guess's scheme for an unknown
-//!   user, so both cost the same), [`password::check`] does the work in
-//!   constant time, on [`hash_pool`] for Argon2id (`service::issue`).
+//!   user, so both cost the same), [`login::password::check`] does the work in
+//!   constant time, on [`login::hash_pool`] for Argon2id (`service::issue`).
 //! - **The throttle behind a proxy.** The client is the rightmost
 //!   `X-Forwarded-For` hop that is not in `--trusted-proxies`:
-//!   [`client::client_key`]; failures are charged per client and refunded on
-//!   success: [`throttle::Throttle::charge`].
-//! - **When an old signing key is dropped.** [`keys::rotate`] retires the
+//!   [`login::client::client_key`]; failures are charged per client and refunded on
+//!   success: [`login::throttle::Throttle::charge`].
+//! - **When an old signing key is dropped.** [`domain::keys::rotate`] retires the
 //!   active key with `drop_after = now + the longest TTL ever configured`
 //!   ([`store::Store::ttl_high_water`]), so no token it signed outlives it;
-//!   [`keys::without_expired`] drops it, run by `service.prune()` every
+//!   [`domain::keys::without_expired`] drops it, run by `service.prune()` every
 //!   minute from [`app::App::run`]. The JWKS carries the next key before it
-//!   signs ([`keys::initial_records`]: there is always a next key).
+//!   signs ([`domain::keys::initial_records`]: there is always a next key).
 //! - **How a revocation reaches others.** Another cluster node: the
 //!   revocation row is stamped with a version and NOTIFYed; each node's
 //!   catch-up (`store::postgres::replica`) reads every row past the version
@@ -82,25 +78,13 @@
 #![warn(missing_docs)]
 
 pub mod app;
-pub mod change_log;
 pub mod cli;
-pub mod client;
 pub mod config;
-pub mod data_dir;
-pub mod declaration;
-pub mod error_chain;
-pub mod hash_pool;
+pub mod domain;
 pub mod http;
-pub mod instance;
-pub mod keys;
-pub mod metrics;
-pub mod password;
-pub mod rate_limit;
+pub mod login;
+pub mod runtime;
 pub mod service;
 pub mod store;
-pub mod throttle;
-pub mod time;
-pub mod user;
-pub mod values;
 
 pub use tessera_verify::token;

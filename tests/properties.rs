@@ -7,7 +7,7 @@ use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 use tessera::http::form;
 use tessera::token::{self, Claims};
-use tessera::user::Username;
+use tessera::domain::user::Username;
 
 const KID: &str = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k";
 
@@ -124,13 +124,13 @@ proptest! {
 
     #[test]
     fn rfc3339_round_trips(secs in 0u64..253_402_300_799) {
-        let text = tessera::time::rfc3339(secs);
-        prop_assert_eq!(tessera::time::parse_rfc3339(&text), Ok(secs));
+        let text = tessera::runtime::time::rfc3339(secs);
+        prop_assert_eq!(tessera::runtime::time::parse_rfc3339(&text), Ok(secs));
     }
 
     #[test]
     fn rfc3339_parser_never_panics(s in any::<String>()) {
-        let _ = tessera::time::parse_rfc3339(&s);
+        let _ = tessera::runtime::time::parse_rfc3339(&s);
     }
 
     #[test]

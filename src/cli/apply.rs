@@ -10,7 +10,7 @@ use clap::Args;
 use super::Outcome;
 use super::api::{AdminApi, CallError, Method};
 use super::output::{Output, parse};
-use crate::declaration::{self, ApplyReport, ApplyRequest};
+use crate::domain::declaration::{self, ApplyReport, ApplyRequest};
 
 /// `tessera apply`.
 #[derive(Debug, Args)]

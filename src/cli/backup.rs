@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::Outcome;
 use super::api::{AdminApi, CallError, Chunks};
 use super::output::{Output, parse};
-use crate::data_dir;
+use crate::runtime::data_dir;
 
 /// `tessera export`.
 #[derive(Debug, Args)]

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 use super::api::{AdminApi, CallError, Chunks, Method, Sink};
 use super::local::InProcess;
 use super::remote::OverHttp;
-use crate::data_dir::{ADMIN_TOKEN_FILE, ADMIN_URL_FILE, DB_FILE};
+use crate::runtime::data_dir::{ADMIN_TOKEN_FILE, ADMIN_URL_FILE, DB_FILE};
 use crate::store::{RedbStore, StoreError};
 
 /// Flags every admin command takes.
@@ -114,7 +114,7 @@ fn admin_url(data_dir: &Path) -> Result<(String, Option<Vec<u8>>), String> {
         Ok(text) if !text.trim().is_empty() => {
             let mut lines = text.lines();
             let url = lines.next().unwrap_or_default().trim().to_owned();
-            let key = lines.next().and_then(crate::instance::decode);
+            let key = lines.next().and_then(crate::runtime::instance::decode);
             Ok((url, key))
         }
         _ => Err(format!(
@@ -168,14 +168,14 @@ async fn confirm_instance(
             "the file holds no instance key; restart the server to rewrite it".into(),
         ));
     };
-    let nonce = crate::instance::encode(
-        &crate::instance::random().map_err(|e| format!("no OS randomness: {e}"))?,
+    let nonce = crate::runtime::instance::encode(
+        &crate::runtime::instance::random().map_err(|e| format!("no OS randomness: {e}"))?,
     );
     let answer = client
         .get(format!(
             "{}{}?nonce={nonce}",
             url.trim_end_matches('/'),
-            crate::instance::PATH
+            crate::runtime::instance::PATH
         ))
         .timeout(std::time::Duration::from_secs(10))
         .send()
@@ -186,7 +186,7 @@ async fn confirm_instance(
             ),
             None => refuse(format!(
                 "unreachable: {}",
-                crate::error_chain::with_causes(&e)
+                crate::runtime::error_chain::with_causes(&e)
             )),
         })?;
     if !answer.status().is_success() {
@@ -196,7 +196,7 @@ async fn confirm_instance(
         .text()
         .await
         .map_err(|e| refuse(format!("no answer: {e}")))?;
-    if crate::instance::verify(key, &nonce, &body) {
+    if crate::runtime::instance::verify(key, &nonce, &body) {
         Ok(())
     } else {
         Err(refuse("its proof does not match".into()))

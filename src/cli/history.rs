@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::Outcome;
 use super::api::{AdminApi, CallError, Method};
 use super::output::{Output, parse, query, table};
-use crate::time;
+use crate::runtime::time;
 
 /// `tessera revocations`.
 #[derive(Debug, Args)]

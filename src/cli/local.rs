@@ -15,7 +15,7 @@ use crate::config::ThrottleConfig;
 use crate::http::{self, AppState};
 use crate::service::{Service, Settings};
 use crate::store::Store;
-use crate::time::Clock;
+use crate::runtime::time::Clock;
 
 /// The admin API over a store this process holds.
 pub struct InProcess {

@@ -241,7 +241,7 @@ impl NewStore {
     /// is named by `--admin-url`).
     fn before(common: &Common) -> Option<Self> {
         let dir = &common.data_dir;
-        (common.admin_url.is_none() && !dir.join(crate::data_dir::DB_FILE).exists()).then(|| Self {
+        (common.admin_url.is_none() && !dir.join(crate::runtime::data_dir::DB_FILE).exists()).then(|| Self {
             dir: dir.clone(),
             dir_existed: dir.exists(),
         })
@@ -250,7 +250,7 @@ impl NewStore {
     /// Removes the database the failed command created, and the data dir
     /// if the command created that too (and nothing else is in it).
     fn remove(self) {
-        let _ = std::fs::remove_file(self.dir.join(crate::data_dir::DB_FILE));
+        let _ = std::fs::remove_file(self.dir.join(crate::runtime::data_dir::DB_FILE));
         if !self.dir_existed {
             let _ = std::fs::remove_dir(&self.dir);
         }
@@ -263,7 +263,7 @@ fn check(data_dir: &std::path::Path) -> ExitCode {
         Ok(s) => {
             println!(
                 "{}: sound ({} users, {} keys, {} revocations, {} audit events)",
-                data_dir.join(crate::data_dir::DB_FILE).display(),
+                data_dir.join(crate::runtime::data_dir::DB_FILE).display(),
                 s.users,
                 s.keys,
                 s.revocations,

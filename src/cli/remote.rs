@@ -27,7 +27,7 @@ impl OverHttp {
     fn unreachable(&self, e: &reqwest::Error) -> CallError {
         CallError::Unreachable {
             url: self.base.clone(),
-            reason: crate::error_chain::with_causes(e),
+            reason: crate::runtime::error_chain::with_causes(e),
         }
     }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::Outcome;
 use super::api::{AdminApi, CallError, Method};
 use super::output::{Output, fields, parse};
-use crate::time;
+use crate::runtime::time;
 
 /// `tessera token` and its flags.
 #[derive(Debug, Args)]

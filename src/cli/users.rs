@@ -11,7 +11,7 @@ use super::Outcome;
 use super::api::{AdminApi, CallError, Method};
 use super::output::{Output, encode, fields, or_dash, parse, query, table};
 use crate::config::parse_duration;
-use crate::user::UserView;
+use crate::domain::user::UserView;
 
 /// `tessera user` and its flags.
 #[derive(Debug, Args)]

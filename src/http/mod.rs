@@ -31,7 +31,7 @@ use warp::Filter;
 use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
 
-use crate::client::{self, ClientKey};
+use crate::login::client::{self, ClientKey};
 use crate::service::Service;
 
 pub use errors::Listener;
@@ -49,7 +49,7 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// SHA-256 of the admin token (compared in constant time).
     pub admin_token_digest: [u8; 32],
-    /// The key `GET /instance` proves this server holds ([`crate::instance`]);
+    /// The key `GET /instance` proves this server holds ([`crate::runtime::instance`]);
     /// None when no `admin.url` names this server.
     pub instance_key: Option<[u8; 32]>,
     /// SHA-256 of the feed token, which `GET /revocations` requires; None
@@ -187,10 +187,10 @@ fn log_access(method: &Method, path: &str, status: u16, peer: SocketAddr, starte
     );
 }
 
-/// One line per change a request made (see [`crate::change_log`]): the
+/// One line per change a request made (see [`crate::runtime::change_log`]): the
 /// audit action and target, the caller's address and the answer's status.
 fn log_changes(
-    changes: &[crate::change_log::Change],
+    changes: &[crate::runtime::change_log::Change],
     peer: SocketAddr,
     status: warp::http::StatusCode,
 ) {
@@ -273,7 +273,7 @@ pub async fn serve(
                 let mut service = service.clone();
                 let answer = tower_service::Service::call(&mut service, req);
                 async move {
-                    let (answer, changes) = crate::change_log::collect(answer).await;
+                    let (answer, changes) = crate::runtime::change_log::collect(answer).await;
                     if let Ok(response) = &answer {
                         log_changes(&changes, peer, response.status());
                         if let Some((method, path, started)) = access {

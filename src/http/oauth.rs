@@ -25,7 +25,7 @@ use super::reply::{self, json, with_header};
 use super::{AppState, body, form, peer, with_state};
 use crate::service::AdminError;
 use crate::service::{IssueError, SecretUse};
-use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use tessera_verify::scope::Scopes;
 
 /// The largest form body the OAuth endpoints accept.

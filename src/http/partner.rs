@@ -19,7 +19,7 @@ use super::form::{self, Credentials};
 use super::reply::{self, no_store, text, with_header};
 use super::{AppState, bearer, body, peer, raw_query, with_state};
 use crate::service::SecretUse;
-use crate::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use tessera_verify::scope::Scopes;
 
 /// The largest body `/generateToken` accepts.

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use parking_lot::Mutex;
 
-use crate::client::{self, ClientKey};
+use crate::login::client::{self, ClientKey};
 
 /// Open connections per address of one listener.
 #[derive(Debug)]

@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use zeroize::Zeroizing;
 
 use super::{AdminError, InternalError, Service, crypto};
-use crate::declaration::{ApplyReport, Desired};
-use crate::password::{self, PasswordHash};
+use crate::domain::declaration::{ApplyReport, Desired};
+use crate::login::password::{self, PasswordHash};
 use crate::store::{Action, Audit, UserWrite};
-use crate::user::{User, Username};
+use crate::domain::user::{User, Username};
 
 /// Users read per page while planning.
 const PAGE: usize = 1000;

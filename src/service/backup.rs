@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{AdminError, InternalError, Service};
-use crate::keys::Keyring;
+use crate::domain::keys::Keyring;
 use crate::store::snapshot::{self, ImportCounts};
 use crate::store::{Action, Audit};
 
@@ -83,7 +83,7 @@ impl Service {
         let _guard = self.key_changes.lock().await;
         let at = self.clock.now();
         // The audit event is made on the blocking thread: note it here.
-        crate::change_log::note(Action::StoreImport.as_str(), "-");
+        crate::runtime::change_log::note(Action::StoreImport.as_str(), "-");
         let counts = self
             .blocking(move |s| {
                 let mut lines = snapshot::Lines::new(std::iter::from_fn(|| chunks.blocking_recv()));

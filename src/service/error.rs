@@ -1,10 +1,10 @@
 //! The use cases' errors. Each says what went wrong in domain terms; the
 //! HTTP edge (`http::errors`) is the one place that maps them to statuses.
 
-use crate::keys;
+use crate::domain::keys;
 use crate::store::StoreError;
 use crate::token::TokenError;
-use crate::user::{AccountError, CredentialRuleError};
+use crate::domain::user::{AccountError, CredentialRuleError};
 
 /// Why no token was issued.
 #[derive(Debug, thiserror::Error)]

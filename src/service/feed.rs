@@ -29,7 +29,7 @@ use bytes::Bytes;
 use super::{AdminError, InternalError, Service};
 use crate::store::{Changes, last_changed};
 use crate::token::{self, FEED_TYP};
-use crate::user::{AccountState, User};
+use crate::domain::user::{AccountState, User};
 use tessera_verify::feed::{FeedClaims, SubjectState, subject_id};
 
 /// Deltas longer than this many audit events are sent as a full snapshot.

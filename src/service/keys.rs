@@ -3,7 +3,7 @@
 //! and the new keyring published under one lock.
 
 use super::{AdminError, InternalError, Service, crypto};
-use crate::keys::{self, KeyStatus, Keyring, RotateError};
+use crate::domain::keys::{self, KeyStatus, Keyring, RotateError};
 use crate::store::Action;
 
 /// How long verifiers may cache the JWKS (its `Cache-Control: max-age`), and

@@ -24,13 +24,13 @@ use arc_swap::ArcSwap;
 use tokio::sync::Mutex;
 
 use crate::config::ThrottleConfig;
-use crate::hash_pool::HashPool;
-use crate::keys::Keyring;
-use crate::metrics::Metrics;
-use crate::password;
+use crate::login::hash_pool::HashPool;
+use crate::domain::keys::Keyring;
+use crate::runtime::metrics::Metrics;
+use crate::login::password;
 use crate::store::{Action, Audit, AuditEvent, Store, StoreError};
-use crate::throttle::{self, Throttle};
-use crate::time::Clock;
+use crate::login::throttle::{self, Throttle};
+use crate::runtime::time::Clock;
 
 pub use error::{AdminError, InternalError, IssueError, VerifyError};
 pub use issue::{BUSY_PAUSE, IssuedToken, new_jti};
@@ -89,7 +89,7 @@ pub struct Service {
     /// Serialises declarative applies from plan to commit.
     apply_lock: Mutex<()>,
     /// Each client's allowance of self-revocations (`/oauth/revoke`).
-    self_revocations: crate::rate_limit::RateLimit,
+    self_revocations: crate::login::rate_limit::RateLimit,
     /// The next key's `kid` and when this process first saw it published
     /// (monotonic), for rotation pacing that a clock step can not stall.
     next_key_seen: parking_lot::Mutex<Option<(String, tokio::time::Instant)>>,
@@ -107,7 +107,7 @@ impl Service {
         let now = clock.now();
         let mut records = store.keys()?;
         if records.is_empty() {
-            let fresh = crate::keys::initial_records(now).map_err(crypto)?;
+            let fresh = crate::domain::keys::initial_records(now).map_err(crypto)?;
             records = store.init_keys(&fresh)?;
             if records.first().map(|r| &r.kid) == fresh.first().map(|r| &r.kid) {
                 tracing::info!(
@@ -136,7 +136,7 @@ impl Service {
             key_changes: Mutex::new(()),
             apply_lock: Mutex::new(()),
             full_feed: Mutex::new(None),
-            self_revocations: crate::rate_limit::RateLimit::new(
+            self_revocations: crate::login::rate_limit::RateLimit::new(
                 revocations::SELF_REVOKE_BURST,
                 revocations::SELF_REVOKE_PER_SEC,
                 throttle::DEFAULT_CAPACITY,
@@ -198,9 +198,9 @@ impl Service {
     }
 
     /// The audit event of a change, noted for the request's log line
-    /// ([`crate::change_log`]).
+    /// ([`crate::runtime::change_log`]).
     fn audit(&self, action: Action, target: &str, detail: String) -> Audit {
-        crate::change_log::note(action.as_str(), target);
+        crate::runtime::change_log::note(action.as_str(), target);
         Audit {
             at: self.clock.now(),
             action,

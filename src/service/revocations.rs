@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::{AdminError, InternalError, Service};
 use crate::store::{Action, snapshot};
 use crate::store::{Audit, Page};
-use crate::time;
+use crate::runtime::time;
 use crate::token;
 
 /// How many of its own tokens a client may revoke at once.

@@ -12,9 +12,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::client::ClientKey;
+use crate::login::client::ClientKey;
 use crate::config::ThrottleConfig;
-use crate::throttle::{self, Throttle};
+use crate::login::throttle::{self, Throttle};
 
 /// Where a bearer secret is presented; each has its own failure count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,10 +6,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
 use super::*;
-use crate::client::ClientKey;
+use crate::login::client::ClientKey;
 use crate::store::RedbStore;
 use crate::token::TokenError;
-use crate::user::{AccountError, AccountStatus, Username};
+use crate::domain::user::{AccountError, AccountStatus, Username};
 
 const T0: u64 = 1_900_000_000;
 
@@ -284,7 +284,7 @@ async fn fast_logins_never_wait_behind_argon2id_work() {
     let (release, released) = std::sync::mpsc::channel::<()>();
     let released = std::sync::Arc::new(std::sync::Mutex::new(released));
     let (started_tx, started) = std::sync::mpsc::channel::<()>();
-    for _ in 0..crate::hash_pool::HashPool::default_threads() {
+    for _ in 0..crate::login::hash_pool::HashPool::default_threads() {
         let (released, started_tx) = (released.clone(), started_tx.clone());
         s.hash_pool.spawn(move || {
             started_tx.send(()).unwrap();

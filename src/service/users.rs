@@ -5,11 +5,11 @@
 use zeroize::Zeroizing;
 
 use super::{AdminError, InternalError, Service, crypto};
-use crate::password::{self, PasswordHash};
+use crate::login::password::{self, PasswordHash};
 use crate::store::{Action, Page, UserChange};
-use crate::time;
-use crate::user::{AccountStatus, User, Username, check_password_rule};
-use crate::values::TokenTtl;
+use crate::runtime::time;
+use crate::domain::user::{AccountStatus, User, Username, check_password_rule};
+use crate::domain::values::TokenTtl;
 use tessera_verify::scope::Scopes;
 
 /// A new user, as the operator asks for it.

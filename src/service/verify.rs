@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use super::{InternalError, Service, VerifyError};
-use crate::keys::Keyring;
+use crate::domain::keys::Keyring;
 use crate::store::StoreError;
 use crate::token::{self, Claims};
-use crate::user::{AccountError, Username};
+use crate::domain::user::{AccountError, Username};
 use tessera_verify::scope::Scopes;
 use tessera_verify::verified::VerifiedTokens;
 

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::keys::KeyRecord;
-use crate::user::{User, Username};
+use crate::domain::keys::KeyRecord;
+use crate::domain::user::{User, Username};
 use snapshot::{BadSnapshot, ImportCounts};
 
 pub use self::action::{Action, FeedEffect};
@@ -37,9 +37,9 @@ pub use self::redb::{RedbStore, check_data_dir};
 pub fn keyring_order(records: &mut [KeyRecord]) {
     records.sort_by_key(|r| {
         let stage = match r.status {
-            crate::keys::KeyStatus::Retired => 0,
-            crate::keys::KeyStatus::Active => 1,
-            crate::keys::KeyStatus::Next => 2,
+            crate::domain::keys::KeyStatus::Retired => 0,
+            crate::domain::keys::KeyStatus::Active => 1,
+            crate::domain::keys::KeyStatus::Next => 2,
         };
         (stage, r.created_at)
     });
@@ -159,7 +159,7 @@ fn seconds_or_rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> 
     }
     match At::deserialize(d)? {
         At::Seconds(s) => Ok(s),
-        At::Text(t) => crate::time::parse_rfc3339(&t).map_err(serde::de::Error::custom),
+        At::Text(t) => crate::runtime::time::parse_rfc3339(&t).map_err(serde::de::Error::custom),
     }
 }
 

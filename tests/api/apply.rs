@@ -335,9 +335,9 @@ async fn ephemeral_without_an_admin_token_file_keeps_the_admin_api_off() {
 #[tokio::test]
 async fn a_given_hash_is_stored_as_is_and_replaced_only_when_it_differs() {
     let app = spawn_app().await;
-    let first = tessera::password::hash_new("first chosen password").unwrap();
-    let second = tessera::password::hash_new("second chosen password").unwrap();
-    let doc = |h: &tessera::password::PasswordHash| json!({"users": [{"username": "u", "password_hash": h}]});
+    let first = tessera::login::password::hash_new("first chosen password").unwrap();
+    let second = tessera::login::password::hash_new("second chosen password").unwrap();
+    let doc = |h: &tessera::login::password::PasswordHash| json!({"users": [{"username": "u", "password_hash": h}]});
     let (_, created) = apply(&app, doc(&first)).await;
     assert_eq!(names(&created, "created"), ["u"]);
     assert_eq!(created["passwords"], json!({}));

@@ -11,7 +11,7 @@ use tessera::app::App;
 use tessera::cli::{Cli, Command};
 use tessera::config::Config;
 use tessera::service::{Pruned, Service};
-use tessera::time::Clock;
+use tessera::runtime::time::Clock;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

@@ -2,7 +2,7 @@
 //! base out and in, and declarative files.
 
 use super::*;
-use crate::declaration::ApplyBodyError;
+use crate::domain::declaration::ApplyBodyError;
 
 /// The export channel as a body stream.
 pub(super) struct ExportStream(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);

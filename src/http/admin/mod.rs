@@ -26,14 +26,14 @@ use warp::reply::Response;
 use super::errors::{ApiError, Listener, Unauthorized, methods};
 use super::reply::{self, json, with_header};
 use super::{AppState, body, form, raw_query, with_state};
-use crate::declaration;
+use crate::domain::declaration;
 use crate::service::{
     AdminError, KeyView, NewUser, RevokeTarget, SecretUse, UserPatch, VerifyError,
 };
 use crate::store::{AuditEvent, Page};
-use crate::time;
-use crate::user::{AccountStatus, User, UserView, Username};
-use crate::values::Note;
+use crate::runtime::time;
+use crate::domain::user::{AccountStatus, User, UserView, Username};
+use crate::domain::values::Note;
 mod audit;
 mod data;
 mod keys;
@@ -136,7 +136,7 @@ pub fn routes(
 
 /// `GET /instance?nonce=N`, the one route without the admin token: proves
 /// to the CLI that this is the server its data dir's `admin.url` names
-/// ([`crate::instance`]), before the CLI sends the token. It reads no body
+/// ([`crate::runtime::instance`]), before the CLI sends the token. It reads no body
 /// and reveals nothing but a MAC of the caller's nonce.
 pub(super) fn instance(
     state: &Arc<AppState>,
@@ -155,7 +155,7 @@ pub(super) fn instance(
                 .map(|(_, v)| v)
                 .filter(|n| !n.is_empty() && n.len() <= 128);
             Ok::<_, warp::Rejection>(match nonce {
-                Some(n) => reply::text(StatusCode::OK, crate::instance::proof(&key, &n)),
+                Some(n) => reply::text(StatusCode::OK, crate::runtime::instance::proof(&key, &n)),
                 None => ApiError::BadRequest("pass ?nonce=".into()).response(),
             })
         })

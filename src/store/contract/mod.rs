@@ -11,8 +11,8 @@ pub(crate) use self::feed::{
 };
 use super::snapshot::BadSnapshot;
 use super::{Audit, Store, StoreError, UserWrite};
-use crate::keys::{self, KeyStatus};
-use crate::user::{User, Username};
+use crate::domain::keys::{self, KeyStatus};
+use crate::domain::user::{User, Username};
 
 /// Generates one `#[test]` per contract function for a backend; `$fresh`
 /// makes a fresh empty store as `(guard, Box<dyn Store>)`.
@@ -57,7 +57,7 @@ pub(crate) fn name(n: &str) -> Username {
 pub(crate) fn user(n: &str) -> User {
     User::new(
         &name(n),
-        crate::password::hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
+        crate::login::password::hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
         1,
         0,
     )

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::store::snapshot::{self, BadSnapshot, ImportCounts, Item};
 use crate::store::{Action, Audit, ImportChange, SnapshotLines, StoreError};
-use crate::user::Username;
+use crate::domain::user::Username;
 
 /// Users per batch handed to the copying task.
 pub const BATCH: usize = 2_000;

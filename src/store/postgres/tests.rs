@@ -123,8 +123,8 @@ fn concurrent_first_starts_share_one_keyring() {
     let url = fresh_database();
     let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
     let b = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
-    let ka = crate::keys::initial_records(1).unwrap();
-    let kb = crate::keys::initial_records(1).unwrap();
+    let ka = crate::domain::keys::initial_records(1).unwrap();
+    let kb = crate::domain::keys::initial_records(1).unwrap();
     let (ra, rb) = std::thread::scope(|s| {
         let ha = s.spawn(|| a.init_keys(&ka).unwrap());
         let hb = s.spawn(|| b.init_keys(&kb).unwrap());
@@ -228,7 +228,7 @@ fn a_keyring_change_computed_from_a_stale_read_is_refused() {
     let url = fresh_database();
     let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
     let b = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
-    a.init_keys(&crate::keys::initial_records(1).unwrap())
+    a.init_keys(&crate::domain::keys::initial_records(1).unwrap())
         .unwrap();
     let seen_by_a = a.keys().unwrap();
     let seen_by_b = b.keys().unwrap();

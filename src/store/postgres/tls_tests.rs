@@ -100,7 +100,7 @@ fn verify_full_connects_over_tls_to_the_name_in_the_certificate() {
         store.describe()
     );
     store
-        .init_keys(&crate::keys::initial_records(1).unwrap())
+        .init_keys(&crate::domain::keys::initial_records(1).unwrap())
         .unwrap();
 }
 

@@ -36,8 +36,8 @@ use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
 use super::{
     Audit, AuditEvent, Changes, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite,
 };
-use crate::keys::KeyRecord;
-use crate::user::{User, Username};
+use crate::domain::keys::KeyRecord;
+use crate::domain::user::{User, Username};
 
 mod file;
 mod layout;
@@ -56,7 +56,7 @@ use self::layout::*;
 /// counted in our RSS); 16 MiB holds the upper B-tree levels of a
 /// 100k-user table.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
-use crate::data_dir::DB_FILE;
+use crate::runtime::data_dir::DB_FILE;
 /// What [`RedbStore::in_memory`] calls its location in logs.
 const IN_MEMORY: &str = "in memory";
 
@@ -123,7 +123,7 @@ impl RedbStore {
     /// when another process has it open, and refuses a damaged file (see
     /// [`check_file`], which runs first) without ever changing it.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        crate::data_dir::prepare(data_dir).map_err(|source| StoreError::Io {
+        crate::runtime::data_dir::prepare(data_dir).map_err(|source| StoreError::Io {
             path: data_dir.to_owned(),
             source,
         })?;

@@ -14,10 +14,10 @@ use std::io::Write;
 use serde::{Deserialize, Serialize};
 
 use super::SnapshotLines;
-use crate::keys::{self, KeyRecord};
-use crate::time;
-use crate::user::User;
-use crate::values::{Jti, Note, TokenTtl};
+use crate::domain::keys::{self, KeyRecord};
+use crate::runtime::time;
+use crate::domain::user::User;
+use crate::domain::values::{Jti, Note, TokenTtl};
 
 /// The first line of an export names this format.
 pub const EXPORT_FORMAT: &str = "tessera-export";

@@ -1,6 +1,6 @@
 use super::*;
 use crate::token::MAX_JTI_LEN;
-use crate::values::{MAX_NOTE_CHARS, MAX_TOKEN_TTL_SECS};
+use crate::domain::values::{MAX_NOTE_CHARS, MAX_TOKEN_TTL_SECS};
 
 #[test]
 fn parser_messages_never_carry_a_hash() {
@@ -24,9 +24,9 @@ fn parser_messages_never_carry_a_hash() {
         r#"invalid value "<redacted>" here"#
     );
 }
-use crate::keys::{KeyStatus, initial_records};
-use crate::password::hash_new;
-use crate::user::Username;
+use crate::domain::keys::{KeyStatus, initial_records};
+use crate::login::password::hash_new;
+use crate::domain::user::Username;
 
 fn user(name: &str) -> User {
     let name = Username::parse(name).unwrap();
@@ -141,7 +141,7 @@ fn out_of_range_values_are_refused() {
     u.note = Some("n".repeat(MAX_NOTE_CHARS + 1));
     cases.push((u, "note"));
     let mut u = user("a");
-    u.password = crate::password::PasswordHash::Argon2id {
+    u.password = crate::login::password::PasswordHash::Argon2id {
         phc: "$argon2id$v=19$m=19456,t=4294967295,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g".into(),
     };
     cases.push((u, "exceed"));

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::config::parse_duration;
-use crate::password::PasswordHash;
-use crate::time;
-use crate::user::{AccountStatus, Username, check_password_rule};
-use crate::values::{Note, TokenTtl};
+use crate::login::password::PasswordHash;
+use crate::runtime::time;
+use crate::domain::user::{AccountStatus, Username, check_password_rule};
+use crate::domain::values::{Note, TokenTtl};
 use tessera_verify::scope::Scopes;
 
 /// A declarative file: `[[user]]` tables.
@@ -394,7 +394,7 @@ fn which_user(index: usize, username: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::values::MAX_NOTE_CHARS;
+    use crate::domain::values::MAX_NOTE_CHARS;
 
     fn one(toml: &str) -> Result<Desired, String> {
         let file = parse_toml(toml)?;
@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn exported_hashes_are_accepted_in_both_forms() {
-        let hash = crate::password::hash_new("a chosen password").unwrap();
+        let hash = crate::login::password::hash_new("a chosen password").unwrap();
         let PasswordHash::Argon2id { phc } = &hash else {
             panic!("chosen passwords use Argon2id")
         };

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::password::PasswordHash;
-use crate::time;
+use crate::login::password::PasswordHash;
+use crate::runtime::time;
 use crate::token::Claims;
 pub use tessera_verify::account::{AccountState, Refusal as AccountError};
 use tessera_verify::scope::Scopes;
@@ -16,7 +16,7 @@ use tessera_verify::scope::Scopes;
 pub const MAX_USERNAME_LEN: usize = 128;
 /// The longest password accepted, in bytes.
 pub const MAX_PASSWORD_LEN: usize = 1024;
-pub use crate::values::MAX_NOTE_CHARS;
+pub use crate::domain::values::MAX_NOTE_CHARS;
 
 /// A username: 1–128 characters of `A-Z a-z 0-9 . _ @ -`. Parsed once at
 /// the edge and kept parsed down to the store; deserialising one (a stored

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::client::ClientKey;
+use crate::login::client::ClientKey;
 use crate::config::ThrottleConfig;
 
 /// Clients remembered at most (both generations together).

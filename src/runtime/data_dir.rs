@@ -243,7 +243,7 @@ impl AdminUrlFile {
         let path = data_dir.join(ADMIN_URL_FILE);
         let written = write_private(&path, |file| {
             writeln!(file, "{url}")?;
-            writeln!(file, "{}", crate::instance::encode(key))
+            writeln!(file, "{}", crate::runtime::instance::encode(key))
         });
         match written {
             Ok(()) => Ok(Self(path)),
