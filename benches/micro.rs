@@ -6,11 +6,11 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera::domain::keys::{self, Keyring};
+use tessera::domain::user::{User, Username};
 use tessera::login::password;
 use tessera::service::new_jti;
 use tessera::store::{Audit, RedbStore, Store};
 use tessera::token::{self, Claims};
-use tessera::domain::user::{User, Username};
 
 fn claims() -> Claims {
     Claims {

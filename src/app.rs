@@ -13,12 +13,12 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Storage};
-use crate::runtime::data_dir::{self, AdminUrlFile, NoRandomness, SecretFileError};
 use crate::http::tls::TlsListener;
 use crate::http::{self, AppState, ConnectionLimits};
+use crate::runtime::data_dir::{self, AdminUrlFile, NoRandomness, SecretFileError};
+use crate::runtime::time::Clock;
 use crate::service::{InternalError, Service, Settings};
 use crate::store::{PostgresStore, RedbStore, Store, StoreError};
-use crate::runtime::time::Clock;
 
 /// How often expired revocations and retired keys are swept.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);

@@ -271,7 +271,10 @@ impl Config {
         }
         let feed_token_file = match (&args.feed_token_file, &args.database, args.ephemeral) {
             (Some(f), _, _) => Some(f.clone()),
-            (None, None, false) => Some(args.data_dir.join(crate::runtime::data_dir::FEED_TOKEN_FILE)),
+            (None, None, false) => Some(
+                args.data_dir
+                    .join(crate::runtime::data_dir::FEED_TOKEN_FILE),
+            ),
             (None, _, _) => None,
         };
         let (storage, admin_token_file) = if let Some(url) = args.database {
@@ -294,9 +297,10 @@ impl Config {
         } else if args.ephemeral {
             (Storage::Memory, args.admin_token_file)
         } else {
-            let file = args
-                .admin_token_file
-                .unwrap_or_else(|| args.data_dir.join(crate::runtime::data_dir::ADMIN_TOKEN_FILE));
+            let file = args.admin_token_file.unwrap_or_else(|| {
+                args.data_dir
+                    .join(crate::runtime::data_dir::ADMIN_TOKEN_FILE)
+            });
             (Storage::DataDir(args.data_dir), Some(file))
         };
         Ok(Self {

@@ -5,9 +5,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
+use tessera::domain::user::Username;
 use tessera::http::form;
 use tessera::token::{self, Claims};
-use tessera::domain::user::Username;
 
 const KID: &str = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k";
 

@@ -13,9 +13,9 @@ use zeroize::Zeroizing;
 use super::api::{AdminApi, CallError, Chunks, Method, Sink};
 use crate::config::ThrottleConfig;
 use crate::http::{self, AppState};
+use crate::runtime::time::Clock;
 use crate::service::{Service, Settings};
 use crate::store::Store;
-use crate::runtime::time::Clock;
 
 /// The admin API over a store this process holds.
 pub struct InProcess {

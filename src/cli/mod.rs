@@ -241,10 +241,12 @@ impl NewStore {
     /// is named by `--admin-url`).
     fn before(common: &Common) -> Option<Self> {
         let dir = &common.data_dir;
-        (common.admin_url.is_none() && !dir.join(crate::runtime::data_dir::DB_FILE).exists()).then(|| Self {
-            dir: dir.clone(),
-            dir_existed: dir.exists(),
-        })
+        (common.admin_url.is_none() && !dir.join(crate::runtime::data_dir::DB_FILE).exists()).then(
+            || Self {
+                dir: dir.clone(),
+                dir_existed: dir.exists(),
+            },
+        )
     }
 
     /// Removes the database the failed command created, and the data dir

@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::config::parse_duration;
-use crate::login::password::PasswordHash;
-use crate::runtime::time;
 use crate::domain::user::{AccountStatus, Username, check_password_rule};
 use crate::domain::values::{Note, TokenTtl};
+use crate::login::password::PasswordHash;
+use crate::runtime::time;
 use tessera_verify::scope::Scopes;
 
 /// A declarative file: `[[user]]` tables.

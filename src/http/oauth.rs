@@ -23,9 +23,9 @@ use zeroize::Zeroizing;
 use super::errors::{OAuthError, methods};
 use super::reply::{self, json, with_header};
 use super::{AppState, body, form, peer, with_state};
+use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use crate::service::AdminError;
 use crate::service::{IssueError, SecretUse};
-use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use tessera_verify::scope::Scopes;
 
 /// The largest form body the OAuth endpoints accept.

@@ -18,8 +18,8 @@ use super::errors::{self, LoginError, methods};
 use super::form::{self, Credentials};
 use super::reply::{self, no_store, text, with_header};
 use super::{AppState, bearer, body, peer, raw_query, with_state};
-use crate::service::SecretUse;
 use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use crate::service::SecretUse;
 use tessera_verify::scope::Scopes;
 
 /// The largest body `/generateToken` accepts.

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::login::client::ClientKey;
 use crate::config::ThrottleConfig;
+use crate::login::client::ClientKey;
 
 /// Clients remembered at most (both generations together).
 pub const DEFAULT_CAPACITY: usize = 100_000;

@@ -12,9 +12,9 @@ use zeroize::Zeroizing;
 
 use super::{AdminError, InternalError, Service, crypto};
 use crate::domain::declaration::{ApplyReport, Desired};
+use crate::domain::user::{User, Username};
 use crate::login::password::{self, PasswordHash};
 use crate::store::{Action, Audit, UserWrite};
-use crate::domain::user::{User, Username};
 
 /// Users read per page while planning.
 const PAGE: usize = 1000;

@@ -2,9 +2,9 @@
 //! HTTP edge (`http::errors`) is the one place that maps them to statuses.
 
 use crate::domain::keys;
+use crate::domain::user::{AccountError, CredentialRuleError};
 use crate::store::StoreError;
 use crate::token::TokenError;
-use crate::domain::user::{AccountError, CredentialRuleError};
 
 /// Why no token was issued.
 #[derive(Debug, thiserror::Error)]

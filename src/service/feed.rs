@@ -27,9 +27,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{AdminError, InternalError, Service};
+use crate::domain::user::{AccountState, User};
 use crate::store::{Changes, last_changed};
 use crate::token::{self, FEED_TYP};
-use crate::domain::user::{AccountState, User};
 use tessera_verify::feed::{FeedClaims, SubjectState, subject_id};
 
 /// Deltas longer than this many audit events are sent as a full snapshot.

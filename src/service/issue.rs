@@ -10,11 +10,11 @@ use zeroize::Zeroizing;
 
 use super::secrets::SecretUse;
 use super::{IssueError, Service, crypto};
+use crate::domain::user::{User, Username};
 use crate::login::client::ClientKey;
 use crate::login::hash_pool::PoolError;
 use crate::login::password::{self, Attempt, PasswordHash};
 use crate::token::{self, Claims};
-use crate::domain::user::{User, Username};
 use tessera_verify::scope::Scopes;
 
 /// How long a login refused with [`IssueError::Busy`] waits before it is

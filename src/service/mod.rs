@@ -24,13 +24,13 @@ use arc_swap::ArcSwap;
 use tokio::sync::Mutex;
 
 use crate::config::ThrottleConfig;
-use crate::login::hash_pool::HashPool;
 use crate::domain::keys::Keyring;
-use crate::runtime::metrics::Metrics;
+use crate::login::hash_pool::HashPool;
 use crate::login::password;
-use crate::store::{Action, Audit, AuditEvent, Store, StoreError};
 use crate::login::throttle::{self, Throttle};
+use crate::runtime::metrics::Metrics;
 use crate::runtime::time::Clock;
+use crate::store::{Action, Audit, AuditEvent, Store, StoreError};
 
 pub use error::{AdminError, InternalError, IssueError, VerifyError};
 pub use issue::{BUSY_PAUSE, IssuedToken, new_jti};

@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use super::{AdminError, InternalError, Service};
+use crate::runtime::time;
 use crate::store::{Action, snapshot};
 use crate::store::{Audit, Page};
-use crate::runtime::time;
 use crate::token;
 
 /// How many of its own tokens a client may revoke at once.

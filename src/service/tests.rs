@@ -6,10 +6,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
 use super::*;
+use crate::domain::user::{AccountError, AccountStatus, Username};
 use crate::login::client::ClientKey;
 use crate::store::RedbStore;
 use crate::token::TokenError;
-use crate::domain::user::{AccountError, AccountStatus, Username};
 
 const T0: u64 = 1_900_000_000;
 

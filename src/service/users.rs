@@ -5,11 +5,11 @@
 use zeroize::Zeroizing;
 
 use super::{AdminError, InternalError, Service, crypto};
-use crate::login::password::{self, PasswordHash};
-use crate::store::{Action, Page, UserChange};
-use crate::runtime::time;
 use crate::domain::user::{AccountStatus, User, Username, check_password_rule};
 use crate::domain::values::TokenTtl;
+use crate::login::password::{self, PasswordHash};
+use crate::runtime::time;
+use crate::store::{Action, Page, UserChange};
 use tessera_verify::scope::Scopes;
 
 /// A new user, as the operator asks for it.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use super::{InternalError, Service, VerifyError};
 use crate::domain::keys::Keyring;
+use crate::domain::user::{AccountError, Username};
 use crate::store::StoreError;
 use crate::token::{self, Claims};
-use crate::domain::user::{AccountError, Username};
 use tessera_verify::scope::Scopes;
 use tessera_verify::verified::VerifiedTokens;
 

@@ -10,8 +10,8 @@ use clap::Parser;
 use tessera::app::App;
 use tessera::cli::{Cli, Command};
 use tessera::config::Config;
-use tessera::service::{Pruned, Service};
 use tessera::runtime::time::Clock;
+use tessera::service::{Pruned, Service};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 

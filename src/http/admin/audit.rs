@@ -1,6 +1,18 @@
 //! `/admin/audit`: the audit trail, newest first, paged.
 
-use super::*;
+use std::sync::Arc;
+
+use serde::Serialize;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use crate::http::admin::{limit_param, query_param, respond};
+use crate::http::errors::{ApiError, methods};
+use crate::http::reply::json;
+use crate::http::{AppState, raw_query, with_state};
+use crate::runtime::time;
+use crate::store::AuditEvent;
 
 #[derive(Serialize)]
 pub(super) struct AuditView {

@@ -1,8 +1,21 @@
 //! `/admin/export`, `/admin/import` and `/admin/apply`: the whole user
 //! base out and in, and declarative files.
 
-use super::*;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use warp::Filter;
+use warp::http::header::{CONNECTION, CONTENT_TYPE};
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use crate::domain::declaration;
 use crate::domain::declaration::ApplyBodyError;
+use crate::http::admin::respond;
+use crate::http::errors::{ApiError, Listener, methods};
+use crate::http::reply::{json, with_header};
+use crate::http::{AppState, body, with_state};
 
 /// The export channel as a body stream.
 pub(super) struct ExportStream(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);

@@ -1,6 +1,17 @@
 //! `/admin/keys` and `/admin/keys/rotate`.
 
-use super::*;
+use std::sync::Arc;
+
+use warp::Filter;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use crate::http::admin::{query_param, respond};
+use crate::http::errors::{ApiError, methods};
+use crate::http::reply::json;
+use crate::http::{AppState, raw_query, with_state};
+use crate::runtime::time;
+use crate::service::KeyView;
 
 pub(super) fn key_views(keys: Vec<KeyView>) -> serde_json::Value {
     let keys: Vec<_> = keys

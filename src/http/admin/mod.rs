@@ -12,40 +12,35 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tessera_verify::scope::Scopes;
 use warp::Filter;
-use warp::http::header::{CONNECTION, CONTENT_TYPE};
+use warp::http::header::CONTENT_TYPE;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
-use super::errors::{ApiError, Listener, Unauthorized, methods};
-use super::reply::{self, json, with_header};
-use super::{AppState, body, form, raw_query, with_state};
-use crate::domain::declaration;
-use crate::service::{
-    AdminError, KeyView, NewUser, RevokeTarget, SecretUse, UserPatch, VerifyError,
-};
-use crate::store::{AuditEvent, Page};
-use crate::runtime::time;
-use crate::domain::user::{AccountStatus, User, UserView, Username};
+use super::errors::{ApiError, Unauthorized, methods};
+use super::reply::{self, with_header};
+use super::{AppState, form, raw_query, with_state};
+use crate::domain::user::Username;
 use crate::domain::values::Note;
+use crate::runtime::time;
+use crate::service::{AdminError, SecretUse};
+
 mod audit;
 mod data;
 mod keys;
 mod revocations;
 mod users;
 
-use self::audit::*;
+use self::audit::audit;
 pub use self::data::MAX_APPLY_BYTES;
-use self::data::*;
-use self::keys::*;
-use self::revocations::*;
-use self::users::*;
+use self::data::{apply, export, import};
+use self::keys::{keys, rotate};
+use self::revocations::{check_token, revocations};
+use self::users::{user, user_password, user_revoke, users};
 
 /// Largest JSON body on the admin listener.
 pub const MAX_JSON_BYTES: usize = 64 * 1024;

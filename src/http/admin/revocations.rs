@@ -1,6 +1,19 @@
 //! `/admin/revocations` and `/admin/tokens/check`.
 
-use super::*;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use crate::http::admin::{Handled, MAX_JSON_BYTES, json_body, limit_param, query_param, respond};
+use crate::http::errors::{ApiError, methods};
+use crate::http::reply::json;
+use crate::http::{AppState, body, raw_query, with_state};
+use crate::service::{AdminError, RevokeTarget, VerifyError};
+use crate::store::Page;
 
 pub(super) fn revocations(
     state: &Arc<AppState>,

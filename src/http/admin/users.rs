@@ -1,7 +1,25 @@
 //! `/admin/users`, `/admin/users/{name}` and its `password` and `revoke`
 //! actions.
 
-use super::*;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tessera_verify::scope::Scopes;
+use warp::Filter;
+use warp::http::{Method, StatusCode};
+use warp::reply::Response;
+
+use crate::domain::user::{AccountStatus, User, UserView};
+use crate::http::admin::{
+    Handled, MAX_JSON_BYTES, json_body, limit_param, note, nullable, parse_time, query_param,
+    respond, username,
+};
+use crate::http::errors::{ApiError, methods};
+use crate::http::reply::json;
+use crate::http::{AppState, body, raw_query, reply, with_state};
+use crate::service::{NewUser, UserPatch};
+use crate::store::Page;
 
 pub(super) fn users(
     state: &Arc<AppState>,

@@ -25,9 +25,9 @@ use super::{
     Cache, PostgresStore, append_audit, backend, begin_write, catch_up, commit, encode,
     encode_keys, insert_keys, int, next_version, pg,
 };
+use crate::domain::user::Username;
 use crate::store::snapshot::{self, BadSnapshot, ImportCounts, Item};
 use crate::store::{Action, Audit, ImportChange, SnapshotLines, StoreError};
-use crate::domain::user::Username;
 
 /// Users per batch handed to the copying task.
 pub const BATCH: usize = 2_000;

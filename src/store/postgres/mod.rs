@@ -55,9 +55,9 @@ use super::snapshot::{self, ImportCounts};
 use super::{
     Audit, AuditEvent, Changes, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite,
 };
-use crate::runtime::error_chain::with_causes;
 use crate::domain::keys::KeyRecord;
 use crate::domain::user::{User, Username};
+use crate::runtime::error_chain::with_causes;
 
 /// The schema version this build reads and writes. Version 2 keys
 /// tombstones by (version, username): the deletes of one `apply --prune`

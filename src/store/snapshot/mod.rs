@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use super::SnapshotLines;
 use crate::domain::keys::{self, KeyRecord};
-use crate::runtime::time;
 use crate::domain::user::User;
 use crate::domain::values::{Jti, Note, TokenTtl};
+use crate::runtime::time;
 
 /// The first line of an export names this format.
 pub const EXPORT_FORMAT: &str = "tessera-export";

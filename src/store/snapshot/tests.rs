@@ -1,6 +1,6 @@
 use super::*;
-use crate::token::MAX_JTI_LEN;
 use crate::domain::values::{MAX_NOTE_CHARS, MAX_TOKEN_TTL_SECS};
+use crate::token::MAX_JTI_LEN;
 
 #[test]
 fn parser_messages_never_carry_a_hash() {
@@ -25,8 +25,8 @@ fn parser_messages_never_carry_a_hash() {
     );
 }
 use crate::domain::keys::{KeyStatus, initial_records};
-use crate::login::password::hash_new;
 use crate::domain::user::Username;
+use crate::login::password::hash_new;
 
 fn user(name: &str) -> User {
     let name = Username::parse(name).unwrap();
