@@ -24,9 +24,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use self::snapshot::{BadSnapshot, ImportCounts};
 use crate::domain::keys::KeyRecord;
 use crate::domain::user::{User, Username};
-use snapshot::{BadSnapshot, ImportCounts};
 
 pub use self::action::{Action, FeedEffect};
 pub use self::postgres::PostgresStore;

@@ -21,9 +21,11 @@ use tokio::sync::mpsc;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use super::{
-    Cache, PostgresStore, append_audit, backend, begin_write, catch_up, commit, encode,
-    encode_keys, insert_keys, int, next_version, pg,
+use super::PostgresStore;
+use super::replica::{Cache, catch_up};
+use super::sql::{
+    append_audit, backend, begin_write, commit, encode, encode_keys, insert_keys, int,
+    next_version, pg,
 };
 use crate::domain::user::Username;
 use crate::store::snapshot::{self, BadSnapshot, ImportCounts, Item};

@@ -24,19 +24,20 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, AtomicU64};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
 use parking_lot::RwLock;
 use tokio::sync::{Notify, watch};
-use tokio_postgres::IsolationLevel;
-use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub use self::connect::{Target, TlsMode};
 pub use self::replica::CACHED_USERS;
+use crate::store::postgres::replica::{Cache, catch_up, follow, listen};
+use crate::store::postgres::sql::{
+    SCHEMA, backend, begin_write, commit, meta, next_version, pg, uint,
+};
 
 mod connect;
 mod import;
@@ -48,16 +49,7 @@ mod tests;
 #[cfg(test)]
 mod tls_tests;
 
-use self::replica::*;
-use self::sql::*;
-
-use super::snapshot::{self, ImportCounts};
-use super::{
-    Audit, AuditEvent, Changes, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite,
-};
-use crate::domain::keys::KeyRecord;
-use crate::domain::user::{User, Username};
-use crate::runtime::error_chain::with_causes;
+use super::{Store, StoreError};
 
 /// The schema version this build reads and writes. Version 2 keys
 /// tombstones by (version, username): the deletes of one `apply --prune`

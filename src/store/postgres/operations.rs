@@ -2,8 +2,24 @@
 //! where it holds the answer, every write in one serialised transaction
 //! that stamps its rows with a fresh version and notifies the other nodes.
 
-use super::*;
-use crate::store::{Action, FullView};
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::watch;
+
+use crate::domain::keys::KeyRecord;
+use crate::domain::user::{User, Username};
+use crate::store::postgres::sql::{
+    append_audit, audit_row, backend, count_users, decode_key, decode_user, encode, encode_keys,
+    insert_keys, int, now_ms, pg, put_user, read_snapshot, remove_user, uint,
+};
+use crate::store::postgres::{DB_TIMEOUT, POLL, PostgresStore};
+use crate::store::snapshot::{self, ImportCounts};
+use crate::store::{
+    Action, Audit, AuditEvent, Changes, FullView, Page, SnapshotLines, Store, StoreError,
+    UserChange, UserWrite,
+};
 
 impl Store for PostgresStore {
     fn describe(&self) -> String {

@@ -4,7 +4,20 @@
 //! snapshot (exact, because writers are serialised), woken by NOTIFY or
 //! every [`POLL`].
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use parking_lot::RwLock;
+use tokio::sync::{Notify, watch};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::domain::user::{User, Username};
+use crate::store::StoreError;
+use crate::store::postgres::sql::{backend, meta, now_ms, pg, read_snapshot, uint};
+use crate::store::postgres::{CHANNEL, DB_TIMEOUT, POLL};
 
 /// How many users a node keeps decoded in memory (about 35 MB at most).
 /// Users are read from the database on first use and kept until another

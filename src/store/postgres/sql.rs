@@ -3,7 +3,16 @@
 //! audit row, the commit), row encodings, and how driver errors become
 //! store errors (a lost connection is [`StoreError::Unavailable`]).
 
-use super::*;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::IsolationLevel;
+
+use crate::domain::keys::KeyRecord;
+use crate::domain::user::User;
+use crate::runtime::error_chain::with_causes;
+use crate::store::postgres::{CHANNEL, WRITE_LOCK};
+use crate::store::{Audit, AuditEvent, StoreError};
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tessera_meta (key text PRIMARY KEY, value bigint NOT NULL);

@@ -1,5 +1,9 @@
+use std::sync::atomic::Ordering;
+
 use super::*;
 use crate::store::contract::store_contract_tests;
+use crate::store::postgres::sql::SCHEMA;
+use crate::store::{KeyRecord, Username};
 
 /// One throwaway PostgreSQL per test process (`scripts/pg.sh`, stopped
 /// when this process exits), one fresh database per test.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::*;
+use crate::runtime::error_chain::with_causes;
 
 #[path = "../../../tests/support/test_ca.rs"]
 mod test_ca;

@@ -3,8 +3,19 @@
 //! (redb refuses every call after either until reopened), the free-space
 //! check before each write, and `tessera check`'s full read.
 
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
 use super::overlay::ReadOnlyOverlay;
-use super::*;
+use crate::domain::keys::KeyRecord;
+use crate::runtime::data_dir::DB_FILE;
+use crate::store::redb::CACHE_BYTES;
+use crate::store::redb::layout::{
+    JTI_TO_EXP, KID_TO_KEY, META, SCHEMA_KEY, SCHEMA_VERSION, SEQ_TO_AUDIT, USERNAME_TO_USER,
+    corrupt, decode_user_of,
+};
+use crate::store::{AuditEvent, StoreError};
 
 /// An engine error as a store error: a full disk and other I/O failures
 /// are told apart from the rest, because after them redb refuses every

@@ -2,7 +2,13 @@
 //! encoded, and the migrations from older schemas (run inside the opening
 //! transaction, so a file is either wholly old or wholly new).
 
-use super::*;
+use std::path::Path;
+
+use redb::{Database, ReadOnlyTable, ReadableTable, TableDefinition, WriteTransaction};
+use serde::Serialize;
+
+use crate::domain::user::User;
+use crate::store::{Audit, Page, StoreError};
 
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(super) const USERNAME_TO_USER: TableDefinition<&str, &[u8]> = TableDefinition::new("users");

@@ -1,43 +1,34 @@
 //! The embedded backend: one redb file, `<data-dir>/tessera.redb` — the
 //! only module that imports `redb`. Files: [`layout`] (tables, record
 //! encodings, the schema version and migrations), [`file`] (opening the
-//! file safely, full disks, `tessera check`), [`operations`] (the [`Store`]
+//! file safely, full disks, `tessera check`), [`operations`] (the [`Store`](super::Store)
 //! methods); this one holds the open database and what it publishes. Every write commits with `Durability::Immediate` (fsync)
 //! before it returns, with the mutation's audit event in the same
 //! transaction.
 //!
 //! Writes are serialised by one writer lock held from `begin_write` until
-//! the committed state is published, so what readers see ([`Store::user`],
-//! [`Store::is_revoked`]: `arc-swap` snapshots, no lock on the request path)
+//! the committed state is published, so what readers see ([`Store::user`](super::Store::user),
+//! [`Store::is_revoked`](super::Store::is_revoked): `arc-swap` snapshots, no lock on the request path)
 //! is never older than an acknowledged write, even when writes race.
 //!
 //! User records are postcard (compact binary serde) because every login
 //! and verify decodes one; keys and audit events are JSON. Exports are JSON
-//! Lines ([`snapshot`]) whatever the storage encoding.
+//! Lines ([`snapshot`](super::snapshot)) whatever the storage encoding.
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use arc_swap::{ArcSwap, ArcSwapOption};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, ReadableTable, WriteTransaction};
 
-use redb::{
-    Database, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, WriteTransaction,
-};
-use serde::Serialize;
-
-use super::snapshot::{self, BadSnapshot, ImportCounts, Item};
-use super::{
-    Audit, AuditEvent, Changes, Page, SnapshotLines, Store, StoreError, UserChange, UserWrite,
-};
-use crate::domain::keys::KeyRecord;
+use super::StoreError;
 use crate::domain::user::{User, Username};
+use crate::store::redb::file::{free_bytes, open_file};
+use crate::store::redb::layout::{JTI_TO_EXP, USERNAME_TO_USER, init_schema};
 
 mod file;
 mod layout;
@@ -47,10 +38,8 @@ mod overlay;
 mod tests;
 
 use self::file::check_unchanged;
-use self::file::*;
 pub use self::file::{FileSummary, MIN_FREE_BYTES, check_data_dir, check_file};
 pub use self::layout::SCHEMA_VERSION;
-use self::layout::*;
 
 /// redb's page cache. Beyond it, reads come from the OS page cache (not
 /// counted in our RSS); 16 MiB holds the upper B-tree levels of a

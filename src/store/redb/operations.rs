@@ -3,9 +3,24 @@
 //! published snapshots replaced under the writer lock.
 
 use std::collections::HashSet;
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use super::*;
-use crate::store::{Action, FullView, ImportChange};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use crate::domain::keys::KeyRecord;
+use crate::domain::user::{User, Username};
+use crate::store::redb::layout::{
+    GENERATION_KEY, JTI_TO_EXP, KID_TO_KEY, META, SEQ_TO_AUDIT, TTL_HIGH_WATER_KEY,
+    USERNAME_TO_USER, append_audit, corrupt, decode_user, encode_user, page_after, to_json,
+};
+use crate::store::redb::{RedbStore, RevokedSet};
+use crate::store::snapshot::{BadSnapshot, ImportCounts, Item};
+use crate::store::{
+    Action, Audit, AuditEvent, Changes, FullView, ImportChange, Page, SnapshotLines, Store,
+    StoreError, UserChange, UserWrite, snapshot,
+};
 
 impl Store for RedbStore {
     fn describe(&self) -> String {

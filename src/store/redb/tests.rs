@@ -1,5 +1,9 @@
 use super::*;
+use crate::store::Store;
 use crate::store::contract::{audit, name, populate, store_contract_tests, user};
+use crate::store::redb::layout::{
+    JTI_TO_EXP, KID_TO_KEY, META, SCHEMA_KEY, SEQ_TO_AUDIT, USERNAME_TO_USER,
+};
 
 store_contract_tests!(|| {
     let dir = tempfile::tempdir().unwrap();
