@@ -13,8 +13,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, Storage};
+use crate::http;
+use crate::http::server::ConnectionLimits;
+use crate::http::state::AppState;
 use crate::http::tls::TlsListener;
-use crate::http::{self, AppState, ConnectionLimits};
 use crate::runtime::data_dir::{self, AdminUrlFile, NoRandomness, SecretFileError};
 use crate::runtime::time::Clock;
 use crate::service::{InternalError, Service, Settings};
@@ -308,7 +310,7 @@ impl App {
             }
         };
         let reloader = self.tls_reloader();
-        let partner = tokio::spawn(http::serve(
+        let partner = tokio::spawn(http::server::serve(
             self.partner,
             http::partner_routes(&self.state),
             self.limits.clone(),
@@ -316,7 +318,7 @@ impl App {
             stopped(),
         ));
         let admin = self.admin.map(|listener| {
-            tokio::spawn(http::serve(
+            tokio::spawn(http::server::serve(
                 listener,
                 http::admin_routes(&self.state),
                 ConnectionLimits {

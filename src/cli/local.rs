@@ -12,7 +12,8 @@ use zeroize::Zeroizing;
 
 use super::api::{AdminApi, CallError, Chunks, Method, Sink};
 use crate::config::ThrottleConfig;
-use crate::http::{self, AppState};
+use crate::http;
+use crate::http::state::AppState;
 use crate::runtime::time::Clock;
 use crate::service::{Service, Settings};
 use crate::store::Store;

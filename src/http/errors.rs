@@ -9,13 +9,13 @@
 
 use std::convert::Infallible;
 
+use tessera_verify::scope::Scopes;
 use warp::http::header::{ALLOW, CONNECTION, RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use super::reply::{admin_error, no_store, text, with_header};
 use crate::service::{AdminError, IssueError, VerifyError};
-use tessera_verify::scope::Scopes;
 
 /// The seed contract's answer for unknown users and wrong passwords.
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";

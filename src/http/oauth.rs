@@ -14,6 +14,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use tessera_verify::scope::Scopes;
 use warp::Filter;
 use warp::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use warp::http::{HeaderMap, Method, StatusCode};
@@ -21,12 +22,12 @@ use warp::reply::Response;
 use zeroize::Zeroizing;
 
 use super::errors::{OAuthError, methods};
+use super::filters::{bearer, peer, with_state};
 use super::reply::{self, json, with_header};
-use super::{AppState, body, form, peer, with_state};
+use super::state::AppState;
+use super::{body, form};
 use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
-use crate::service::AdminError;
-use crate::service::{IssueError, SecretUse};
-use tessera_verify::scope::Scopes;
+use crate::service::{AdminError, IssueError, SecretUse};
 
 /// The largest form body the OAuth endpoints accept.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -307,7 +308,7 @@ async fn introspection(
     body: Bytes,
 ) -> Result<Response, OAuthError> {
     let mut params = parameters(&headers, &body)?;
-    if super::bearer(&headers).is_some() {
+    if bearer(&headers).is_some() {
         // The admin token: a wrong one counts against the address (in
         // introspection's own count), the right one always passes.
         let client = state.client_key(peer, &headers);

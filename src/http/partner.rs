@@ -8,19 +8,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use tessera_verify::scope::Scopes;
 use warp::Filter;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use warp::http::{HeaderMap, HeaderName, Method, StatusCode};
 use warp::reply::Response;
 use zeroize::Zeroizing;
 
+use super::body;
 use super::errors::{self, LoginError, methods};
+use super::filters::{bearer, peer, raw_query, with_state};
 use super::form::{self, Credentials};
 use super::reply::{self, no_store, text, with_header};
-use super::{AppState, bearer, body, peer, raw_query, with_state};
+use super::state::AppState;
 use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use crate::service::SecretUse;
-use tessera_verify::scope::Scopes;
 
 /// The largest body `/generateToken` accepts.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;

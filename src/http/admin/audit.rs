@@ -9,8 +9,9 @@ use warp::reply::Response;
 
 use crate::http::admin::{limit_param, query_param, respond};
 use crate::http::errors::{ApiError, methods};
+use crate::http::filters::{raw_query, with_state};
 use crate::http::reply::json;
-use crate::http::{AppState, raw_query, with_state};
+use crate::http::state::AppState;
 use crate::runtime::time;
 use crate::store::AuditEvent;
 

@@ -13,9 +13,11 @@ use warp::reply::Response;
 use crate::domain::declaration;
 use crate::domain::declaration::ApplyBodyError;
 use crate::http::admin::respond;
+use crate::http::body;
 use crate::http::errors::{ApiError, Listener, methods};
+use crate::http::filters::with_state;
 use crate::http::reply::{json, with_header};
-use crate::http::{AppState, body, with_state};
+use crate::http::state::AppState;
 
 /// The export channel as a body stream.
 pub(super) struct ExportStream(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);

@@ -22,8 +22,10 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
 use super::errors::{ApiError, Unauthorized, methods};
+use super::filters::{bearer, peer, raw_query, with_state};
+use super::form;
 use super::reply::{self, with_header};
-use super::{AppState, form, raw_query, with_state};
+use super::state::AppState;
 use crate::domain::user::Username;
 use crate::domain::values::Note;
 use crate::runtime::time;
@@ -62,7 +64,7 @@ pub fn token_matches(state: &AppState, token: &str) -> bool {
 
 /// Whether the request carries the admin token as a Bearer.
 pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
-    matches!(super::bearer(headers), Some(Ok(token)) if token_matches(state, token))
+    matches!(bearer(headers), Some(Ok(token)) if token_matches(state, token))
 }
 
 /// Passes only requests whose head carries the admin token; nothing after
@@ -72,7 +74,7 @@ pub(super) fn admin_token(
 ) -> impl Filter<Extract = (), Error = warp::Rejection> + Clone + use<> {
     with_state(state)
         .and(warp::header::headers_cloned())
-        .and(super::peer())
+        .and(peer())
         .and_then(
             |state: Arc<AppState>, headers: HeaderMap, peer: std::net::SocketAddr| async move {
                 if !headers.contains_key(warp::http::header::AUTHORIZATION) {

@@ -9,9 +9,11 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::http::admin::{Handled, MAX_JSON_BYTES, json_body, limit_param, query_param, respond};
+use crate::http::body;
 use crate::http::errors::{ApiError, methods};
+use crate::http::filters::{raw_query, with_state};
 use crate::http::reply::json;
-use crate::http::{AppState, body, raw_query, with_state};
+use crate::http::state::AppState;
 use crate::service::{AdminError, RevokeTarget, VerifyError};
 use crate::store::Page;
 

@@ -16,8 +16,10 @@ use crate::http::admin::{
     respond, username,
 };
 use crate::http::errors::{ApiError, methods};
+use crate::http::filters::{raw_query, with_state};
 use crate::http::reply::json;
-use crate::http::{AppState, body, raw_query, reply, with_state};
+use crate::http::state::AppState;
+use crate::http::{body, reply};
 use crate::service::{NewUser, UserPatch};
 use crate::store::Page;
 
