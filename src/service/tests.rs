@@ -5,9 +5,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
+use std::sync::Arc;
+
 use super::*;
+use crate::config::ThrottleConfig;
 use crate::domain::user::{AccountError, AccountStatus, Username};
 use crate::login::client::ClientKey;
+use crate::runtime::time::Clock;
 use crate::store::RedbStore;
 use crate::token::TokenError;
 
