@@ -2,7 +2,7 @@
 //! them (`verify`), users (`users`), revocations (`revocations`), signing
 //! keys (`keys`), export and import (`backup`), and their errors
 //! (`error`). Knows nothing of HTTP and sees storage only through the
-//! [`Store`] trait. Read-mostly state every request reads — the keyring
+//! [`Store`](crate::store::Store) trait. Read-mostly state every request reads — the keyring
 //! with its verified-token cache — is an `arc-swap` snapshot replaced
 //! right after the commit that changed it, under one lock, so no request
 //! sees state older than an acknowledged write.
