@@ -10,11 +10,12 @@
 use std::convert::Infallible;
 
 use tessera_verify::scope::Scopes;
+use warp::http::StatusCode;
 use warp::http::header::{ALLOW, CONNECTION, RETRY_AFTER, WWW_AUTHENTICATE};
-use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
-use super::reply::{admin_error, no_store, text, with_header};
+use super::methods::MethodNotAllowed;
+use super::reply::{admin_error, no_store, text, with_header, with_retry_after};
 use crate::service::{AdminError, IssueError, VerifyError};
 
 /// The seed contract's answer for unknown users and wrong passwords.
@@ -25,8 +26,10 @@ pub const INVALID_SCOPE: &str = "invalid scope";
 pub const ACCOUNT_REFUSED: &str = "token expired";
 /// The answer when a field is missing or empty.
 pub const MISSING_FIELDS: &str = "missing username or password";
-const TOO_MANY_ATTEMPTS: &str = "too many attempts";
-const SERVER_BUSY: &str = "server busy";
+/// A client (or address) refused for now after too many failures.
+pub const TOO_MANY_ATTEMPTS: &str = "too many attempts";
+/// The answer while the hash pool is full.
+pub const SERVER_BUSY: &str = "server busy";
 
 /// Logs an internal error with its cause chain; the client sees a plain 500.
 pub fn internal(err: &(dyn std::error::Error + 'static)) -> Response {
@@ -98,14 +101,6 @@ impl BodyError {
 pub struct BodyRejection(pub BodyError);
 impl warp::reject::Reject for BodyRejection {}
 
-/// The path exists but not with this method.
-#[derive(Debug)]
-pub struct MethodNotAllowed {
-    /// The `Allow` header.
-    pub allow: &'static str,
-}
-impl warp::reject::Reject for MethodNotAllowed {}
-
 /// An admin request without the admin token.
 #[derive(Debug)]
 pub struct Unauthorized;
@@ -116,24 +111,6 @@ impl warp::reject::Reject for Unauthorized {}
 #[derive(Debug)]
 pub struct TooManyAttempts(pub std::time::Duration);
 impl warp::reject::Reject for TooManyAttempts {}
-
-/// A filter passing only the given methods; anything else is a 405 with
-/// `Allow` (rather than a 404 from the routes tried after it).
-pub fn methods(
-    allowed: &'static [Method],
-    allow: &'static str,
-) -> impl warp::Filter<Extract = (), Error = warp::Rejection> + Clone {
-    use warp::Filter;
-    warp::method()
-        .and_then(move |m: Method| async move {
-            if allowed.contains(&m) {
-                Ok(())
-            } else {
-                Err(warp::reject::custom(MethodNotAllowed { allow }))
-            }
-        })
-        .untuple_one()
-}
 
 /// A failed `/generateToken` (or other login endpoint) on the partner API.
 #[derive(Debug)]
@@ -167,11 +144,9 @@ impl LoginError {
             Self::Issue(IssueError::AccountState(_)) => {
                 text(StatusCode::FORBIDDEN, ACCOUNT_REFUSED)
             }
-            Self::Issue(IssueError::Throttled(wait)) => with_header(
-                text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS),
-                RETRY_AFTER,
-                &(wait.as_secs_f64().ceil() as u64).max(1).to_string(),
-            ),
+            Self::Issue(IssueError::Throttled(wait)) => {
+                with_retry_after(text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS), wait)
+            }
             Self::Issue(IssueError::Busy) => with_header(
                 text(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY),
                 RETRY_AFTER,
@@ -202,7 +177,7 @@ impl LoginError {
 }
 
 /// The metrics label of a refused login, the same on every login endpoint.
-fn issue_outcome(e: &IssueError) -> &'static str {
+pub(super) fn issue_outcome(e: &IssueError) -> &'static str {
     match e {
         IssueError::InvalidCredentials => "invalid_credentials",
         IssueError::AccountState(_) => "account_refused",
@@ -305,10 +280,9 @@ impl ApiError {
                 // Nothing was written; logins and verification go on.
                 admin_error(StatusCode::INSUFFICIENT_STORAGE, "storage_full", m)
             }
-            Self::Admin(e @ AdminError::RateLimited(wait)) => with_header(
+            Self::Admin(e @ AdminError::RateLimited(wait)) => with_retry_after(
                 admin_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string()),
-                RETRY_AFTER,
-                &(wait.as_secs_f64().ceil() as u64).max(1).to_string(),
+                wait,
             ),
             Self::Admin(AdminError::Internal(e)) => internal(&e),
         }
@@ -327,14 +301,13 @@ pub async fn recover_admin(r: warp::Rejection) -> Result<Response, Infallible> {
 
 fn recover(r: warp::Rejection, listener: Listener) -> Response {
     if let Some(TooManyAttempts(wait)) = r.find::<TooManyAttempts>() {
-        let response = with_header(
+        let response = with_retry_after(
             admin_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
                 "too many wrong admin tokens from this address; retry later",
             ),
-            RETRY_AFTER,
-            &(wait.as_secs_f64().ceil() as u64).max(1).to_string(),
+            *wait,
         );
         return with_header(response, CONNECTION, "close");
     }
@@ -376,178 +349,5 @@ fn recover(r: warp::Rejection, listener: Listener) -> Response {
     match listener {
         Listener::Partner => text(StatusCode::NOT_FOUND, "not found"),
         Listener::Admin => admin_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
-    }
-}
-
-/// A failed OAuth 2.0 request: JSON `{"error","error_description"}` with
-/// the RFC 6749 §5.2 codes.
-#[derive(Debug)]
-pub enum OAuthError {
-    /// Client authentication or issuing failed; `basic` when the client
-    /// used HTTP Basic (a 401 then carries `WWW-Authenticate: Basic`).
-    Issue {
-        /// Why.
-        error: IssueError,
-        /// Whether HTTP Basic was used.
-        basic: bool,
-    },
-    /// The request itself is refused.
-    Request {
-        /// 400 or 401.
-        status: StatusCode,
-        /// The RFC 6749 error code.
-        code: &'static str,
-        /// A human description.
-        description: String,
-        /// Whether to answer with a Basic challenge.
-        basic: bool,
-    },
-    /// An operator action (the revocation) failed.
-    Admin(AdminError),
-    /// Something broke inside.
-    Internal(crate::service::InternalError),
-}
-
-impl OAuthError {
-    fn request(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
-        Self::Request {
-            status,
-            code,
-            description: description.into(),
-            basic: false,
-        }
-    }
-
-    /// 400 `invalid_request`: a missing, repeated or malformed parameter.
-    pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::request(StatusCode::BAD_REQUEST, "invalid_request", description)
-    }
-
-    /// 401 `invalid_client`.
-    pub fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
-        Self::Request {
-            status: StatusCode::UNAUTHORIZED,
-            code: "invalid_client",
-            description: description.into(),
-            basic,
-        }
-    }
-
-    /// 400 `unsupported_grant_type`.
-    pub fn unsupported_grant_type() -> Self {
-        Self::request(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "only grant_type=client_credentials is supported",
-        )
-    }
-
-    /// 400 `invalid_scope`: Tessera has no scopes yet.
-    pub fn invalid_scope(description: impl Into<String>) -> Self {
-        Self::request(StatusCode::BAD_REQUEST, "invalid_scope", description)
-    }
-
-    /// 400 `unauthorized_client`.
-    pub fn unauthorized_client(description: impl Into<String>) -> Self {
-        Self::request(StatusCode::BAD_REQUEST, "unauthorized_client", description)
-    }
-
-    /// A stable label for metrics.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Self::Issue { error, .. } => issue_outcome(error),
-            Self::Request { .. } => "bad_request",
-            Self::Admin(_) | Self::Internal(_) => "error",
-        }
-    }
-
-    /// The JSON answer.
-    pub fn response(self) -> Response {
-        let (status, code, description, basic, retry_after) = match self {
-            Self::Request {
-                status,
-                code,
-                description,
-                basic,
-            } => (status, code, description, basic, None),
-            Self::Issue { error, basic } => match error {
-                IssueError::InvalidCredentials => (
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    "invalid client credentials".to_owned(),
-                    basic,
-                    None,
-                ),
-                IssueError::AccountState(_) => (
-                    StatusCode::BAD_REQUEST,
-                    "unauthorized_client",
-                    ACCOUNT_REFUSED.to_owned(),
-                    false,
-                    None,
-                ),
-                IssueError::Throttled(wait) => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "invalid_client",
-                    TOO_MANY_ATTEMPTS.to_owned(),
-                    false,
-                    Some((wait.as_secs_f64().ceil() as u64).max(1)),
-                ),
-                IssueError::InvalidScope(missing) => (
-                    StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    format!("the client does not hold the scope {missing:?}"),
-                    false,
-                    None,
-                ),
-                IssueError::Busy => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily_unavailable",
-                    SERVER_BUSY.to_owned(),
-                    false,
-                    Some(1),
-                ),
-                IssueError::Internal(e) => return internal(&e),
-            },
-            Self::Admin(AdminError::Internal(e)) | Self::Internal(e) => return internal(&e),
-            Self::Admin(AdminError::Unavailable(m)) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                m,
-                false,
-                Some(1),
-            ),
-            Self::Admin(AdminError::StorageFull(m)) => (
-                StatusCode::INSUFFICIENT_STORAGE,
-                "temporarily_unavailable",
-                m,
-                false,
-                None,
-            ),
-            Self::Admin(AdminError::RateLimited(wait)) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
-                "too many revocations from this client; retry later".to_owned(),
-                false,
-                Some((wait.as_secs_f64().ceil() as u64).max(1)),
-            ),
-            Self::Admin(e) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                e.to_string(),
-                false,
-                None,
-            ),
-        };
-        let mut r = super::reply::json(
-            status,
-            &serde_json::json!({ "error": code, "error_description": description }),
-        );
-        if basic && status == StatusCode::UNAUTHORIZED {
-            r = with_header(r, WWW_AUTHENTICATE, r#"Basic realm="tessera""#);
-        }
-        if let Some(secs) = retry_after {
-            r = with_header(r, RETRY_AFTER, &secs.to_string());
-        }
-        r
     }
 }

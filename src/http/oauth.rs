@@ -21,8 +21,9 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 use zeroize::Zeroizing;
 
-use super::errors::{OAuthError, methods};
 use super::filters::{bearer, peer, with_state};
+use super::methods::methods;
+use super::oauth_error::OAuthError;
 use super::reply::{self, json, with_header};
 use super::state::AppState;
 use super::{body, form};

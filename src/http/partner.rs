@@ -16,10 +16,11 @@ use warp::reply::Response;
 use zeroize::Zeroizing;
 
 use super::body;
-use super::errors::{self, LoginError, methods};
+use super::errors::{self, LoginError, TOO_MANY_ATTEMPTS};
 use super::filters::{bearer, peer, raw_query, with_state};
 use super::form::{self, Credentials};
-use super::reply::{self, no_store, text, with_header};
+use super::methods::methods;
+use super::reply::{self, no_store, text, with_header, with_retry_after};
 use super::state::AppState;
 use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
 use crate::service::SecretUse;
@@ -81,10 +82,9 @@ fn feed_refusal(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Opti
     {
         Ok(true) => None,
         Ok(false) => Some(unauthorized()),
-        Err(wait) => Some(with_header(
-            text(StatusCode::TOO_MANY_REQUESTS, "too many attempts"),
-            warp::http::header::RETRY_AFTER,
-            &(wait.as_secs_f64().ceil() as u64).max(1).to_string(),
+        Err(wait) => Some(with_retry_after(
+            text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS),
+            wait,
         )),
     }
 }

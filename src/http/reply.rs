@@ -3,7 +3,9 @@
 //! `errors`.
 
 use serde::Serialize;
-use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use std::time::Duration;
+
+use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use warp::http::{HeaderName, StatusCode};
 use warp::reply::Response;
 
@@ -68,4 +70,15 @@ pub fn admin_error(status: StatusCode, code: &str, message: impl Into<String>) -
             message: message.into(),
         },
     )
+}
+
+/// Whole seconds to put in `Retry-After` for a wait: rounded up, and at
+/// least 1 (a client told "0" would retry at once and be refused again).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
+}
+
+/// `r` with `Retry-After` for `wait` ([`retry_after_secs`]).
+pub fn with_retry_after(r: Response, wait: Duration) -> Response {
+    with_header(r, RETRY_AFTER, &retry_after_secs(wait).to_string())
 }

@@ -8,8 +8,9 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 use crate::http::admin::{limit_param, query_param, respond};
-use crate::http::errors::{ApiError, methods};
+use crate::http::errors::ApiError;
 use crate::http::filters::{raw_query, with_state};
+use crate::http::methods::methods;
 use crate::http::reply::json;
 use crate::http::state::AppState;
 use crate::runtime::time;

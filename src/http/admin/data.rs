@@ -14,8 +14,9 @@ use crate::domain::declaration;
 use crate::domain::declaration::ApplyBodyError;
 use crate::http::admin::respond;
 use crate::http::body;
-use crate::http::errors::{ApiError, Listener, methods};
+use crate::http::errors::{ApiError, Listener};
 use crate::http::filters::with_state;
+use crate::http::methods::methods;
 use crate::http::reply::{json, with_header};
 use crate::http::state::AppState;
 

@@ -21,9 +21,10 @@ use warp::http::header::CONTENT_TYPE;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
-use super::errors::{ApiError, Unauthorized, methods};
+use super::errors::{ApiError, Unauthorized};
 use super::filters::{bearer, peer, raw_query, with_state};
 use super::form;
+use super::methods::methods;
 use super::reply::{self, with_header};
 use super::state::AppState;
 use crate::domain::user::Username;

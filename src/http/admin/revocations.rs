@@ -10,8 +10,9 @@ use warp::reply::Response;
 
 use crate::http::admin::{Handled, MAX_JSON_BYTES, json_body, limit_param, query_param, respond};
 use crate::http::body;
-use crate::http::errors::{ApiError, methods};
+use crate::http::errors::ApiError;
 use crate::http::filters::{raw_query, with_state};
+use crate::http::methods::methods;
 use crate::http::reply::json;
 use crate::http::state::AppState;
 use crate::service::{AdminError, RevokeTarget, VerifyError};

@@ -15,8 +15,9 @@ use crate::http::admin::{
     Handled, MAX_JSON_BYTES, json_body, limit_param, note, nullable, parse_time, query_param,
     respond, username,
 };
-use crate::http::errors::{ApiError, methods};
+use crate::http::errors::ApiError;
 use crate::http::filters::{raw_query, with_state};
+use crate::http::methods::methods;
 use crate::http::reply::json;
 use crate::http::state::AppState;
 use crate::http::{body, reply};
