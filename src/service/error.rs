@@ -37,9 +37,6 @@ pub enum VerifyError {
     /// A token-level rule failed.
     #[error(transparent)]
     Token(#[from] TokenError),
-    /// The token's `jti` was revoked.
-    #[error("token revoked")]
-    Revoked,
     /// The account refuses the token.
     #[error(transparent)]
     Account(#[from] AccountError),
@@ -67,7 +64,7 @@ impl VerifyError {
             Self::Token(TokenError::Expired) => "expired",
             // A rule a newer tessera-verify adds.
             Self::Token(_) => "invalid",
-            Self::Revoked | Self::Account(AccountError::Revoked) => "revoked",
+            Self::Account(AccountError::Revoked) => "revoked",
             Self::Account(_) => "account",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "error",

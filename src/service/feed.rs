@@ -66,10 +66,10 @@ fn subject_state(user: Option<&User>, at: u64, max_ttl: u64) -> SubjectState {
 }
 
 impl Service {
-    /// The longest any token can live: the TTL high-water mark.
+    /// The longest any token can live ([`Settings::longest_token_ttl`](super::Settings::longest_token_ttl)).
     fn max_token_ttl(&self) -> Result<u64, AdminError> {
         let high = self.store.ttl_high_water().map_err(InternalError::from)?;
-        Ok(high.max(self.settings.default_ttl_secs))
+        Ok(self.settings.longest_token_ttl(high))
     }
 
     /// The feed's claims from one read of the store: a delta after `since`

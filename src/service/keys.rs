@@ -47,7 +47,8 @@ impl Service {
         let _guard = self.key_changes.lock().await;
         let now = self.clock.now();
         let records = self.blocking(|s| s.keys()).await?;
-        let max_ttl = self.blocking(|s| s.ttl_high_water()).await?;
+        let high = self.blocking(|s| s.ttl_high_water()).await?;
+        let max_ttl = self.settings.longest_token_ttl(high);
         let seen_for = self.next_key_seen_for(&records);
         let rotated = keys::rotate(&records, now, max_ttl, JWKS_MAX_AGE_SECS, force, seen_for)
             .map_err(|e| match e {

@@ -40,6 +40,17 @@ pub struct Settings {
     pub audit_retention_secs: u64,
 }
 
+impl Settings {
+    /// The longest any token can live, given the store's TTL high-water
+    /// mark: the longest TTL ever in force, never less than today's
+    /// default. Old keys are kept, feed subjects named and partners'
+    /// self-revocations audited for this long; every such reading goes
+    /// through here.
+    pub fn longest_token_ttl(&self, ttl_high_water: u64) -> u64 {
+        ttl_high_water.max(self.default_ttl_secs)
+    }
+}
+
 /// What one round of background pruning removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -220,10 +231,8 @@ impl Service {
         // A partner's self-revocation matters only while the token it
         // names may live: the longest TTL ever in force, plus the leeway.
         let token_life = self
-            .store
-            .ttl_high_water()
-            .unwrap_or(u64::MAX)
-            .max(self.settings.default_ttl_secs)
+            .settings
+            .longest_token_ttl(self.store.ttl_high_water().unwrap_or(u64::MAX))
             .saturating_add(self.settings.clock_leeway_secs);
         let partner_before = before.max(now.saturating_sub(token_life));
         match self

@@ -168,7 +168,10 @@ async fn revoked_jti_is_refused_and_pruned_after_exp() {
     s.revoke_token(RevokeTarget::Token(t.clone()))
         .await
         .unwrap();
-    assert!(matches!(s.verify_bearer(&t), Err(VerifyError::Revoked)));
+    assert!(matches!(
+        s.verify_bearer(&t),
+        Err(VerifyError::Account(AccountError::Revoked))
+    ));
     assert!(
         s.revoke_token(RevokeTarget::Token("junk".into()))
             .await

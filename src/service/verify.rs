@@ -9,8 +9,9 @@ use super::{InternalError, Service, VerifyError};
 use crate::domain::keys::Keyring;
 use crate::domain::user::{AccountError, Username};
 use crate::store::StoreError;
-use crate::token::{self, Claims};
+use crate::token::Claims;
 use tessera_verify::scope::Scopes;
+use tessera_verify::verdict::{Rules, verdict};
 use tessera_verify::verified::VerifiedTokens;
 
 /// The keyring every request reads, with the signatures verified under it:
@@ -53,30 +54,35 @@ impl Service {
     /// scopes when it is valid.
     pub fn verify_bearer(&self, bearer: &str) -> Result<VerifiedToken, VerifyError> {
         let keys = self.keys.load();
-        let claims = keys
-            .verified
-            .claims(bearer, |kid| keys.ring.verifying_key(kid))?;
         let now = self.clock.now();
-        token::check_claims(
-            &claims,
-            &self.settings.issuer,
+        let rules = Rules {
+            issuer: &self.settings.issuer,
             now,
-            self.settings.clock_leeway_secs,
+            leeway_secs: self.settings.clock_leeway_secs,
+        };
+        let (claims, scopes) = verdict(
+            &keys.verified,
+            bearer,
+            rules,
+            |kid| keys.ring.verifying_key(kid),
+            |jti| self.store.is_revoked(jti),
+            |claims| {
+                let name = Username::parse(&claims.sub).map_err(|_| AccountError::Deleted)?;
+                let user = self
+                    .store
+                    .user(&name)
+                    .map_err(|e| match e {
+                        StoreError::Unavailable(why) => VerifyError::Unavailable(why),
+                        e => InternalError::from(e).into(),
+                    })?
+                    .ok_or(AccountError::Deleted)?;
+                user.accepts(claims, now)?;
+                Ok::<_, VerifyError>(tessera_verify::scope::effective(
+                    claims.scope.as_deref(),
+                    &user.scopes,
+                ))
+            },
         )?;
-        if self.store.is_revoked(&claims.jti) {
-            return Err(VerifyError::Revoked);
-        }
-        let name = Username::parse(&claims.sub).map_err(|_| AccountError::Deleted)?;
-        let user = self
-            .store
-            .user(&name)
-            .map_err(|e| match e {
-                StoreError::Unavailable(why) => VerifyError::Unavailable(why),
-                e => InternalError::from(e).into(),
-            })?
-            .ok_or(AccountError::Deleted)?;
-        user.accepts(&claims, now)?;
-        let scopes = tessera_verify::scope::effective(claims.scope.as_deref(), &user.scopes);
         Ok(VerifiedToken { claims, scopes })
     }
 

@@ -213,9 +213,20 @@ impl RevocationState {
     /// already passed: its `jti` and its subject's account
     /// ([`AccountState::accepts`]).
     pub fn check(&self, claims: &Claims, now: u64) -> Result<(), Refusal> {
-        if self.revoked.contains_key(&claims.jti) {
+        if self.is_revoked(&claims.jti) {
             return Err(Refusal::Revoked);
         }
+        self.account_accepts(claims, now)
+    }
+
+    /// Whether this `jti` is revoked.
+    pub fn is_revoked(&self, jti: &str) -> bool {
+        self.revoked.contains_key(jti)
+    }
+
+    /// The account rules alone (the token's subject as the feed holds it):
+    /// what [`RevocationState::check`] applies after the `jti`.
+    pub fn account_accepts(&self, claims: &Claims, now: u64) -> Result<(), Refusal> {
         if self.subjects.is_empty() {
             return Ok(()); // the common case: no hash of the subject to compute
         }

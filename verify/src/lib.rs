@@ -62,6 +62,7 @@ pub mod scope;
 pub mod token;
 #[cfg(feature = "tower")]
 pub mod tower_layer;
+pub mod verdict;
 pub mod verified;
 #[cfg(feature = "client")]
 pub mod verifier;

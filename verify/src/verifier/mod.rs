@@ -22,6 +22,7 @@ use crate::feed::{FeedClaims, Refusal, RevocationState, StaleFeed};
 use crate::jwk::Jwks;
 use crate::scope::Scopes;
 use crate::token::{self, Claims, FEED_TYP, TokenError};
+use crate::verdict::{Rules, verdict};
 use crate::verified::VerifiedTokens;
 
 mod config;
@@ -413,21 +414,24 @@ impl Verifier {
         if self.config.when_stale == WhenStale::Refuse && !self.fresh_at(&s, now) {
             return Err(Reason::Stale);
         }
-        let claims = s
-            .verified
-            .claims(bearer, |kid| s.keys.get(kid))
-            .inspect_err(|e| {
-                if *e == TokenError::UnknownKey {
-                    self.unknown_kid();
-                }
-            })?;
-        token::check_claims(
-            &claims,
-            &self.config.issuer,
+        let rules = Rules {
+            issuer: &self.config.issuer,
             now,
-            self.config.leeway.as_secs(),
-        )?;
-        s.feed.check(&claims, now)?;
+            leeway_secs: self.config.leeway.as_secs(),
+        };
+        let (claims, ()) = verdict(
+            &s.verified,
+            bearer,
+            rules,
+            |kid| s.keys.get(kid),
+            |jti| s.feed.is_revoked(jti),
+            |claims| s.feed.account_accepts(claims, now).map_err(Reason::from),
+        )
+        .inspect_err(|e| {
+            if matches!(e, Reason::Token(TokenError::UnknownKey)) {
+                self.unknown_kid();
+            }
+        })?;
         Ok(claims)
     }
 }
