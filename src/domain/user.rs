@@ -92,6 +92,35 @@ impl std::fmt::Display for Username {
     }
 }
 
+/// Why the fields of a login were refused before any work was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LoginFieldError {
+    /// The username or the password is empty.
+    #[error("missing username or password")]
+    Missing,
+    /// Longer than any username can be.
+    #[error("username too long (at most {MAX_USERNAME_LEN} characters)")]
+    UsernameTooLong,
+    /// Longer than any password can be.
+    #[error("password too long (at most {MAX_PASSWORD_LEN} bytes)")]
+    PasswordTooLong,
+}
+
+/// The length rule of a login's fields, the same on every login endpoint
+/// (`/generateToken`, `/oauth/token`): both present, neither longer than
+/// a username or password can be, so an oversized guess costs no hash.
+pub fn check_login_fields(username: &str, password: &str) -> Result<(), LoginFieldError> {
+    if username.is_empty() || password.is_empty() {
+        Err(LoginFieldError::Missing)
+    } else if username.chars().count() > MAX_USERNAME_LEN {
+        Err(LoginFieldError::UsernameTooLong)
+    } else if password.len() > MAX_PASSWORD_LEN {
+        Err(LoginFieldError::PasswordTooLong)
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks a password's length rule (1–1024 bytes).
 pub fn check_password_rule(password: &str) -> Result<(), CredentialRuleError> {
     if password.is_empty() || password.len() > MAX_PASSWORD_LEN {
@@ -257,6 +286,28 @@ mod tests {
             generation: None,
             scope: None,
         }
+    }
+
+    #[test]
+    fn login_fields_are_both_present_and_no_longer_than_a_credential() {
+        let name = "u".repeat(MAX_USERNAME_LEN);
+        let password = "p".repeat(MAX_PASSWORD_LEN);
+        assert_eq!(check_login_fields(&name, &password), Ok(()));
+        assert_eq!(check_login_fields("", "p"), Err(LoginFieldError::Missing));
+        assert_eq!(check_login_fields("u", ""), Err(LoginFieldError::Missing));
+        // Characters, not bytes, for the username.
+        assert_eq!(
+            check_login_fields(&"é".repeat(MAX_USERNAME_LEN), "p"),
+            Ok(())
+        );
+        assert_eq!(
+            check_login_fields(&format!("{name}u"), "p"),
+            Err(LoginFieldError::UsernameTooLong)
+        );
+        assert_eq!(
+            check_login_fields("u", &format!("{password}p")),
+            Err(LoginFieldError::PasswordTooLong)
+        );
     }
 
     #[test]

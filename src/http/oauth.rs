@@ -27,7 +27,9 @@ use super::oauth_error::OAuthError;
 use super::reply::{self, json, with_header};
 use super::state::AppState;
 use super::{body, form};
-use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use crate::domain::user::{
+    LoginFieldError, MAX_PASSWORD_LEN, MAX_USERNAME_LEN, check_login_fields,
+};
 use crate::service::{AdminError, IssueError, SecretUse};
 
 /// The largest form body the OAuth endpoints accept.
@@ -145,17 +147,17 @@ fn client_credentials(
         }
     };
     let basic = method == AuthMethod::Basic;
-    if id.is_empty() || secret.is_empty() {
-        return Err(OAuthError::invalid_client(
-            "empty client_id or client_secret",
-            basic,
-        ));
-    }
-    if id.chars().count() > MAX_USERNAME_LEN || secret.len() > MAX_PASSWORD_LEN {
-        return Err(OAuthError::invalid_request(
-            "client_id or client_secret too long",
-        ));
-    }
+    check_login_fields(&id, &secret).map_err(|e| match e {
+        LoginFieldError::Missing => {
+            OAuthError::invalid_client("empty client_id or client_secret", basic)
+        }
+        LoginFieldError::UsernameTooLong => OAuthError::invalid_request(format!(
+            "client_id too long (at most {MAX_USERNAME_LEN} characters)"
+        )),
+        LoginFieldError::PasswordTooLong => OAuthError::invalid_request(format!(
+            "client_secret too long (at most {MAX_PASSWORD_LEN} bytes)"
+        )),
+    })?;
     Ok((id, secret, method))
 }
 
@@ -234,13 +236,8 @@ async fn issue(
         Some("client_credentials") => {}
         Some(_) => return Err(OAuthError::unsupported_grant_type()),
     }
-    // RFC 6749 §3.3: a subset of the client's scopes; none asked, all.
-    let requested = params
-        .get("scope")
-        .map(|s| s.as_str())
-        .filter(|s| !s.trim().is_empty())
-        .map(Scopes::parse)
-        .transpose()
+    // RFC 6749 §3.3: a subset of the client's scopes.
+    let requested = Scopes::requested(params.get("scope").map(|s| s.as_str()))
         .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
     let client = state.client_key(peer, headers);
     let issued = state

@@ -22,7 +22,7 @@ use super::form::{self, Credentials};
 use super::methods::methods;
 use super::reply::{self, no_store, text, with_header, with_retry_after};
 use super::state::AppState;
-use crate::domain::user::{MAX_PASSWORD_LEN, MAX_USERNAME_LEN};
+use crate::domain::user::{LoginFieldError, check_login_fields};
 use crate::service::SecretUse;
 
 /// The largest body `/generateToken` accepts.
@@ -235,30 +235,17 @@ fn read_credentials(
         scope,
     } = form::credentials(query, body)
         .map_err(|e| LoginError::BadRequest(format!("malformed credentials: {e}")))?;
-    // An empty `scope` asks for nothing in particular: all the user's.
-    let scope = scope
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| Scopes::parse(&s))
-        .transpose()
+    let scope = Scopes::requested(scope.as_deref())
         .map_err(|e| LoginError::BadRequest(format!("invalid scope: {e}")))?;
     let (Some(username), Some(password)) =
         (username.map(Zeroizing::new), password.map(Zeroizing::new))
     else {
         return Err(LoginError::MissingFields);
     };
-    if username.is_empty() || password.is_empty() {
-        return Err(LoginError::MissingFields);
-    }
-    if username.chars().count() > MAX_USERNAME_LEN {
-        return Err(LoginError::BadRequest(format!(
-            "username too long (at most {MAX_USERNAME_LEN} characters)"
-        )));
-    }
-    if password.len() > MAX_PASSWORD_LEN {
-        return Err(LoginError::BadRequest(format!(
-            "password too long (at most {MAX_PASSWORD_LEN} bytes)"
-        )));
-    }
+    check_login_fields(&username, &password).map_err(|e| match e {
+        LoginFieldError::Missing => LoginError::MissingFields,
+        e => LoginError::BadRequest(e.to_string()),
+    })?;
     Ok((username, password, scope))
 }
 

@@ -70,6 +70,16 @@ impl Scopes {
         Self::new(text.split(' ').filter(|s| !s.is_empty()))
     }
 
+    /// The scopes a login asks for: `None` when it asks for nothing in
+    /// particular (no `scope`, or a blank one), which grants all the
+    /// user's; the one reading of a requested scope for every login
+    /// endpoint.
+    pub fn requested(text: Option<&str>) -> Result<Option<Self>, ScopeError> {
+        text.filter(|s| !s.trim().is_empty())
+            .map(Self::parse)
+            .transpose()
+    }
+
     /// No scope at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -144,6 +154,18 @@ pub fn effective(claim: Option<&str>, held: &Scopes) -> Scopes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asking_for_no_scope_asks_for_all() {
+        assert_eq!(Scopes::requested(None), Ok(None));
+        assert_eq!(Scopes::requested(Some("")), Ok(None));
+        assert_eq!(Scopes::requested(Some("  ")), Ok(None));
+        assert_eq!(
+            Scopes::requested(Some("sync content")),
+            Ok(Some(Scopes::new(["content", "sync"]).unwrap()))
+        );
+        assert!(Scopes::requested(Some("bad\u{7f}")).is_err());
+    }
 
     #[test]
     fn names_are_checked_sorted_and_deduplicated() {
