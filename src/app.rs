@@ -214,10 +214,12 @@ impl App {
             // With the admin API off no token can match: the digest of a
             // fresh random value nobody holds.
             admin_token_digest: match &admin_token {
-                Some(token) => http::admin::token_digest(token),
-                None => http::admin::token_digest(&data_dir::unguessable()?),
+                Some(token) => http::secrets::token_digest(token),
+                None => http::secrets::token_digest(&data_dir::unguessable()?),
             },
-            feed_token_digest: feed_token.as_deref().map(|t| http::admin::token_digest(t)),
+            feed_token_digest: feed_token
+                .as_deref()
+                .map(|t| http::secrets::token_digest(t)),
             instance_key: admin_url_file.as_ref().map(|_| instance_key),
             body_read_timeout: config.body_read_timeout,
             public_url: config.public_url.clone().unwrap_or_else(|| {

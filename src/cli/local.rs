@@ -53,7 +53,7 @@ impl InProcess {
         let state = Arc::new(AppState {
             service: Arc::new(service),
             trusted_proxies: Vec::new(),
-            admin_token_digest: http::admin::token_digest(&token),
+            admin_token_digest: http::secrets::token_digest(&token),
             feed_token_digest: None,
             instance_key: None,
             body_read_timeout: std::time::Duration::from_secs(60),

@@ -18,6 +18,7 @@ pub mod oauth_error;
 pub mod partner;
 pub mod per_address;
 pub mod reply;
+pub mod secrets;
 pub mod tls;
 
 pub mod filters;

@@ -25,6 +25,7 @@ use super::filters::{bearer, peer, with_state};
 use super::methods::methods;
 use super::oauth_error::OAuthError;
 use super::reply::{self, json, with_header};
+use super::secrets::SecretRefusal;
 use super::state::AppState;
 use super::{body, form};
 use crate::domain::user::{
@@ -314,15 +315,14 @@ async fn introspection(
             error,
             basic: false,
         };
-        match state.service.check_secret(
-            SecretUse::Introspection,
-            &client,
-            super::admin::is_admin(&state, &headers),
-        ) {
-            Ok(true) => {}
-            Ok(false) => return Err(refused(IssueError::InvalidCredentials)),
-            Err(wait) => return Err(refused(IssueError::Throttled(wait))),
-        }
+        state
+            .check_bearer_secret(SecretUse::Introspection, &client, &headers)
+            .map_err(|refusal| match refusal {
+                SecretRefusal::Absent | SecretRefusal::Wrong => {
+                    refused(IssueError::InvalidCredentials)
+                }
+                SecretRefusal::Throttled(wait) => refused(IssueError::Throttled(wait)),
+            })?;
     } else {
         authenticate(&state, &headers, peer, &mut params).await?;
     }

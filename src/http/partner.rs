@@ -21,6 +21,7 @@ use super::filters::{bearer, peer, raw_query, with_state};
 use super::form::{self, Credentials};
 use super::methods::methods;
 use super::reply::{self, no_store, text, with_header, with_retry_after};
+use super::secrets::SecretRefusal;
 use super::state::AppState;
 use crate::domain::user::{LoginFieldError, check_login_fields};
 use crate::service::SecretUse;
@@ -50,17 +51,6 @@ pub fn routes(
         .unify()
 }
 
-/// Whether the request carries the feed token as a Bearer (constant time).
-/// With no feed token configured nobody does.
-fn feed_reader(state: &AppState, headers: &HeaderMap) -> bool {
-    use subtle::ConstantTimeEq as _;
-    let Some(wanted) = &state.feed_token_digest else {
-        return false;
-    };
-    matches!(bearer(headers), Some(Ok(token))
-        if bool::from(super::admin::token_digest(token).ct_eq(wanted)))
-}
-
 /// None for a feed-token holder (always, however many wrong tokens its
 /// address sent); 401 for anyone else, and 429 for an address that sent
 /// wrong tokens too often.
@@ -72,17 +62,11 @@ fn feed_refusal(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Opti
             "Bearer realm=\"tessera\"",
         )
     };
-    if !headers.contains_key(warp::http::header::AUTHORIZATION) {
-        return Some(unauthorized());
-    }
     let client = state.client_key(peer, headers);
-    match state
-        .service
-        .check_secret(SecretUse::Feed, &client, feed_reader(state, headers))
-    {
-        Ok(true) => None,
-        Ok(false) => Some(unauthorized()),
-        Err(wait) => Some(with_retry_after(
+    match state.check_bearer_secret(SecretUse::Feed, &client, headers) {
+        Ok(()) => None,
+        Err(SecretRefusal::Absent | SecretRefusal::Wrong) => Some(unauthorized()),
+        Err(SecretRefusal::Throttled(wait)) => Some(with_retry_after(
             text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS),
             wait,
         )),

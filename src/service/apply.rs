@@ -10,10 +10,10 @@ use std::collections::HashMap;
 
 use zeroize::Zeroizing;
 
-use super::{AdminError, InternalError, Service, crypto};
+use super::{AdminError, Service};
 use crate::domain::declaration::{ApplyReport, Desired};
 use crate::domain::user::{User, Username};
-use crate::login::password::{self, PasswordHash};
+use crate::login::password::PasswordHash;
 use crate::store::{Action, Audit, UserWrite};
 
 /// Users read per page while planning.
@@ -177,22 +177,10 @@ impl Service {
         let Some(pw) = d.password.clone() else {
             return Ok(None);
         };
-        let check = stored.clone();
-        let probe = pw.clone();
-        let matches = if check.is_slow() {
-            tokio::task::spawn_blocking(move || check.verify(probe.as_bytes()))
-                .await
-                .map_err(InternalError::from)?
-        } else {
-            check.verify(probe.as_bytes())
-        };
-        if matches {
+        if self.password_matches(stored, &pw).await? {
             return Ok(None);
         }
-        let hash = tokio::task::spawn_blocking(move || password::hash_new(&pw))
-            .await
-            .map_err(InternalError::from)?
-            .map_err(crypto)?;
+        let (hash, _) = self.hash_new_password(Some(pw.to_string())).await?;
         Ok(Some(hash))
     }
 }

@@ -121,6 +121,25 @@ impl Service {
         }
     }
 
+    /// Whether `stored` accepts `given` (an operator's password in a
+    /// declarative file, compared to decide whether anything changes):
+    /// [`password::check`], off the async threads when the hash is slow.
+    pub(super) async fn password_matches(
+        &self,
+        stored: &PasswordHash,
+        given: &str,
+    ) -> Result<bool, AdminError> {
+        if !stored.is_slow() {
+            return Ok(password::check(stored, true, given.as_bytes()));
+        }
+        let (stored, given) = (stored.clone(), Zeroizing::new(given.to_owned()));
+        Ok(
+            tokio::task::spawn_blocking(move || password::check(&stored, true, given.as_bytes()))
+                .await
+                .map_err(InternalError::from)?,
+        )
+    }
+
     /// Records that a TTL is in force, so retired keys are kept long enough.
     async fn note_ttl(&self, ttl: Option<u64>) -> Result<(), AdminError> {
         if let Some(t) = ttl {

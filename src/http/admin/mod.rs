@@ -14,18 +14,17 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use warp::Filter;
 use warp::http::header::CONTENT_TYPE;
 use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 
-use super::errors::{ApiError, Unauthorized};
-use super::filters::{bearer, peer, raw_query, with_state};
+use super::errors::{ApiError, TooManyAttempts, Unauthorized};
+use super::filters::{peer, raw_query, with_state};
 use super::form;
 use super::methods::methods;
 use super::reply::{self, with_header};
+use super::secrets::SecretRefusal;
 use super::state::AppState;
 use crate::domain::user::Username;
 use crate::domain::values::Note;
@@ -53,21 +52,6 @@ pub(super) const MAX_LIMIT: usize = 1000;
 
 pub(super) type Handled = Result<Response, ApiError>;
 
-/// SHA-256 of an admin token, the form it is kept and compared in.
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// Whether `token` is the admin token, compared in constant time.
-pub fn token_matches(state: &AppState, token: &str) -> bool {
-    bool::from(token_digest(token).ct_eq(&state.admin_token_digest))
-}
-
-/// Whether the request carries the admin token as a Bearer.
-pub fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
-    matches!(bearer(headers), Some(Ok(token)) if token_matches(state, token))
-}
-
 /// Passes only requests whose head carries the admin token; nothing after
 /// it (no body) runs for anyone else.
 pub(super) fn admin_token(
@@ -78,19 +62,17 @@ pub(super) fn admin_token(
         .and(peer())
         .and_then(
             |state: Arc<AppState>, headers: HeaderMap, peer: std::net::SocketAddr| async move {
-                if !headers.contains_key(warp::http::header::AUTHORIZATION) {
-                    return Err(warp::reject::custom(Unauthorized));
-                }
                 let client = AppState::admin_client_key(peer);
-                match state.service.check_secret(
-                    SecretUse::AdminApi,
-                    &client,
-                    is_admin(&state, &headers),
-                ) {
-                    Ok(true) => Ok(()),
-                    Ok(false) => Err(warp::reject::custom(Unauthorized)),
-                    Err(wait) => Err(warp::reject::custom(super::errors::TooManyAttempts(wait))),
-                }
+                state
+                    .check_bearer_secret(SecretUse::AdminApi, &client, &headers)
+                    .map_err(|refusal| match refusal {
+                        SecretRefusal::Absent | SecretRefusal::Wrong => {
+                            warp::reject::custom(Unauthorized)
+                        }
+                        SecretRefusal::Throttled(wait) => {
+                            warp::reject::custom(TooManyAttempts(wait))
+                        }
+                    })
             },
         )
         .untuple_one()
