@@ -7,5 +7,6 @@
 pub mod client;
 pub mod hash_pool;
 pub mod password;
+pub mod per_key;
 pub mod rate_limit;
 pub mod throttle;

@@ -1,14 +1,14 @@
 //! A per-key token bucket: at most `burst` actions at once, refilled at
 //! `per_second`. Used where a partner's own requests write to the store
 //! (`/oauth/revoke`), so that no partner can grow the data file or the
-//! revocation feed faster than the bucket allows. Memory is bounded: past
-//! `capacity` keys, buckets that have refilled completely (they hold no
-//! state worth keeping) are forgotten first, then the oldest.
+//! revocation feed faster than the bucket allows. Memory is bounded by
+//! [`PerKey`]: keys that keep coming back are remembered, one-off keys are
+//! forgotten first (a forgotten key starts again with a full bucket, which
+//! is what an idle key would hold anyway).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use super::per_key::PerKey;
 
 /// One key's allowance.
 #[derive(Debug, Clone, Copy)]
@@ -22,8 +22,7 @@ struct Bucket {
 pub struct RateLimit {
     burst: f64,
     per_second: f64,
-    capacity: usize,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: PerKey<String, Bucket>,
 }
 
 impl RateLimit {
@@ -33,59 +32,39 @@ impl RateLimit {
         Self {
             burst: f64::from(burst.max(1)),
             per_second,
-            capacity: capacity.max(1),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: PerKey::new(capacity),
         }
     }
 
     /// Takes one action for `key` at `now`; Err with how long until the
     /// next one is allowed.
     pub fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let mut buckets = self.buckets.lock();
-        if !buckets.contains_key(key) && buckets.len() >= self.capacity {
-            self.evict(&mut buckets, now);
-        }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / self.per_second,
-            ))
-        }
-    }
-
-    /// Forgets full buckets; if none is full, the least recently used one.
-    fn evict(&self, buckets: &mut HashMap<String, Bucket>, now: Instant) {
         let (burst, rate) = (self.burst, self.per_second);
-        buckets.retain(|_, b| {
-            b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
-        });
-        if buckets.len() >= self.capacity
-            && let Some(oldest) = buckets
-                .iter()
-                .min_by_key(|(_, b)| b.at)
-                .map(|(k, _)| k.clone())
-        {
-            buckets.remove(&oldest);
-        }
+        let fresh = || Bucket {
+            tokens: burst,
+            at: now,
+        };
+        self.buckets.update(key, fresh, |bucket| {
+            let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+            bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
+            bucket.at = now;
+            if bucket.tokens >= 1.0 {
+                bucket.tokens -= 1.0;
+                Ok(())
+            } else {
+                Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
+            }
+        })
     }
 
     /// How many keys are tracked.
     pub fn len(&self) -> usize {
-        self.buckets.lock().len()
+        self.buckets.len()
     }
 
     /// True when no key is tracked.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.buckets.is_empty()
     }
 }
 
@@ -118,28 +97,24 @@ mod tests {
     }
 
     #[test]
-    fn memory_is_bounded_and_full_buckets_go_first() {
-        // Burst 2, refilled at 2 a second.
-        let limit = RateLimit::new(2, 2.0, 3);
+    fn memory_is_bounded_and_a_busy_key_keeps_its_state() {
+        let limit = RateLimit::new(2, 2.0, 100);
         let t0 = Instant::now();
+        assert!(limit.is_empty());
         limit.take("busy", t0).unwrap();
         limit.take("busy", t0).unwrap();
-        limit.take("idle1", t0).unwrap();
-        limit.take("idle2", t0).unwrap();
-        assert_eq!(limit.len(), 3);
-        // Half a second on, idle1 and idle2 are exactly full again (1 + 0.5
-        // × 2); busy holds 1 of 2.
-        let t1 = t0 + Duration::from_millis(500);
-        limit.take("new", t1).unwrap();
-        assert_eq!(limit.len(), 2, "the refilled buckets were forgotten");
-        assert!(
-            limit.take("busy", t1).is_ok() && limit.take("busy", t1).is_err(),
-            "busy kept its state: one token back, not a fresh burst"
-        );
-        limit.take("x", t1).unwrap();
-        limit.take("y", t1).unwrap();
-        assert!(limit.len() <= 3);
+        for n in 0..10_000 {
+            limit.take(&n.to_string(), t0).unwrap();
+            if n % 50 == 0 {
+                assert!(limit.take("busy", t0).is_err(), "busy stays empty");
+            }
+        }
+        assert!(limit.len() <= 100, "{}", limit.len());
         assert!(!limit.is_empty());
+        assert!(
+            limit.take("busy", t0).is_err(),
+            "a flood of other keys did not refill busy's bucket"
+        );
     }
 
     #[test]

@@ -4,19 +4,16 @@
 //! more passwords checked than N sent one after another. Past the threshold
 //! within the window the client is locked out, twice as long on each repeat
 //! offence up to a cap, and the repeat count is forgiven after a quiet
-//! period. Memory is bounded: two generations of at most `capacity / 2`
-//! entries each, so a flood of distinct clients evicts the oldest
-//! generation in O(1) instead of growing.
+//! period. Memory is bounded by [`PerKey`]: a flood of distinct clients
+//! forgets one-off clients first, never one that keeps failing.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-
+use super::per_key::PerKey;
 use crate::config::ThrottleConfig;
 use crate::login::client::ClientKey;
 
-/// Clients remembered at most (both generations together).
+/// Clients remembered at most.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
 #[derive(Debug, Clone, Copy)]
@@ -38,12 +35,6 @@ impl Entry {
     }
 }
 
-#[derive(Debug, Default)]
-struct Generations {
-    current: HashMap<ClientKey, Entry>,
-    previous: HashMap<ClientKey, Entry>,
-}
-
 /// An attempt counted against a client before its check ran; hand it back
 /// to [`Throttle::refund`] when the password matched (or was never checked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +49,7 @@ pub struct Charge {
 #[derive(Debug)]
 pub struct Throttle {
     config: ThrottleConfig,
-    generation_size: usize,
-    table: Mutex<Generations>,
+    table: PerKey<ClientKey, Entry>,
 }
 
 impl Throttle {
@@ -67,24 +57,8 @@ impl Throttle {
     pub fn new(config: ThrottleConfig, capacity: usize) -> Self {
         Self {
             config,
-            generation_size: (capacity / 2).max(1),
-            table: Mutex::new(Generations::default()),
+            table: PerKey::new(capacity),
         }
-    }
-
-    /// Runs `f` on the table. Every login takes this lock twice (charge and
-    /// refund), so it is a `parking_lot` mutex: it spins briefly instead of
-    /// putting a worker to sleep for a critical section of a few hundred
-    /// nanoseconds, and has no poisoning to decide about.
-    fn with_table<T>(&self, f: impl FnOnce(&mut Generations) -> T) -> T {
-        f(&mut self.table.lock())
-    }
-
-    fn put(&self, g: &mut Generations, key: ClientKey, entry: Entry) {
-        if g.current.len() >= self.generation_size {
-            g.previous = std::mem::take(&mut g.current);
-        }
-        g.current.insert(key, entry);
     }
 
     /// Counts an attempt from `key` as a failure before its password is
@@ -92,15 +66,8 @@ impl Throttle {
     /// attempt is then not counted and must not be checked).
     pub fn charge(&self, key: &ClientKey, now: Instant) -> Result<Charge, Duration> {
         let c = self.config;
-        self.with_table(|g| {
-            if let Some(entry) = g.current.get_mut(key) {
-                return Self::count(c, entry, now);
-            }
-            let mut entry = g.previous.remove(key).unwrap_or_else(|| Entry::new(now));
-            let result = Self::count(c, &mut entry, now);
-            self.put(g, key.clone(), entry);
-            result
-        })
+        self.table
+            .update(key, || Entry::new(now), |entry| Self::count(c, entry, now))
     }
 
     fn count(c: ThrottleConfig, entry: &mut Entry, now: Instant) -> Result<Charge, Duration> {
@@ -133,13 +100,11 @@ impl Throttle {
     }
 
     /// Takes back a [`Charge`]: the password matched, or was never checked.
-    /// A lockout the charge started is lifted again.
+    /// A lockout the charge started is lifted again. A client forgotten
+    /// meanwhile has nothing left to refund.
     pub fn refund(&self, key: &ClientKey, charge: Charge) {
         let threshold = self.config.failures;
-        self.with_table(|g| {
-            let Some(entry) = g.current.get_mut(key).or_else(|| g.previous.get_mut(key)) else {
-                return; // evicted meanwhile: nothing left to refund
-            };
+        self.table.update_existing(key, |entry| {
             if charge.lockout.is_some() {
                 entry.locked_until = None;
                 entry.strikes = entry.strikes.saturating_sub(1);
@@ -152,12 +117,12 @@ impl Throttle {
 
     /// Clients currently remembered.
     pub fn len(&self) -> usize {
-        self.with_table(|g| g.current.len() + g.previous.len())
+        self.table.len()
     }
 
     /// True when no client is remembered.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.table.is_empty()
     }
 }
 
@@ -289,14 +254,16 @@ mod tests {
     }
 
     #[test]
-    fn a_refund_after_eviction_is_harmless() {
-        let t = Throttle::new(config(), 2);
-        let t0 = Instant::now();
-        let c = t.charge(&key(1), t0).unwrap();
-        fail(&t, 2, t0).unwrap();
-        fail(&t, 3, t0).unwrap();
-        t.refund(&key(1), c);
-        assert_eq!(t.len(), 2);
+    fn a_refund_for_a_forgotten_client_is_harmless() {
+        let t = Throttle::new(config(), 100);
+        t.refund(&key(1), Charge { lockout: None });
+        t.refund(
+            &key(1),
+            Charge {
+                lockout: Some(Duration::from_secs(60)),
+            },
+        );
+        assert!(t.is_empty(), "a refund never brings a client back");
     }
 
     #[test]
@@ -316,28 +283,24 @@ mod tests {
     }
 
     #[test]
-    fn the_table_keeps_two_generations() {
-        let t = Throttle::new(config(), 4);
+    fn a_locked_out_client_is_remembered_through_a_flood() {
+        let t = Throttle::new(config(), 1000);
         let t0 = Instant::now();
         assert!(t.is_empty());
-        assert_eq!(t.len(), 0);
-        fail(&t, 1, t0).unwrap();
+        for _ in 0..3 {
+            fail(&t, u32::MAX, t0).unwrap();
+        }
+        for n in 0..20_000 {
+            fail(&t, n, t0).unwrap();
+            if n % 100 == 0 {
+                assert!(fail(&t, u32::MAX, t0).is_err(), "still locked out");
+            }
+        }
         assert!(!t.is_empty());
-        fail(&t, 2, t0).unwrap();
-        assert_eq!(t.len(), 2);
-        fail(&t, 3, t0).unwrap(); // current full: {1,2} becomes previous
-        assert_eq!(t.len(), 3);
-        fail(&t, 1, t0).unwrap(); // 1 moves back to current
-        assert_eq!(t.len(), 3);
-        fail(&t, 4, t0).unwrap(); // {3,1} becomes previous, 2 is forgotten
-        assert_eq!(t.len(), 3);
-        assert_eq!(
-            fail(&t, 1, t0),
-            Ok(Some(Duration::from_secs(60))),
-            "1 kept its two failures across generations"
+        assert!(
+            fail(&t, u32::MAX, t0 + Duration::from_secs(59)).is_err(),
+            "a flood of one-off clients did not buy the attacker a fresh start"
         );
-        fail(&t, 2, t0).unwrap();
-        assert_eq!(fail(&t, 2, t0), Ok(None), "2 was forgotten: starts again");
     }
 
     #[test]
