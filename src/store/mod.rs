@@ -16,8 +16,12 @@ pub mod postgres;
 pub mod redb;
 pub mod snapshot;
 
-#[cfg(test)]
-mod contract;
+/// The behaviour every backend must show, as functions over a fresh
+/// store; test support, public only so that the backends' tests in
+/// `tests/` (the PostgreSQL ones need a server) run the same contract.
+#[doc(hidden)]
+#[allow(missing_docs, clippy::missing_panics_doc)]
+pub mod contract;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -8,7 +8,7 @@ use crate::store::{Audit, Changes, Store, UserWrite};
 /// SPEC §11: a follower that asks for `changes(since)` as often as it can,
 /// while three writers revoke, update and delete, ends with exactly what a
 /// full view holds: the position and the content of each answer agree.
-pub(crate) fn a_follower_of_changes_misses_nothing_while_writers_race(s: &dyn Store) {
+pub fn a_follower_of_changes_misses_nothing_while_writers_race(s: &dyn Store) {
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let names: Vec<String> = (0..30).map(|i| format!("u{i}")).collect();
@@ -93,7 +93,7 @@ pub(crate) fn a_follower_of_changes_misses_nothing_while_writers_race(s: &dyn St
 /// as a delta while one can span it, and in the full view an import forces
 /// (users it changed or removed named, though their records carry old
 /// times), on every backend.
-pub(crate) fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store) {
+pub fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store) {
     populate(s, &["kept", "changed", "removed", "revoked"]);
     let named = |c: &Changes| -> Vec<(String, bool)> {
         c.users

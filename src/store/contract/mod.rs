@@ -5,7 +5,7 @@
 
 mod feed;
 
-pub(crate) use self::feed::{
+pub use self::feed::{
     a_follower_of_changes_misses_nothing_while_writers_race,
     each_kind_of_mutation_reaches_a_follower_of_changes,
 };
@@ -16,6 +16,7 @@ use crate::domain::user::{User, Username};
 
 /// Generates one `#[test]` per contract function for a backend; `$fresh`
 /// makes a fresh empty store as `(guard, Box<dyn Store>)`.
+#[macro_export]
 macro_rules! store_contract_tests {
     ($fresh:expr) => {
         store_contract_tests!(@each $fresh;
@@ -36,25 +37,25 @@ macro_rules! store_contract_tests {
         );
     };
     (@each $fresh:expr; $($name:ident),*) => {
-        mod contract {
+        mod store_contract {
             use super::*;
             $(
                 #[test]
                 fn $name() {
                     let (_guard, store) = ($fresh)();
-                    crate::store::contract::$name(&*store);
+                    $crate::store::contract::$name(&*store);
                 }
             )*
         }
     };
 }
-pub(crate) use store_contract_tests;
+pub use store_contract_tests;
 
-pub(crate) fn name(n: &str) -> Username {
+pub fn name(n: &str) -> Username {
     Username::parse(n).unwrap()
 }
 
-pub(crate) fn user(n: &str) -> User {
+pub fn user(n: &str) -> User {
     User::new(
         &name(n),
         crate::login::password::hash_new("550e8400-e29b-41d4-a716-446655440000").unwrap(),
@@ -63,7 +64,7 @@ pub(crate) fn user(n: &str) -> User {
     )
 }
 
-pub(crate) fn audit(action: &str, target: &str) -> Audit {
+pub fn audit(action: &str, target: &str) -> Audit {
     Audit {
         at: 1,
         action: crate::store::Action::parse(action)
@@ -73,12 +74,12 @@ pub(crate) fn audit(action: &str, target: &str) -> Audit {
     }
 }
 
-pub(crate) fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
+pub fn lines(bytes: &[u8]) -> impl Iterator<Item = Result<Vec<u8>, String>> + '_ {
     bytes.split(|&b| b == b'\n').map(|l| Ok(l.to_vec()))
 }
 
 /// Fills `s` with `users`, a fresh keyring and revocation `j1`.
-pub(crate) fn populate(s: &dyn Store, users: &[&str]) {
+pub fn populate(s: &dyn Store, users: &[&str]) {
     s.replace_keys(&keys::initial_records(1).unwrap(), None)
         .unwrap();
     for (i, u) in users.iter().enumerate() {
@@ -92,20 +93,17 @@ pub(crate) fn populate(s: &dyn Store, users: &[&str]) {
     s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
 }
 
-pub(crate) fn export(s: &dyn Store) -> String {
+pub fn export(s: &dyn Store) -> String {
     let mut out = Vec::new();
     s.export(&mut out, 5).unwrap();
     String::from_utf8(out).unwrap()
 }
 
-pub(crate) fn import(
-    s: &dyn Store,
-    text: &str,
-) -> Result<super::snapshot::ImportCounts, StoreError> {
+pub fn import(s: &dyn Store, text: &str) -> Result<super::snapshot::ImportCounts, StoreError> {
     s.import(&mut lines(text.as_bytes()), &|_| audit("store.import", "-"))
 }
 
-pub(crate) fn users_crud_pagination_and_audit(s: &dyn Store) {
+pub fn users_crud_pagination_and_audit(s: &dyn Store) {
     for n in ["c", "a", "b", "d"] {
         assert!(s.create_user(&user(n), audit("user.create", n)).unwrap());
     }
@@ -161,7 +159,7 @@ pub(crate) fn users_crud_pagination_and_audit(s: &dyn Store) {
     );
 }
 
-pub(crate) fn a_batch_of_user_writes_is_one_audited_transaction(s: &dyn Store) {
+pub fn a_batch_of_user_writes_is_one_audited_transaction(s: &dyn Store) {
     populate(s, &["keep", "gone"]);
     let before = s.audit_events(None, 1).unwrap()[0].seq;
     let mut changed = user("keep");
@@ -205,7 +203,7 @@ pub(crate) fn a_batch_of_user_writes_is_one_audited_transaction(s: &dyn Store) {
 
 /// `apply --prune` deletes every user the file lacks in one batch: the
 /// deletes share one transaction (one version, in cluster mode).
-pub(crate) fn a_batch_deletes_any_number_of_users(s: &dyn Store) {
+pub fn a_batch_deletes_any_number_of_users(s: &dyn Store) {
     let names = ["p1", "p2", "p3", "p4", "p5"];
     populate(s, &names);
     let deletes = names
@@ -230,7 +228,7 @@ pub(crate) fn a_batch_deletes_any_number_of_users(s: &dyn Store) {
 /// Whatever a backend keeps of users between reads (the embedded store's
 /// decoded-user cache, a cluster node's replica), a read after a write
 /// sees the write: logins never use a changed password or generation late.
-pub(crate) fn a_read_after_each_kind_of_write_sees_it(s: &dyn Store) {
+pub fn a_read_after_each_kind_of_write_sees_it(s: &dyn Store) {
     populate(s, &["c"]);
     let read = |s: &dyn Store| s.user(&name("c")).unwrap();
     assert_eq!(read(s).unwrap().generation, 0, "read once: now held");
@@ -264,7 +262,7 @@ pub(crate) fn a_read_after_each_kind_of_write_sees_it(s: &dyn Store) {
     assert_eq!(read(s).unwrap().generation, 0, "an import");
 }
 
-pub(crate) fn revocations_are_kept_until_exp(s: &dyn Store) {
+pub fn revocations_are_kept_until_exp(s: &dyn Store) {
     s.revoke("j1", 100, audit("token.revoke", "j1")).unwrap();
     s.revoke("j2", 200, audit("token.revoke", "j2")).unwrap();
     assert!(s.is_revoked("j1") && s.is_revoked("j2") && !s.is_revoked("j3"));
@@ -281,7 +279,7 @@ pub(crate) fn revocations_are_kept_until_exp(s: &dyn Store) {
     assert_eq!(s.list_revocations(Some("j0"), 1).unwrap().items[0].0, "j2");
 }
 
-pub(crate) fn keys_are_replaced_whole_and_ordered(s: &dyn Store) {
+pub fn keys_are_replaced_whole_and_ordered(s: &dyn Store) {
     assert!(s.keys().unwrap().is_empty());
     let first = keys::initial_records(1).unwrap();
     s.replace_keys(&first, None).unwrap();
@@ -298,14 +296,14 @@ pub(crate) fn keys_are_replaced_whole_and_ordered(s: &dyn Store) {
     assert_eq!(s.audit_events(None, 10).unwrap().len(), 1);
 }
 
-pub(crate) fn the_ttl_high_water_mark_only_rises(s: &dyn Store) {
+pub fn the_ttl_high_water_mark_only_rises(s: &dyn Store) {
     assert_eq!(s.ttl_high_water().unwrap(), 0);
     s.raise_ttl_high_water(600).unwrap();
     s.raise_ttl_high_water(60).unwrap();
     assert_eq!(s.ttl_high_water().unwrap(), 600);
 }
 
-pub(crate) fn generations_only_grow_also_past_an_import(s: &dyn Store) {
+pub fn generations_only_grow_also_past_an_import(s: &dyn Store) {
     populate(s, &["a"]);
     let first = s.next_generation().unwrap();
     let second = s.next_generation().unwrap();
@@ -329,7 +327,7 @@ pub(crate) fn generations_only_grow_also_past_an_import(s: &dyn Store) {
     );
 }
 
-pub(crate) fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn Store) {
+pub fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn Store) {
     let at = |t: u64, action: &'static str, target: &str| Audit {
         at: t,
         ..audit(action, target)
@@ -400,7 +398,7 @@ pub(crate) fn the_audit_log_forgets_old_events_but_never_its_position(s: &dyn St
     assert_eq!(s.audit_events(None, 1).unwrap()[0].target, "p4");
 }
 
-pub(crate) fn an_export_imports_into_an_empty_store(s: &dyn Store) {
+pub fn an_export_imports_into_an_empty_store(s: &dyn Store) {
     populate(s, &["a", "b"]);
     let text = export(s);
     assert!(text.lines().count() == 7, "{text}");
@@ -416,7 +414,7 @@ pub(crate) fn an_export_imports_into_an_empty_store(s: &dyn Store) {
     assert_eq!(last[0].action, "store.import");
 }
 
-pub(crate) fn an_import_is_all_or_nothing(s: &dyn Store) {
+pub fn an_import_is_all_or_nothing(s: &dyn Store) {
     populate(s, &["keep"]);
     let text = export(s);
     let user_line = text.lines().nth(1).unwrap();
@@ -438,7 +436,7 @@ pub(crate) fn an_import_is_all_or_nothing(s: &dyn Store) {
     assert!(s.is_revoked("j1") && !s.is_revoked("j9"));
 }
 
-pub(crate) fn an_import_refuses_names_twice_and_broken_uploads(s: &dyn Store) {
+pub fn an_import_refuses_names_twice_and_broken_uploads(s: &dyn Store) {
     populate(s, &["a"]);
     let text = export(s);
     let all: Vec<&str> = text.lines().collect();

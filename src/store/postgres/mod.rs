@@ -34,20 +34,15 @@ use tokio::sync::{Notify, watch};
 
 pub use self::connect::{Target, TlsMode};
 pub use self::replica::CACHED_USERS;
+pub use self::sql::SCHEMA;
 use crate::store::postgres::replica::{Cache, catch_up, follow, listen};
-use crate::store::postgres::sql::{
-    SCHEMA, backend, begin_write, commit, meta, next_version, pg, uint,
-};
+use crate::store::postgres::sql::{backend, begin_write, commit, meta, next_version, pg, uint};
 
 mod connect;
 mod import;
 mod operations;
 mod replica;
 mod sql;
-#[cfg(test)]
-mod tests;
-#[cfg(test)]
-mod tls_tests;
 
 use super::{Store, StoreError};
 

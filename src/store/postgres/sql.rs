@@ -14,7 +14,9 @@ use crate::runtime::error_chain::with_causes;
 use crate::store::postgres::{CHANNEL, WRITE_LOCK};
 use crate::store::{Audit, AuditEvent, StoreError};
 
-pub(super) const SCHEMA: &str = r#"
+/// The tables and indexes a database holds at [`super::SCHEMA_VERSION`],
+/// created idempotently at every start.
+pub const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS tessera_meta (key text PRIMARY KEY, value bigint NOT NULL);
 CREATE SEQUENCE IF NOT EXISTS tessera_version;
 CREATE TABLE IF NOT EXISTS tessera_users (

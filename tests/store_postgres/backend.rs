@@ -1,9 +1,15 @@
-use std::sync::atomic::Ordering;
+//! The contract and the backend's own behaviour, one fresh database per
+//! test on one server per test process.
 
-use super::*;
-use crate::store::contract::store_contract_tests;
-use crate::store::postgres::sql::SCHEMA;
-use crate::store::{KeyRecord, Username};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tessera::domain::keys::KeyRecord;
+use tessera::domain::user::Username;
+use tessera::store::contract;
+use tessera::store::postgres::{PostgresStore, SCHEMA};
+use tessera::store::{Store, StoreError};
+use tessera::store_contract_tests;
 
 /// One throwaway PostgreSQL per test process (`scripts/pg.sh`, stopped
 /// when this process exits), one fresh database per test.
@@ -25,7 +31,7 @@ fn server() -> &'static str {
     })
 }
 
-pub(crate) fn fresh_database() -> String {
+pub fn fresh_database() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let url = server();
     let name = format!("contract_{}", NEXT.fetch_add(1, Ordering::SeqCst));
@@ -85,13 +91,10 @@ fn another_node_sees_a_commit_within_a_second() {
     let url = fresh_database();
     let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
     let b = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
-    let user = crate::store::contract::user("shared");
+    let user = contract::user("shared");
     assert!(
-        a.create_user(
-            &user,
-            crate::store::contract::audit("user.create", "shared")
-        )
-        .unwrap()
+        a.create_user(&user, contract::audit("user.create", "shared"))
+            .unwrap()
     );
     let started = std::time::Instant::now();
     while b.user(&user.username).unwrap().is_none() {
@@ -101,17 +104,10 @@ fn another_node_sees_a_commit_within_a_second() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    a.revoke(
-        "j9",
-        u64::MAX / 4,
-        crate::store::contract::audit("token.revoke", "j9"),
-    )
-    .unwrap();
-    a.delete_user(
-        &user.username,
-        crate::store::contract::audit("user.delete", "shared"),
-    )
-    .unwrap();
+    a.revoke("j9", u64::MAX / 4, contract::audit("token.revoke", "j9"))
+        .unwrap();
+    a.delete_user(&user.username, contract::audit("user.delete", "shared"))
+        .unwrap();
     let started = std::time::Instant::now();
     while b.user(&user.username).unwrap().is_some() || !b.is_revoked("j9") {
         assert!(
@@ -127,8 +123,8 @@ fn concurrent_first_starts_share_one_keyring() {
     let url = fresh_database();
     let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
     let b = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
-    let ka = crate::domain::keys::initial_records(1).unwrap();
-    let kb = crate::domain::keys::initial_records(1).unwrap();
+    let ka = tessera::domain::keys::initial_records(1).unwrap();
+    let kb = tessera::domain::keys::initial_records(1).unwrap();
     let (ra, rb) = std::thread::scope(|s| {
         let ha = s.spawn(|| a.init_keys(&ka).unwrap());
         let hb = s.spawn(|| b.init_keys(&kb).unwrap());
@@ -163,7 +159,7 @@ fn a_schema_1_database_is_migrated_and_then_prunes_many_users() {
             .unwrap();
     });
     let store = PostgresStore::open(&url, Duration::from_secs(60)).unwrap();
-    crate::store::contract::a_batch_deletes_any_number_of_users(&store);
+    contract::a_batch_deletes_any_number_of_users(&store);
 }
 
 /// More users than the per-call timeout allowed row by row (50,000 took
@@ -173,11 +169,11 @@ fn an_import_of_fifty_thousand_users_streams_through() {
     use std::fmt::Write as _;
     let url = fresh_database();
     let store = PostgresStore::open(&url, Duration::from_secs(60)).unwrap();
-    crate::store::contract::populate(&store, &[]);
+    contract::populate(&store, &[]);
     let mut out = Vec::new();
     store.export(&mut out, 5).unwrap();
     let template = String::from_utf8(out).unwrap();
-    let one = serde_json::to_value(crate::store::contract::user("x")).unwrap();
+    let one = serde_json::to_value(contract::user("x")).unwrap();
     let mut text = String::new();
     let mut keys = 0;
     for line in template.lines() {
@@ -214,7 +210,7 @@ fn an_import_of_fifty_thousand_users_streams_through() {
                 .as_bytes()
                 .split(|&b| b == b'\n')
                 .map(|l| Ok(l.to_vec())),
-            &|_| crate::store::contract::audit("store.import", "-"),
+            &|_| contract::audit("store.import", "-"),
         )
         .unwrap();
     assert_eq!(counts.users, N as u64);
@@ -232,7 +228,7 @@ fn a_keyring_change_computed_from_a_stale_read_is_refused() {
     let url = fresh_database();
     let a = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
     let b = PostgresStore::open(&url, Duration::from_secs(300)).unwrap();
-    a.init_keys(&crate::domain::keys::initial_records(1).unwrap())
+    a.init_keys(&tessera::domain::keys::initial_records(1).unwrap())
         .unwrap();
     let seen_by_a = a.keys().unwrap();
     let seen_by_b = b.keys().unwrap();

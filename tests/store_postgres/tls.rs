@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use super::*;
-use crate::runtime::error_chain::with_causes;
+use tessera::runtime::error_chain::with_causes;
+use tessera::store::Store;
+use tessera::store::postgres::{PostgresStore, Target};
 
-#[path = "../../../tests/support/test_ca.rs"]
+#[path = "../support/test_ca.rs"]
 mod test_ca;
 
 /// A CA (`ca.pem`) and a server certificate it signed for `localhost` only
@@ -101,7 +103,7 @@ fn verify_full_connects_over_tls_to_the_name_in_the_certificate() {
         store.describe()
     );
     store
-        .init_keys(&crate::domain::keys::initial_records(1).unwrap())
+        .init_keys(&tessera::domain::keys::initial_records(1).unwrap())
         .unwrap();
 }
 
@@ -148,7 +150,7 @@ fn a_certificate_from_another_ca_is_refused() {
 
 #[test]
 fn require_refuses_a_server_without_tls() {
-    let plain = super::tests::fresh_database();
+    let plain = crate::backend::fresh_database();
     let err = encrypted(&format!("{plain}?sslmode=require")).unwrap_err();
     assert!(err.contains("TLS"), "{err}");
     // prefer (the default) falls back to plain TCP.
