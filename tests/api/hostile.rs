@@ -3,7 +3,6 @@
 //! addresses behind proxies, bounded hashing, throttling under concurrency,
 //! imports that can not brick a restart, and far-future numbers.
 
-use std::net::TcpStream;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -114,10 +113,25 @@ async fn a_body_that_does_not_arrive_in_time_gets_408() {
 async fn connections_beyond_the_cap_wait_for_a_free_slot() {
     let app = spawn_app_with(&["--max-connections", "2"]).await;
     let partner = app.partner.trim_start_matches("http://").to_owned();
-    let idle: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(&partner).unwrap())
-        .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Each connection is answered once and then idles (keep-alive): both
+    // hold a slot, with no guessing how long accepting them takes.
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(&partner).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 1024];
+        let n = stream.read(&mut answer).await.unwrap();
+        assert!(
+            answer[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            &answer[..n]
+        );
+        idle.push(stream);
+    }
     let third = app
         .client
         .get(format!("{}/healthz", app.partner))
@@ -330,7 +344,14 @@ async fn a_full_hash_queue_answers_503_and_admin_work_goes_on() {
     });
     let flood = futures_util::future::join_all(flood);
     let admin = async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Once the queue is refusing logins, the operator's work must go on.
+        while app
+            .metric("tessera_token_requests_total{endpoint=\"generate_token\",outcome=\"busy\"}")
+            .await
+            == 0.0
+        {
+            tokio::task::yield_now().await;
+        }
         app.admin_post(
             "/admin/users",
             json!({"username": "made_during_flood", "password": "operator-chosen"}),

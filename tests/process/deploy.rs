@@ -183,14 +183,35 @@ impl Drop for Proxy {
     }
 }
 
-async fn wait_for_port(port: u16, proxy: &mut Proxy) {
+/// Starts a proxy (`start` spawns it listening on the port given) on a
+/// port nobody holds. A port picked by binding and releasing it can be
+/// taken by another process before the proxy binds it; the proxy then
+/// exits (address in use) instead of listening, and is started again on
+/// another port. Listening and still running is the proof it holds it.
+async fn start_proxy(start: impl Fn(u16) -> Child) -> (Proxy, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut proxy = Proxy(start(port));
+        if listens(port, &mut proxy).await {
+            return (proxy, port);
+        }
+    }
+    panic!("the proxy exited before it listened, five times on five ports");
+}
+
+/// Whether the proxy came to listen on `port` (false: it exited first).
+async fn listens(port: u16, proxy: &mut Proxy) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
+    loop {
+        let connected = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok();
         if let Ok(Some(status)) = proxy.0.try_wait() {
-            panic!("the proxy exited: {status}");
+            eprintln!("the proxy exited ({status}); trying another port");
+            return false;
+        }
+        if connected {
+            return true;
         }
         assert!(Instant::now() < deadline, "the proxy never listened");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -298,7 +319,6 @@ async fn the_nginx_snippet_guards_a_backend() {
     ensure_tools(&["nginx=nginx"]);
     let tessera = spawn_process().await;
     let backend = echo_backend().await;
-    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let snippet = read("deploy/nginx-forward-auth.conf")
         .replace(
@@ -306,22 +326,22 @@ async fn the_nginx_snippet_guards_a_backend() {
             tessera.partner.trim_start_matches("http://"),
         )
         .replace("127.0.0.1:9000", &backend);
-    let prefix = dir.path().display();
-    let conf = format!(
-        "daemon off;\nmaster_process off;\npid {prefix}/nginx.pid;\nerror_log stderr warn;\n\
-         events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {prefix}/body;\n  \
-         proxy_temp_path {prefix}/proxy;\n  fastcgi_temp_path {prefix}/fastcgi;\n  \
-         uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n  \
-         server {{\n    listen 127.0.0.1:{port};\n{snippet}\n  }}\n}}\n"
-    );
+    let prefix = dir.path().display().to_string();
     let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
     let nginx = if Path::new("/usr/sbin/nginx").exists() {
         "/usr/sbin/nginx"
     } else {
         "nginx"
     };
-    let mut proxy = Proxy(
+    let (_proxy, port) = start_proxy(|port| {
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {prefix}/nginx.pid;\nerror_log stderr warn;\n\
+         events {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {prefix}/body;\n  \
+         proxy_temp_path {prefix}/proxy;\n  fastcgi_temp_path {prefix}/fastcgi;\n  \
+         uwsgi_temp_path {prefix}/uwsgi;\n  scgi_temp_path {prefix}/scgi;\n  \
+         server {{\n    listen 127.0.0.1:{port};\n{snippet}\n  }}\n}}\n"
+        );
+        std::fs::write(&conf_path, conf).unwrap();
         Command::new(nginx)
             .arg("-p")
             .arg(dir.path())
@@ -329,9 +349,9 @@ async fn the_nginx_snippet_guards_a_backend() {
             .arg(&conf_path)
             .stdout(Stdio::null())
             .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut proxy).await;
+            .unwrap()
+    })
+    .await;
     check_forward_auth(
         &tessera,
         &format!("http://127.0.0.1:{port}/api/bookings"),
@@ -346,23 +366,22 @@ async fn the_caddy_snippet_guards_a_backend() {
     ensure_tools(&["caddy=caddy"]);
     let tessera = spawn_process().await;
     let backend = echo_backend().await;
-    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let site = read("deploy/Caddyfile")
-        .replace(
-            "127.0.0.1:8080",
-            tessera.partner.trim_start_matches("http://"),
-        )
-        .replace("127.0.0.1:9000", &backend)
-        .replace(":8000", &format!("http://127.0.0.1:{port}"));
-    // The test's own global options: no admin endpoint, state in the temp dir.
-    let conf = format!(
-        "{{\n\tadmin off\n\tstorage file_system {}\n}}\n\n{site}",
-        dir.path().display()
-    );
     let conf_path = dir.path().join("Caddyfile");
-    std::fs::write(&conf_path, conf).unwrap();
-    let mut proxy = Proxy(
+    let (_proxy, port) = start_proxy(|port| {
+        let site = read("deploy/Caddyfile")
+            .replace(
+                "127.0.0.1:8080",
+                tessera.partner.trim_start_matches("http://"),
+            )
+            .replace("127.0.0.1:9000", &backend)
+            .replace(":8000", &format!("http://127.0.0.1:{port}"));
+        // The test's own global options: no admin endpoint, state in the temp dir.
+        let conf = format!(
+            "{{\n\tadmin off\n\tstorage file_system {}\n}}\n\n{site}",
+            dir.path().display()
+        );
+        std::fs::write(&conf_path, conf).unwrap();
         Command::new("caddy")
             .args(["run", "--adapter", "caddyfile", "--config"])
             .arg(&conf_path)
@@ -372,9 +391,9 @@ async fn the_caddy_snippet_guards_a_backend() {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut proxy).await;
+            .unwrap()
+    })
+    .await;
     check_forward_auth(
         &tessera,
         &format!("http://127.0.0.1:{port}/bookings"),

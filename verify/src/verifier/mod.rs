@@ -140,11 +140,25 @@ pub struct Verifier {
 /// stops when this handle is dropped (or the verifier is).
 #[derive(Debug)]
 #[must_use = "the poller stops when this handle is dropped"]
-pub struct Poller(tokio::task::JoinHandle<()>);
+pub struct Poller(Option<tokio::task::JoinHandle<()>>);
+
+impl Poller {
+    /// Stops the poller and waits until it has ended: once this returns,
+    /// it sends no request any more (dropping the handle stops it too, but
+    /// a request in flight may still complete meanwhile).
+    pub async fn stop(mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
 
 impl Drop for Poller {
     fn drop(&mut self) {
-        self.0.abort();
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -329,7 +343,7 @@ impl Verifier {
     /// place, which ages toward stale.
     pub fn spawn(self: &Arc<Self>) -> Poller {
         let weak: Weak<Self> = Arc::downgrade(self);
-        Poller(tokio::spawn(async move {
+        Poller(Some(tokio::spawn(async move {
             loop {
                 let Some(me) = weak.upgrade() else { return };
                 let _ = me.refresh_with(false).await;
@@ -345,7 +359,7 @@ impl Verifier {
                     let _ = me.refresh_with(true).await;
                 }
             }
-        }))
+        })))
     }
 
     /// When the feed was last applied, by the configured clock (unix
