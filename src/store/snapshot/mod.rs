@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use super::SnapshotLines;
 use crate::domain::keys::{self, KeyRecord};
 use crate::domain::user::User;
-use crate::domain::values::{Jti, Note, TokenTtl};
 use crate::runtime::time;
 
 /// The first line of an export names this format.
@@ -126,90 +125,6 @@ pub struct Reader {
     keys: Vec<KeyRecord>,
     max_ttl_secs: u64,
     max_generation: u64,
-}
-
-fn check_time(field: &str, secs: u64) -> Result<(), String> {
-    time::check_in_range(field, secs).map(|_| ())
-}
-
-fn check_user(user: &User) -> Result<(), String> {
-    let name = &user.username;
-    let in_user = |e: String| format!("user {name}: {e}");
-    check_time("created_at", user.created_at).map_err(in_user)?;
-    check_time("updated_at", user.updated_at).map_err(in_user)?;
-    for (field, t) in [
-        ("expires_at", user.expires_at),
-        ("tokens_valid_after", user.tokens_valid_after),
-    ] {
-        if let Some(t) = t {
-            check_time(field, t).map_err(in_user)?;
-        }
-    }
-    if let Some(ttl) = user.token_ttl_secs {
-        TokenTtl::from_secs(ttl).map_err(in_user)?;
-    }
-    if let Some(note) = &user.note {
-        Note::parse(note.clone()).map_err(|e| in_user(format!("note {e}")))?;
-    }
-    user.password.validate().map_err(in_user)
-}
-
-/// A parser's message with every quoted value that could be a secret (a
-/// password hash, a salt, a digest, a key seed) replaced by `<redacted>`:
-/// import errors go to operators' terminals and logs.
-pub fn without_secrets(message: &str) -> String {
-    let looks_secret = |v: &str| {
-        v.starts_with('$')
-            || (v.len() >= 16
-                && v.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'/')
-                }))
-    };
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(open) = rest.find(['`', '"']) {
-        let quote = rest.as_bytes()[open] as char;
-        out.push_str(&rest[..=open]);
-        let after = &rest[open + 1..];
-        match after.find(quote) {
-            Some(close) => {
-                let value = &after[..close];
-                out.push_str(if looks_secret(value) {
-                    "<redacted>"
-                } else {
-                    value
-                });
-                out.push(quote);
-                rest = &after[close + 1..];
-            }
-            None => {
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn check_key(key: &KeyRecord) -> Result<(), String> {
-    key.validate()?;
-    let in_key = |e: String| format!("key {}: {e}", key.kid);
-    check_time("created_at", key.created_at).map_err(in_key)?;
-    for (field, t) in [
-        ("retired_at", key.retired_at),
-        ("drop_after", key.drop_after),
-    ] {
-        if let Some(t) = t {
-            check_time(field, t).map_err(in_key)?;
-        }
-    }
-    Ok(())
-}
-
-/// A revocation: a [`Jti`] and an `exp` RFC 3339 can show.
-pub fn check_revocation(jti: &str, exp: u64) -> Result<(), String> {
-    Jti::parse(jti.to_owned())?;
-    check_time("exp", exp)
 }
 
 impl Reader {
@@ -343,72 +258,6 @@ pub fn read_all<E: From<BadSnapshot>>(
     Ok(reader.finish()?)
 }
 
-/// Splits a stream of chunks into lines of at most [`MAX_LINE_BYTES`],
-/// holding no more than one line at a time. A chunk error (the upload broke
-/// off) ends the stream with that error.
-pub struct Lines<I> {
-    chunks: I,
-    buf: Vec<u8>,
-    start: usize,
-    done: bool,
-}
-
-impl<I> Lines<I> {
-    /// Lines of `chunks`.
-    pub fn new(chunks: I) -> Self {
-        Self {
-            chunks,
-            buf: Vec::new(),
-            start: 0,
-            done: false,
-        }
-    }
-}
-
-impl<I, B> Iterator for Lines<I>
-where
-    I: Iterator<Item = Result<B, String>>,
-    B: AsRef<[u8]>,
-{
-    type Item = Result<Vec<u8>, String>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(at) = self.buf[self.start..].iter().position(|&b| b == b'\n') {
-                let line = self.buf[self.start..self.start + at].to_vec();
-                self.start += at + 1;
-                return Some(Ok(line));
-            }
-            if self.buf.len() - self.start > MAX_LINE_BYTES {
-                self.done = true;
-                self.buf.clear();
-                self.start = 0;
-                return Some(Err(format!("a line is longer than {MAX_LINE_BYTES} bytes")));
-            }
-            if self.done {
-                if self.start < self.buf.len() {
-                    let line = self.buf[self.start..].to_vec();
-                    self.buf.clear();
-                    self.start = 0;
-                    return Some(Ok(line));
-                }
-                return None;
-            }
-            self.buf.drain(..self.start);
-            self.start = 0;
-            match self.chunks.next() {
-                Some(Ok(chunk)) => self.buf.extend_from_slice(chunk.as_ref()),
-                Some(Err(e)) => {
-                    self.done = true;
-                    self.buf.clear();
-                    return Some(Err(e));
-                }
-                None => self.done = true,
-            }
-        }
-    }
-}
-
 /// Writes an export: [`Writer::header`], the records, then
 /// [`Writer::end`] with the counts.
 pub struct Writer<W> {
@@ -466,6 +315,13 @@ impl<W: Write> Writer<W> {
         Ok(c)
     }
 }
+
+mod checks;
+mod lines;
+
+use self::checks::{check_key, check_user};
+pub use self::checks::{check_revocation, without_secrets};
+pub use self::lines::Lines;
 
 #[cfg(test)]
 mod tests;
