@@ -9,6 +9,10 @@
 //!   rules. No I/O; the clock is passed in.
 //! - [`account`]: the account verdict (disabled, expired, deleted,
 //!   revoke-all and re-creation by generation), shared with the server.
+//! - [`verdict`]: the order of a token's checks (signature, issuer and
+//!   times, revoked `jti`, account), written once for the server's
+//!   `/verify` and the [`verifier::Verifier`].
+//! - [`scope`]: scope names, and a token's effective scopes.
 //! - [`verified`]: the bounded cache of token strings whose signature
 //!   verified under one keyring, for the server's `/verify` and the
 //!   [`verifier::Verifier`] alike.
@@ -17,8 +21,8 @@
 //! - [`feed`]: the signed revocation feed's format and the state a
 //!   verifier builds from it, answering for revocations and account rules.
 //! - [`verifier`] (feature `client`, on by default): the polling
-//!   [`verifier::Verifier`] that keeps the JWKS and the feed fresh and gives
-//!   `/verify`'s verdict offline.
+//!   [`verifier::Verifier`] that keeps the JWKS and the feed fresh
+//!   (`verifier::fetch`) and gives `/verify`'s verdict offline.
 //! - [`warp_filter`] (feature `warp`): `bearer(verifier)`, extracting the
 //!   claims, with RFC 6750 rejection replies.
 //! - [`tower_layer`] (feature `tower`): [`tower_layer::BearerLayer`] for
