@@ -9,6 +9,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 
+use crate::login::throttle::ThrottleConfig;
+use crate::runtime::time::parse_duration;
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -168,34 +171,11 @@ impl TlsFiles {
     }
 }
 
-/// Parses a humantime duration of at least one second (`90s`, `15m`, `7d`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(text)
-        .map_err(|e| format!("{e}; use a duration like 90s, 15m, 1h or 7d"))?;
-    if d.as_secs() == 0 {
-        return Err("must be at least 1s".into());
-    }
-    Ok(d)
-}
-
 fn parse_proxy(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{text:?} is not an IP address or CIDR (e.g. 10.0.0.1 or 10.0.0.0/8)"))
-}
-
-/// Brute-force throttling settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThrottleConfig {
-    /// Failures within `window` that trigger a lockout.
-    pub failures: u32,
-    /// Counting window.
-    pub window: Duration,
-    /// First lockout.
-    pub lockout: Duration,
-    /// Longest lockout.
-    pub max_lockout: Duration,
 }
 
 /// A validated configuration.

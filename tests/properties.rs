@@ -135,12 +135,12 @@ proptest! {
 
     #[test]
     fn durations_parse(n in 1u64..10_000_000, unit in prop::sample::select(vec![("s", 1u64), ("m", 60), ("h", 3600), ("d", 86400)])) {
-        let d = tessera::config::parse_duration(&format!("{n}{}", unit.0)).unwrap();
+        let d = tessera::runtime::time::parse_duration(&format!("{n}{}", unit.0)).unwrap();
         prop_assert_eq!(d.as_secs(), n * unit.1);
     }
 
     #[test]
     fn duration_parser_never_panics(s in any::<String>()) {
-        let _ = tessera::config::parse_duration(&s);
+        let _ = tessera::runtime::time::parse_duration(&s);
     }
 }

@@ -11,9 +11,9 @@ use warp::http::{HeaderValue, Request, header};
 use zeroize::Zeroizing;
 
 use super::api::{AdminApi, CallError, Chunks, Method, Sink};
-use crate::config::ThrottleConfig;
 use crate::http;
 use crate::http::state::AppState;
+use crate::login::throttle::ThrottleConfig;
 use crate::runtime::time::Clock;
 use crate::service::{Service, Settings};
 use crate::store::Store;

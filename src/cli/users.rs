@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use super::Outcome;
 use super::api::{AdminApi, CallError, Method};
 use super::output::{Output, encode, fields, or_dash, parse, query, table};
-use crate::config::parse_duration;
 use crate::domain::user::UserView;
+use crate::runtime::time::parse_duration;
 
 /// `tessera user` and its flags.
 #[derive(Debug, Args)]

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::config::parse_duration;
 use crate::domain::user::{AccountStatus, Username, check_password_rule};
 use crate::domain::values::{Note, TokenTtl};
 use crate::login::password::PasswordHash;
 use crate::runtime::time;
+use crate::runtime::time::parse_duration;
 use tessera_verify::scope::Scopes;
 
 /// A declarative file: `[[user]]` tables.
@@ -316,10 +316,10 @@ fn json_secrets(value: &serde_json::Value, secret: bool, out: &mut Vec<String>) 
 }
 
 /// `message` with each of `secrets` (and whatever else looks like a hash
-/// or a key: [`crate::store::snapshot::without_secrets`]) replaced by
+/// or a key: [`crate::runtime::redact::without_secrets`]) replaced by
 /// `<redacted>`.
 fn redacted(message: &str, secrets: &[String]) -> String {
-    let mut out = crate::store::snapshot::without_secrets(message);
+    let mut out = crate::runtime::redact::without_secrets(message);
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
         out = out.replace(secret.as_str(), "<redacted>");
     }

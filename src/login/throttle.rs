@@ -10,8 +10,20 @@
 use std::time::{Duration, Instant};
 
 use super::per_key::PerKey;
-use crate::config::ThrottleConfig;
 use crate::login::client::ClientKey;
+
+/// Brute-force throttling settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleConfig {
+    /// Failures within `window` that trigger a lockout.
+    pub failures: u32,
+    /// Counting window.
+    pub window: Duration,
+    /// First lockout.
+    pub lockout: Duration,
+    /// Longest lockout.
+    pub max_lockout: Duration,
+}
 
 /// Clients remembered at most.
 pub const DEFAULT_CAPACITY: usize = 100_000;

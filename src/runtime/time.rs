@@ -74,6 +74,16 @@ pub fn parse_rfc3339(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("{text:?} is before 1970"))
 }
 
+/// Parses a humantime duration of at least one second (`90s`, `15m`, `7d`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("{e}; use a duration like 90s, 15m, 1h or 7d"))?;
+    if d.as_secs() == 0 {
+        return Err("must be at least 1s".into());
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

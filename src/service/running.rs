@@ -8,10 +8,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::Mutex;
 
-use crate::config::ThrottleConfig;
 use crate::domain::keys::Keyring;
 use crate::login::hash_pool::HashPool;
 use crate::login::password;
+use crate::login::throttle::ThrottleConfig;
 use crate::login::throttle::{self, Throttle};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::time::Clock;

@@ -12,8 +12,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::ThrottleConfig;
 use crate::login::client::ClientKey;
+use crate::login::throttle::ThrottleConfig;
 use crate::login::throttle::{self, Throttle};
 
 /// Where a bearer secret is presented; each has its own failure count.

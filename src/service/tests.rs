@@ -8,9 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use std::sync::Arc;
 
 use super::*;
-use crate::config::ThrottleConfig;
 use crate::domain::user::{AccountError, AccountStatus, Username};
 use crate::login::client::ClientKey;
+use crate::login::throttle::ThrottleConfig;
 use crate::runtime::time::Clock;
 use crate::store::RedbStore;
 use crate::token::TokenError;

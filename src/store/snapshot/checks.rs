@@ -33,43 +33,6 @@ pub(super) fn check_user(user: &User) -> Result<(), String> {
     user.password.validate().map_err(in_user)
 }
 
-/// A parser's message with every quoted value that could be a secret (a
-/// password hash, a salt, a digest, a key seed) replaced by `<redacted>`:
-/// import errors go to operators' terminals and logs.
-pub fn without_secrets(message: &str) -> String {
-    let looks_secret = |v: &str| {
-        v.starts_with('$')
-            || (v.len() >= 16
-                && v.bytes().all(|b| {
-                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'+' | b'/')
-                }))
-    };
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(open) = rest.find(['`', '"']) {
-        let quote = rest.as_bytes()[open] as char;
-        out.push_str(&rest[..=open]);
-        let after = &rest[open + 1..];
-        match after.find(quote) {
-            Some(close) => {
-                let value = &after[..close];
-                out.push_str(if looks_secret(value) {
-                    "<redacted>"
-                } else {
-                    value
-                });
-                out.push(quote);
-                rest = &after[close + 1..];
-            }
-            None => {
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
 pub(super) fn check_key(key: &KeyRecord) -> Result<(), String> {
     key.validate()?;
     let in_key = |e: String| format!("key {}: {e}", key.kid);

@@ -319,9 +319,10 @@ impl<W: Write> Writer<W> {
 mod checks;
 mod lines;
 
+pub use self::checks::check_revocation;
 use self::checks::{check_key, check_user};
-pub use self::checks::{check_revocation, without_secrets};
 pub use self::lines::Lines;
+use crate::runtime::redact::without_secrets;
 
 #[cfg(test)]
 mod tests;

@@ -14,15 +14,6 @@ fn parser_messages_never_carry_a_hash() {
         !err.contains("argon2id$") && !err.contains("c2FsdH"),
         "{err}"
     );
-    assert_eq!(
-        without_secrets("unknown field `colour`, expected `status` at line 1"),
-        "unknown field `colour`, expected `status` at line 1",
-        "names of fields stay"
-    );
-    assert_eq!(
-        without_secrets(r#"invalid value "AAAAAAAAAAAAAAAAAAAAAA" here"#),
-        r#"invalid value "<redacted>" here"#
-    );
 }
 use crate::domain::keys::{KeyStatus, initial_records};
 use crate::domain::user::Username;
