@@ -336,3 +336,23 @@ async fn a_clock_stepped_back_delays_rotation_by_the_max_age_at_most() {
         Err(AdminError::Conflict(_))
     ));
 }
+
+#[test]
+fn the_longest_token_ttl_is_the_high_water_mark_never_below_the_default() {
+    let settings = Settings {
+        issuer: "tessera".into(),
+        default_ttl_secs: 3600,
+        clock_leeway_secs: 60,
+        audit_retention_secs: 86_400,
+        throttle: ThrottleConfig {
+            failures: 10,
+            window: Duration::from_secs(300),
+            lockout: Duration::from_secs(60),
+            max_lockout: Duration::from_secs(3600),
+        },
+        hash_queue: 1,
+    };
+    assert_eq!(settings.longest_token_ttl(0), 3600, "never recorded");
+    assert_eq!(settings.longest_token_ttl(600), 3600);
+    assert_eq!(settings.longest_token_ttl(7200), 7200);
+}

@@ -48,3 +48,116 @@ where
     let held = account(&claims)?;
     Ok((claims, held))
 }
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::{Rules, verdict};
+    use crate::account::Refusal;
+    use crate::token::{Claims, TokenError, encode, encoded_header};
+    use crate::verified::VerifiedTokens;
+
+    const NOW: u64 = 1_900_000_000;
+
+    /// The refusal of each step, so the first failing step is the answer.
+    #[derive(Debug, PartialEq)]
+    enum Why {
+        Token(TokenError),
+        Account(Refusal),
+    }
+    impl From<TokenError> for Why {
+        fn from(e: TokenError) -> Self {
+            Self::Token(e)
+        }
+    }
+    impl From<Refusal> for Why {
+        fn from(e: Refusal) -> Self {
+            Self::Account(e)
+        }
+    }
+
+    fn token(exp: u64) -> (String, SigningKey) {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let claims = Claims {
+            iss: "tessera".into(),
+            sub: "channel_user".into(),
+            iat: NOW,
+            exp,
+            jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            generation: None,
+            scope: None,
+        };
+        (encode(&claims, &encoded_header("k1"), &key), key)
+    }
+
+    fn run(
+        bearer: &str,
+        key: &SigningKey,
+        revoked: bool,
+        account: Result<u8, Refusal>,
+        asked: &std::cell::Cell<u8>,
+    ) -> Result<u8, Why> {
+        let vk = key.verifying_key();
+        let rules = Rules {
+            issuer: "tessera",
+            now: NOW,
+            leeway_secs: 60,
+        };
+        verdict(
+            &VerifiedTokens::default(),
+            bearer,
+            rules,
+            |kid| (kid == "k1").then_some(&vk),
+            |jti| {
+                assert_eq!(jti, "AAAAAAAAAAAAAAAAAAAAAA");
+                asked.set(asked.get() | 1);
+                revoked
+            },
+            |claims| {
+                assert_eq!(claims.sub, "channel_user");
+                asked.set(asked.get() | 2);
+                account.map_err(Why::from)
+            },
+        )
+        .map(|(_, held)| held)
+    }
+
+    #[test]
+    fn each_step_in_order_and_the_first_failure_answers() {
+        let (good, key) = token(NOW + 3600);
+        let asked = std::cell::Cell::new(0);
+        assert_eq!(run(&good, &key, false, Ok(9), &asked), Ok(9));
+        assert_eq!(asked.get(), 3, "both the jti and the account were asked");
+
+        let asked = std::cell::Cell::new(0);
+        assert_eq!(
+            run(&good, &key, true, Ok(9), &asked),
+            Err(Why::Account(Refusal::Revoked))
+        );
+        assert_eq!(asked.get(), 1, "a revoked jti never reads the account");
+
+        let asked = std::cell::Cell::new(0);
+        assert_eq!(
+            run(&good, &key, false, Err(Refusal::Disabled), &asked),
+            Err(Why::Account(Refusal::Disabled))
+        );
+
+        let (expired, key) = token(NOW);
+        let asked = std::cell::Cell::new(0);
+        assert_eq!(
+            run(&expired, &key, true, Err(Refusal::Disabled), &asked),
+            Err(Why::Token(TokenError::Expired)),
+            "the token's own times come before revocation and account"
+        );
+        assert_eq!(asked.get(), 0);
+
+        let other = SigningKey::from_bytes(&[8; 32]);
+        let asked = std::cell::Cell::new(0);
+        assert_eq!(
+            run(&good, &other, false, Ok(9), &asked),
+            Err(Why::Token(TokenError::BadSignature))
+        );
+        assert_eq!(asked.get(), 0);
+    }
+}
