@@ -30,6 +30,10 @@
 //!   `tessera-verify` crate (`verify/`) that partners' services use too.
 //!
 //! # Where the rules live
+//! - **The order of a token's checks** (signature, issuer and times,
+//!   revoked `jti`, account): [`tessera_verify::verdict::verdict`], used by
+//!   `/verify` (`service::verify`) and the offline
+//!   [`tessera_verify::verifier::Verifier`] alike.
 //! - **Expired or invalid.** A token is expired at `exp` exactly and not
 //!   yet valid past `--clock-leeway`: [`token::check_claims`]; every other
 //!   token-level refusal (shape, `alg`, key, signature, issuer) is
@@ -41,13 +45,21 @@
 //!   hash (the user's own, or a dummy of the guess's scheme for an unknown
 //!   user, so both cost the same), [`login::password::check`] does the work in
 //!   constant time, on [`login::hash_pool`] for Argon2id (`service::issue`).
+//! - **A login's fields** are both present and no longer than a credential
+//!   can be: [`domain::user::check_login_fields`], for `/generateToken` and
+//!   `/oauth/token`; no `scope` asked (or a blank one) means all the user's:
+//!   [`tessera_verify::scope::Scopes::requested`].
 //! - **The throttle behind a proxy.** The client is the rightmost
 //!   `X-Forwarded-For` hop that is not in `--trusted-proxies`:
 //!   [`login::client::client_key`]; failures are charged per client and refunded on
-//!   success: [`login::throttle::Throttle::charge`].
+//!   success: [`login::throttle::Throttle::charge`], in the bounded
+//!   [`login::per_key::PerKey`] table (as is the partners' revocation rate).
+//!   Every `Retry-After` is rounded once: [`http::reply::retry_after_secs`].
 //! - **When an old signing key is dropped.** [`domain::keys::rotate`] retires the
 //!   active key with `drop_after = now + the longest TTL ever configured`
-//!   ([`store::Store::ttl_high_water`]), so no token it signed outlives it;
+//!   ([`service::Settings::longest_token_ttl`] of
+//!   [`store::Store::ttl_high_water`]; the feed and the audit pruning read it
+//!   there too), so no token it signed outlives it;
 //!   [`domain::keys::without_expired`] drops it, run by `service.prune()` every
 //!   minute from [`app::App::run`]. The JWKS carries the next key before it
 //!   signs ([`domain::keys::initial_records`]: there is always a next key).
@@ -70,8 +82,10 @@
 //! - A full disk answers 507 and heals without a restart; a damaged file is
 //!   refused at start, checked through a copy-on-write view so it is never
 //!   changed: [`store::redb`] (`writing`, `reopen`, `check_file`, `overlay`).
-//! - Bearer secrets (admin, feed token): the right one is never throttled,
-//!   wrong ones are counted per use (`service::secrets`).
+//! - Bearer secrets (admin token for the admin API and introspection, the
+//!   feed token): which secret a use takes and the constant-time comparison,
+//!   [`http::secrets`]; the right one is never throttled, wrong ones are
+//!   counted per use (`service::secrets`).
 //! - An import is all or nothing: the [`store::Store`] contract, each
 //!   backend's `import`, and the checks in [`store::snapshot`].
 #![forbid(unsafe_code)]
