@@ -33,7 +33,7 @@
 //! - **The order of a token's checks** (signature, issuer and times,
 //!   revoked `jti`, account): [`tessera_verify::verdict::verdict`], used by
 //!   `/verify` (`service::verify`) and the offline
-//!   [`tessera_verify::verifier::Verifier`] alike.
+//!   `tessera_verify::Verifier` alike.
 //! - **Expired or invalid.** A token is expired at `exp` exactly and not
 //!   yet valid past `--clock-leeway`: [`token::check_claims`]; every other
 //!   token-level refusal (shape, `alg`, key, signature, issuer) is
