@@ -116,5 +116,43 @@ fn store(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, tokens, passwords, store);
+/// The throttle's work per login: one charge and one refund, for one
+/// client (a partner logging in again and again) and for clients spread
+/// over a full table (a flood of addresses).
+fn throttle(c: &mut Criterion) {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::{Duration, Instant};
+
+    use tessera::login::client::ClientKey;
+    use tessera::login::throttle::{DEFAULT_CAPACITY, Throttle, ThrottleConfig};
+
+    let config = ThrottleConfig {
+        failures: 10,
+        window: Duration::from_secs(300),
+        lockout: Duration::from_secs(60),
+        max_lockout: Duration::from_secs(3600),
+    };
+    let throttle = Throttle::new(config, DEFAULT_CAPACITY);
+    let one = ClientKey::from_ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+    let now = Instant::now();
+    c.bench_function("throttle charge + refund, one client", |b| {
+        b.iter(|| {
+            let charge = throttle.charge(black_box(&one), now).unwrap();
+            throttle.refund(&one, charge);
+        })
+    });
+    let many: Vec<ClientKey> = (0..DEFAULT_CAPACITY as u32 * 2)
+        .map(|n| ClientKey::from_ip(IpAddr::V4(Ipv4Addr::from(n))))
+        .collect();
+    let mut i = 0usize;
+    c.bench_function("throttle charge + refund, clients past the table's size", |b| {
+        b.iter(|| {
+            i = (i + 7919) % many.len();
+            let charge = throttle.charge(black_box(&many[i]), now).unwrap();
+            throttle.refund(&many[i], charge);
+        })
+    });
+}
+
+criterion_group!(benches, tokens, passwords, store, throttle);
 criterion_main!(benches);
