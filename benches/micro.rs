@@ -145,13 +145,16 @@ fn throttle(c: &mut Criterion) {
         .map(|n| ClientKey::from_ip(IpAddr::V4(Ipv4Addr::from(n))))
         .collect();
     let mut i = 0usize;
-    c.bench_function("throttle charge + refund, clients past the table's size", |b| {
-        b.iter(|| {
-            i = (i + 7919) % many.len();
-            let charge = throttle.charge(black_box(&many[i]), now).unwrap();
-            throttle.refund(&many[i], charge);
-        })
-    });
+    c.bench_function(
+        "throttle charge + refund, clients past the table's size",
+        |b| {
+            b.iter(|| {
+                i = (i + 7919) % many.len();
+                let charge = throttle.charge(black_box(&many[i]), now).unwrap();
+                throttle.refund(&many[i], charge);
+            })
+        },
+    );
 }
 
 criterion_group!(benches, tokens, passwords, store, throttle);

@@ -47,6 +47,13 @@ pub enum UserCommand {
         /// A scope its tokens may be granted (repeat for several).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// A network its logins may come from, as CIDR (repeat for
+        /// several); none: anywhere.
+        #[arg(long = "allow-network")]
+        networks: Vec<String>,
+        /// At most this many tokens: N/s, N/min or N/h (per node).
+        #[arg(long)]
+        token_rate: Option<String>,
     },
     /// List users, sorted by name.
     List {
@@ -62,7 +69,8 @@ pub enum UserCommand {
         /// The login name.
         name: String,
     },
-    /// Change a user's expiry, token lifetime or note.
+    /// Change a user's expiry, token lifetime, note, scopes, networks or
+    /// token rate.
     Set {
         /// The login name.
         name: String,
@@ -79,6 +87,13 @@ pub enum UserCommand {
         /// clears them. Tokens already issued lose a scope taken away.
         #[arg(long)]
         scopes: Option<String>,
+        /// The networks its logins may come from, comma-separated CIDRs;
+        /// an empty value allows anywhere.
+        #[arg(long)]
+        networks: Option<String>,
+        /// N/s, N/min or N/h; `none` for unlimited.
+        #[arg(long)]
+        token_rate: Option<String>,
     },
     /// Stop a user getting tokens; their tokens stop verifying.
     Disable {
@@ -150,6 +165,14 @@ fn body(value: Value) -> Option<Vec<u8>> {
     Some(value.to_string().into_bytes())
 }
 
+/// A comma-separated option as a list; an empty value is an empty list.
+fn comma_list(text: &str) -> Vec<&str> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// A user as `field: value` lines.
 pub fn show(u: &UserView) -> String {
     fields(&[
@@ -169,6 +192,15 @@ pub fn show(u: &UserView) -> String {
                 u.scopes.to_string()
             },
         ),
+        (
+            "allowed_networks",
+            if u.allowed_networks.is_empty() {
+                "- (anywhere)".to_owned()
+            } else {
+                u.allowed_networks.to_string()
+            },
+        ),
+        ("token_rate", or_dash(u.token_rate.as_ref())),
     ])
 }
 
@@ -204,6 +236,8 @@ pub async fn run(
             ttl,
             note,
             scopes,
+            networks,
+            token_rate,
         } => {
             let password = password_stdin.then(password_from_stdin).transpose()?;
             let request = json!({
@@ -213,6 +247,8 @@ pub async fn run(
                 "token_ttl_secs": ttl.map(|d| d.as_secs()),
                 "note": note,
                 "scopes": scopes,
+                "allowed_networks": networks,
+                "token_rate": token_rate,
             });
             let answer = api
                 .call(Method::POST, "/admin/users", body(request))
@@ -267,6 +303,8 @@ pub async fn run(
             ttl,
             note,
             scopes,
+            networks,
+            token_rate,
         } => {
             let mut patch = serde_json::Map::new();
             if let Some(e) = expires_at {
@@ -285,16 +323,18 @@ pub async fn run(
                 patch.insert("note".into(), value);
             }
             if let Some(s) = scopes {
-                let list: Vec<&str> = s
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                patch.insert("scopes".into(), json!(list));
+                patch.insert("scopes".into(), json!(comma_list(&s)));
+            }
+            if let Some(n) = networks {
+                patch.insert("allowed_networks".into(), json!(comma_list(&n)));
+            }
+            if let Some(r) = token_rate {
+                let value = if r == "none" { Value::Null } else { json!(r) };
+                patch.insert("token_rate".into(), value);
             }
             if patch.is_empty() {
                 return Err(CallError::Usage(
-                    "nothing to change: give --expires-at, --ttl, --note or --scopes".into(),
+                    "nothing to change: give --expires-at, --ttl, --note, --scopes, --networks or --token-rate".into(),
                 ));
             }
             let answer = api

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::domain::networks::AllowedNetworks;
+use crate::domain::token_rate::TokenRate;
 use crate::domain::user::{AccountStatus, Username, check_password_rule};
 use crate::domain::values::{Note, TokenTtl};
 use crate::login::password::PasswordHash;
@@ -72,6 +74,12 @@ pub struct DeclaredUser {
     /// What its tokens may be granted (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// CIDRs its logins may come from (absent: anywhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_networks: Option<Vec<String>>,
+    /// `N/s`, `N/min` or `N/h` (absent: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_rate: Option<String>,
 }
 
 /// A password hash as a document may give it.
@@ -113,6 +121,10 @@ pub struct Desired {
     pub note: Option<String>,
     /// Scopes.
     pub scopes: Scopes,
+    /// Allowed networks (empty: anywhere).
+    pub allowed_networks: AllowedNetworks,
+    /// Token rate (None: unlimited).
+    pub token_rate: Option<TokenRate>,
 }
 
 /// What an apply did (or, in a dry run, would do): the answer of
@@ -217,8 +229,19 @@ impl DeclaredUser {
             .map(Note::into_inner);
         let scopes = Scopes::new(self.scopes.iter().flatten())
             .map_err(|e| field_error(user, "scopes", e.to_string()))?;
+        let allowed_networks =
+            AllowedNetworks::parse(self.allowed_networks.as_deref().unwrap_or(&[]))
+                .map_err(|e| field_error(user, "allowed_networks", e))?;
+        let token_rate = self
+            .token_rate
+            .as_deref()
+            .map(TokenRate::parse)
+            .transpose()
+            .map_err(|e| field_error(user, "token_rate", e))?;
         Ok(Desired {
             scopes,
+            allowed_networks,
+            token_rate,
             username,
             password: self.password.clone().map(Zeroizing::new),
             password_hash,

@@ -12,6 +12,9 @@ use crate::token::Claims;
 pub use tessera_verify::account::{AccountState, Refusal as AccountError};
 use tessera_verify::scope::Scopes;
 
+use crate::domain::networks::AllowedNetworks;
+use crate::domain::token_rate::TokenRate;
+
 /// The longest username accepted.
 pub const MAX_USERNAME_LEN: usize = 128;
 /// The longest password accepted, in bytes.
@@ -172,6 +175,12 @@ pub struct User {
     /// tokens are granted these, and may use them only while it still does.
     #[serde(default)]
     pub scopes: Scopes,
+    /// Where its logins may come from (SPEC §15); empty: anywhere.
+    #[serde(default)]
+    pub allowed_networks: AllowedNetworks,
+    /// At most this many logins with the right password; None: unlimited.
+    #[serde(default)]
+    pub token_rate: Option<TokenRate>,
 }
 
 impl User {
@@ -190,6 +199,8 @@ impl User {
             password,
             generation,
             scopes: Scopes::default(),
+            allowed_networks: AllowedNetworks::default(),
+            token_rate: None,
         }
     }
 
@@ -234,6 +245,8 @@ impl User {
             tokens_valid_after: self.tokens_valid_after.map(time::rfc3339),
             note: self.note.clone(),
             scopes: self.scopes.clone(),
+            allowed_networks: self.allowed_networks.clone(),
+            token_rate: self.token_rate,
         }
     }
 }
@@ -260,6 +273,12 @@ pub struct UserView {
     /// Sorted; `[]` when none.
     #[serde(default)]
     pub scopes: Scopes,
+    /// Normalised CIDRs; `[]`: anywhere.
+    #[serde(default)]
+    pub allowed_networks: AllowedNetworks,
+    /// `N/s`, `N/min`, `N/h`, or null: unlimited.
+    #[serde(default)]
+    pub token_rate: Option<TokenRate>,
 }
 
 #[cfg(test)]

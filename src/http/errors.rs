@@ -24,6 +24,10 @@ pub const INVALID_CREDENTIALS: &str = "invalid username or password";
 pub const INVALID_SCOPE: &str = "invalid scope";
 /// The seed contract's answer for accounts that may not get tokens.
 pub const ACCOUNT_REFUSED: &str = "token expired";
+/// A login from outside the user's allowed networks (SPEC §15).
+pub const ADDRESS_NOT_ALLOWED: &str = "address not allowed";
+/// A login past the user's token rate (SPEC §15).
+pub const TOO_MANY_TOKENS: &str = "too many tokens";
 /// The answer when a field is missing or empty.
 pub const MISSING_FIELDS: &str = "missing username or password";
 /// A client (or address) refused for now after too many failures.
@@ -147,6 +151,12 @@ impl LoginError {
             Self::Issue(IssueError::Throttled(wait)) => {
                 with_retry_after(text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS), wait)
             }
+            Self::Issue(IssueError::AddressNotAllowed) => {
+                text(StatusCode::FORBIDDEN, ADDRESS_NOT_ALLOWED)
+            }
+            Self::Issue(IssueError::TokenRate(wait)) => {
+                with_retry_after(text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_TOKENS), wait)
+            }
             Self::Issue(IssueError::Busy) => with_header(
                 text(StatusCode::SERVICE_UNAVAILABLE, SERVER_BUSY),
                 RETRY_AFTER,
@@ -165,12 +175,7 @@ impl LoginError {
     /// A stable label for metrics.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::Issue(IssueError::InvalidCredentials) => "invalid_credentials",
-            Self::Issue(IssueError::AccountState(_)) => "account_refused",
-            Self::Issue(IssueError::Throttled(_)) => "throttled",
-            Self::Issue(IssueError::Busy) => "busy",
-            Self::Issue(IssueError::InvalidScope(_)) => "invalid_scope",
-            Self::Issue(IssueError::Internal(_)) => "error",
+            Self::Issue(e) => issue_outcome(e),
             Self::MissingFields | Self::BadRequest(_) | Self::UnsupportedMediaType => "bad_request",
         }
     }
@@ -184,6 +189,8 @@ pub(super) fn issue_outcome(e: &IssueError) -> &'static str {
         IssueError::Throttled(_) => "throttled",
         IssueError::Busy => "busy",
         IssueError::InvalidScope(_) => "invalid_scope",
+        IssueError::AddressNotAllowed => "address_not_allowed",
+        IssueError::TokenRate(_) => "token_rate",
         IssueError::Internal(_) => "error",
     }
 }

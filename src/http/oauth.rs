@@ -180,7 +180,7 @@ async fn authenticate(
     params: &mut HashMap<String, Secret>,
 ) -> Result<(String, AuthMethod), OAuthError> {
     let (id, secret, method) = client_credentials(headers, params)?;
-    let client = state.client_key(peer, headers);
+    let client = state.client(peer, headers);
     state
         .service
         .authenticate(&client, &id, &secret)
@@ -240,7 +240,7 @@ async fn issue(
     // RFC 6749 §3.3: a subset of the client's scopes.
     let requested = Scopes::requested(params.get("scope").map(|s| s.as_str()))
         .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
-    let client = state.client_key(peer, headers);
+    let client = state.client(peer, headers);
     let issued = state
         .service
         .issue_token(&client, &id, &secret, requested.as_ref())

@@ -7,7 +7,9 @@ use warp::http::StatusCode;
 use warp::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use warp::reply::Response;
 
-use super::errors::{ACCOUNT_REFUSED, SERVER_BUSY, TOO_MANY_ATTEMPTS, internal, issue_outcome};
+use super::errors::{
+    ACCOUNT_REFUSED, ADDRESS_NOT_ALLOWED, SERVER_BUSY, TOO_MANY_ATTEMPTS, internal, issue_outcome,
+};
 use super::reply::{retry_after_secs, with_header};
 use crate::service::{AdminError, IssueError};
 
@@ -121,6 +123,20 @@ impl OAuthError {
                     StatusCode::TOO_MANY_REQUESTS,
                     "invalid_client",
                     TOO_MANY_ATTEMPTS.to_owned(),
+                    false,
+                    Some(retry_after_secs(wait)),
+                ),
+                IssueError::AddressNotAllowed => (
+                    StatusCode::BAD_REQUEST,
+                    "unauthorized_client",
+                    ADDRESS_NOT_ALLOWED.to_owned(),
+                    false,
+                    None,
+                ),
+                IssueError::TokenRate(wait) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "slow_down",
+                    "token rate exceeded".to_owned(),
                     false,
                     Some(retry_after_secs(wait)),
                 ),

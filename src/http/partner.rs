@@ -258,7 +258,7 @@ async fn issue(
     let metrics = state.service.metrics();
     let result = async {
         let (username, password, scope) = read_credentials(&query, &headers, &body)?;
-        let client = state.client_key(peer, &headers);
+        let client = state.client(peer, &headers);
         let issued = state
             .service
             .issue_token(&client, &username, &password, scope.as_ref())

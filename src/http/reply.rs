@@ -87,7 +87,7 @@ pub fn with_retry_after(r: Response, wait: Duration) -> Response {
 mod tests {
     use std::time::Duration;
 
-    use super::retry_after_secs;
+    use super::{retry_after_secs, text, with_retry_after};
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds_and_never_says_zero() {
@@ -96,5 +96,15 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::from_secs(1)), 1);
         assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
         assert_eq!(retry_after_secs(Duration::from_secs(60)), 60);
+    }
+
+    #[test]
+    fn a_retry_after_header_keeps_the_answer() {
+        let r = with_retry_after(
+            text(warp::http::StatusCode::TOO_MANY_REQUESTS, "wait"),
+            Duration::from_millis(2500),
+        );
+        assert_eq!(r.status(), warp::http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()["retry-after"], "3");
     }
 }

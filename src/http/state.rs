@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use warp::http::HeaderMap;
 
-use crate::login::client::{self, ClientKey};
+use crate::login::client::{self, Client, ClientKey};
 use crate::service::Service;
 
 /// What every handler needs, shared by both listeners.
@@ -35,14 +35,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The client a request is counted under for throttling (SPEC §5
-    /// "Client addresses").
-    pub fn client_key(&self, peer: SocketAddr, headers: &HeaderMap) -> ClientKey {
+    /// The client a request comes from, as the throttle counts it (SPEC
+    /// §5 "Client addresses") and the allowed networks see it (§15).
+    pub fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> Client {
         let forwarded = headers
             .get_all("x-forwarded-for")
             .iter()
             .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-        client::client_key(peer.ip(), forwarded, &self.trusted_proxies)
+        client::client(peer.ip(), forwarded, &self.trusted_proxies)
+    }
+
+    /// The key a request is counted under for throttling.
+    pub fn client_key(&self, peer: SocketAddr, headers: &HeaderMap) -> ClientKey {
+        self.client(peer, headers).key().clone()
     }
 
     /// The client a request to the admin listener is counted under: its

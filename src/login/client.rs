@@ -84,30 +84,81 @@ pub fn trusts_everyone(trusted: &[IpNet]) -> bool {
     trusted.iter().any(|n| n.prefix_len() == 0)
 }
 
-/// The client a request is counted under. `forwarded` holds the
+/// Who a request comes from: its address (None for an `X-Forwarded-For`
+/// entry that is not one), and the key its failures are counted under.
+/// A user's allowed networks are checked against the same address the
+/// throttle counts (SPEC §15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    ip: Option<IpAddr>,
+    key: ClientKey,
+}
+
+impl Client {
+    /// A client at `ip` (canonical: IPv4-mapped IPv6 is IPv4).
+    pub fn from_ip(ip: IpAddr) -> Self {
+        Self {
+            ip: Some(canonical(ip)),
+            key: ClientKey::from_ip(ip),
+        }
+    }
+
+    /// Its address; None when the request named a client that is not one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
+    /// The key its failures are counted under.
+    pub fn key(&self) -> &ClientKey {
+        &self.key
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            Some(ip) => write!(f, "{ip}"),
+            None => write!(f, "{}", self.key),
+        }
+    }
+}
+
+/// The client a request comes from. `forwarded` holds the
 /// `X-Forwarded-For` header values in the order they arrived.
-pub fn client_key<'a>(
+pub fn client<'a>(
     peer: IpAddr,
     forwarded: impl DoubleEndedIterator<Item = &'a str>,
     trusted: &[IpNet],
-) -> ClientKey {
+) -> Client {
     let mut client = canonical(peer);
     if !is_trusted(trusted, client) {
-        return ClientKey::from_ip(client);
+        return Client::from_ip(client);
     }
     for value in forwarded.rev() {
         for entry in value.rsplit(',') {
             match parse_forwarded(entry) {
                 Some(ip) if is_trusted(trusted, ip) => client = canonical(ip),
-                Some(ip) => return ClientKey::from_ip(ip),
+                Some(ip) => return Client::from_ip(ip),
                 None => {
                     let text: String = entry.trim().chars().take(MAX_UNPARSED_LEN).collect();
-                    return ClientKey::Unparsed(text.into());
+                    return Client {
+                        ip: None,
+                        key: ClientKey::Unparsed(text.into()),
+                    };
                 }
             }
         }
     }
-    ClientKey::from_ip(client)
+    Client::from_ip(client)
+}
+
+/// The key a request's failures are counted under ([`client`]'s key).
+pub fn client_key<'a>(
+    peer: IpAddr,
+    forwarded: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &[IpNet],
+) -> ClientKey {
+    client(peer, forwarded, trusted).key
 }
 
 #[cfg(test)]
@@ -129,6 +180,36 @@ mod tests {
 
     fn v4(ip: &str) -> ClientKey {
         ClientKey::V4(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn a_client_has_the_whole_address_its_key_counts() {
+        let trusted = nets(&["10.0.0.1"]);
+        let c = client(
+            "10.0.0.1".parse().unwrap(),
+            ["2001:db8::1:2"].into_iter(),
+            &trusted,
+        );
+        assert_eq!(
+            c.ip(),
+            Some("2001:db8::1:2".parse().unwrap()),
+            "not its /64"
+        );
+        assert_eq!(c.key(), &key("10.0.0.1", &["2001:db8::1:2"], &["10.0.0.1"]));
+        assert_eq!(c.to_string(), "2001:db8::1:2");
+        let c = client(
+            "::ffff:192.0.2.1".parse().unwrap(),
+            std::iter::empty(),
+            &trusted,
+        );
+        assert_eq!(c.ip(), Some("192.0.2.1".parse().unwrap()), "canonical");
+        let c = client(
+            "10.0.0.1".parse().unwrap(),
+            ["unknown"].into_iter(),
+            &trusted,
+        );
+        assert_eq!(c.ip(), None, "an entry that is no address has none");
+        assert_eq!(c.to_string(), "\"unknown\"");
     }
 
     #[test]

@@ -109,6 +109,7 @@ mod tests {
         assert_eq!(t.update_existing(&3, |s| *s), None, "never seen");
         assert_eq!(t.len(), 2);
         assert!(!t.is_empty());
+        assert_eq!(format!("{t:?}"), "PerKey { len: 2 }");
     }
 
     #[test]

@@ -39,7 +39,24 @@ impl RateLimit {
     /// Takes one action for `key` at `now`; Err with how long until the
     /// next one is allowed.
     pub fn take(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let (burst, rate) = (self.burst, self.per_second);
+        self.take_as(key, self.burst, self.per_second, now)
+    }
+
+    /// [`RateLimit::take`] under the key's own allowance: `burst` at once,
+    /// one more every `refill` (a user's token rate). A bucket keeps what
+    /// it holds when its allowance changes, never more than the new burst.
+    pub fn take_with(
+        &self,
+        key: &str,
+        burst: u32,
+        refill: Duration,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let per_second = 1.0 / refill.as_secs_f64().max(f64::MIN_POSITIVE);
+        self.take_as(key, f64::from(burst.max(1)), per_second, now)
+    }
+
+    fn take_as(&self, key: &str, burst: f64, rate: f64, now: Instant) -> Result<(), Duration> {
         let fresh = || Bucket {
             tokens: burst,
             at: now,
@@ -94,6 +111,33 @@ mod tests {
             assert_eq!(limit.take("a", much_later), Ok(()), "refilled to the burst");
         }
         assert!(limit.take("a", much_later).is_err(), "never past the burst");
+    }
+
+    #[test]
+    fn each_key_can_have_its_own_allowance() {
+        let limit = RateLimit::new(100, 100.0, 10);
+        let t0 = Instant::now();
+        let minute = Duration::from_secs(60);
+        // 2/min: two at once, then one every 30 s.
+        assert_eq!(limit.take_with("a", 2, minute / 2, t0), Ok(()));
+        assert_eq!(limit.take_with("a", 2, minute / 2, t0), Ok(()));
+        assert_eq!(
+            limit.take_with("a", 2, minute / 2, t0),
+            Err(Duration::from_secs(30))
+        );
+        let later = t0 + Duration::from_secs(30);
+        assert_eq!(limit.take_with("a", 2, minute / 2, later), Ok(()));
+        assert!(limit.take_with("a", 2, minute / 2, later).is_err());
+        // Lowered to 1/h: the bucket is empty, the next one is an hour off.
+        assert_eq!(
+            limit.take_with("a", 1, minute * 60, later),
+            Err(minute * 60)
+        );
+        assert_eq!(
+            limit.take_with("b", 1, minute * 60, t0),
+            Ok(()),
+            "keys apart"
+        );
     }
 
     #[test]

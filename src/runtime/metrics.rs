@@ -71,6 +71,7 @@ pub struct Metrics {
     storage_writable: Gauge,
     pruned: Family<Outcome, Counter>,
     background_errors: Family<Outcome, Counter>,
+    logins_refused: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -124,6 +125,12 @@ impl Metrics {
         );
         let pruned = Family::<Outcome, Counter>::default();
         let background_errors = Family::<Outcome, Counter>::default();
+        let logins_refused = Family::<Outcome, Counter>::default();
+        registry.register(
+            "logins_refused",
+            "Logins with the right password refused by the user's policy, by reason (network, token_rate)",
+            logins_refused.clone(),
+        );
         registry.register(
             "pruned",
             "Records removed by background pruning, by kind",
@@ -178,7 +185,16 @@ impl Metrics {
             storage_writable,
             pruned,
             background_errors,
+            logins_refused,
         }
+    }
+
+    /// Counts a login whose password matched but whose user's policy
+    /// refused it (`network`, `token_rate`).
+    pub fn login_refused(&self, reason: &'static str) {
+        self.logins_refused
+            .get_or_create(&[("reason", reason)])
+            .inc();
     }
 
     /// Counts what one round of pruning removed.

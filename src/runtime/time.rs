@@ -3,12 +3,21 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The source of "now" for the service. The system clock in production; a
 /// settable value in tests so nothing has to sleep.
 #[derive(Clone, Debug)]
-pub struct Clock(Option<Arc<AtomicU64>>);
+pub struct Clock(Option<Arc<Fixed>>);
+
+/// A clock tests hold: the unix seconds it reads, and the instant it was
+/// made at that reading, so its monotonic time moves with it.
+#[derive(Debug)]
+struct Fixed {
+    secs: AtomicU64,
+    start_secs: u64,
+    start: Instant,
+}
 
 impl Clock {
     /// The real wall clock.
@@ -18,23 +27,40 @@ impl Clock {
 
     /// A clock that reads `unix_secs` until [`Clock::set`] moves it.
     pub fn fixed(unix_secs: u64) -> Self {
-        Self(Some(Arc::new(AtomicU64::new(unix_secs))))
+        Self(Some(Arc::new(Fixed {
+            secs: AtomicU64::new(unix_secs),
+            start_secs: unix_secs,
+            start: Instant::now(),
+        })))
     }
 
     /// Moves a fixed clock; no effect on the system clock.
     pub fn set(&self, unix_secs: u64) {
         if let Some(t) = &self.0 {
-            t.store(unix_secs, Ordering::Relaxed);
+            t.secs.store(unix_secs, Ordering::Relaxed);
         }
     }
 
     /// Now, in whole unix seconds (rounded down).
     pub fn now(&self) -> u64 {
         match &self.0 {
-            Some(t) => t.load(Ordering::Relaxed),
+            Some(t) => t.secs.load(Ordering::Relaxed),
             None => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    /// Now on a monotonic clock, for measuring rates: [`Instant::now`],
+    /// or for a fixed clock the instant it was made plus how far it was
+    /// moved since (never before that instant).
+    pub fn monotonic(&self) -> Instant {
+        match &self.0 {
+            Some(t) => {
+                let moved = t.secs.load(Ordering::Relaxed).saturating_sub(t.start_secs);
+                t.start + Duration::from_secs(moved)
+            }
+            None => Instant::now(),
         }
     }
 }
@@ -121,5 +147,19 @@ mod tests {
         c.set(20);
         assert_eq!(c.now(), 20);
         assert!(Clock::system().now() > 1_700_000_000);
+    }
+
+    #[test]
+    fn a_fixed_clocks_monotonic_time_moves_with_it() {
+        let c = Clock::fixed(100);
+        let t0 = c.monotonic();
+        assert_eq!(c.monotonic(), t0, "held still");
+        c.set(160);
+        assert_eq!(c.monotonic() - t0, Duration::from_secs(60));
+        c.set(50);
+        assert_eq!(c.monotonic(), t0, "never before it was made");
+        let system = Clock::system();
+        let a = system.monotonic();
+        assert!(system.monotonic() >= a);
     }
 }

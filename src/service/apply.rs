@@ -97,11 +97,13 @@ impl Service {
                             token_ttl_secs: d.token_ttl_secs,
                             note: d.note,
                             scopes: d.scopes,
+                            allowed_networks: d.allowed_networks,
+                            token_rate: d.token_rate,
                             ..User::new(&d.username, hash, now, generation)
                         };
                         let detail = format!("applied; password {}", user.password.scheme());
                         plan.writes.push((
-                            UserWrite::Put(user),
+                            UserWrite::Put(Box::new(user)),
                             self.audit(Action::UserCreate, &name, detail),
                         ));
                     }
@@ -118,6 +120,8 @@ impl Service {
                     user.token_ttl_secs = d.token_ttl_secs;
                     user.note = d.note;
                     user.scopes = d.scopes;
+                    user.allowed_networks = d.allowed_networks;
+                    user.token_rate = d.token_rate;
                     if let Some(hash) = new_hash {
                         user.password = hash;
                     }
@@ -129,7 +133,7 @@ impl Service {
                     user.updated_at = now;
                     let detail = format!("applied; changed {}", changed.join(", "));
                     plan.writes.push((
-                        UserWrite::Put(user),
+                        UserWrite::Put(Box::new(user)),
                         self.audit(Action::UserUpdate, &name, detail),
                     ));
                     plan.report.updated.push(name);
@@ -196,6 +200,11 @@ fn changed_fields(before: &User, after: &User) -> Vec<&'static str> {
         ),
         ("note", before.note != after.note),
         ("scopes", before.scopes != after.scopes),
+        (
+            "allowed_networks",
+            before.allowed_networks != after.allowed_networks,
+        ),
+        ("token_rate", before.token_rate != after.token_rate),
         ("password", before.password != after.password),
     ]
     .into_iter()

@@ -22,6 +22,14 @@ pub enum IssueError {
     /// checked and nothing was counted against the client.
     #[error("server busy")]
     Busy,
+    /// The password matched, but the client's address is outside the
+    /// user's allowed networks (not a throttle failure).
+    #[error("address not allowed")]
+    AddressNotAllowed,
+    /// The password matched, but the user's token rate is used up; the
+    /// next token is allowed after this long.
+    #[error("too many tokens")]
+    TokenRate(std::time::Duration),
     /// A scope was asked for that the user does not hold (checked only
     /// after the password matched, so it tells a stranger nothing).
     #[error("invalid scope: the user does not hold {0:?}")]

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::secrets::SecretUse;
 use super::{IssueError, Service, crypto};
 use crate::domain::user::{User, Username};
-use crate::login::client::ClientKey;
+use crate::login::client::{Client, ClientKey};
 use crate::login::hash_pool::PoolError;
 use crate::login::password::{self, Attempt, PasswordHash};
 use crate::token::{self, Claims};
@@ -101,19 +101,20 @@ impl Service {
     /// and one set of account rules.
     pub async fn authenticate(
         &self,
-        client: &ClientKey,
+        client: &Client,
         username: &str,
         password: &str,
     ) -> Result<User, IssueError> {
+        let key = client.key();
         let charge = self
             .throttle
-            .charge(client, Instant::now())
+            .charge(key, Instant::now())
             .map_err(IssueError::Throttled)?;
         let user = match Username::parse(username).map(|name| self.store.user(&name)) {
             Ok(Ok(user)) => user,
             Err(_) => None,
             Ok(Err(e)) => {
-                self.throttle.refund(client, charge);
+                self.throttle.refund(key, charge);
                 return Err(match e {
                     // Cluster mode past --db-outage-grace: "try again later".
                     crate::store::StoreError::Unavailable(_) => IssueError::Busy,
@@ -127,7 +128,7 @@ impl Service {
         {
             Ok(m) => m,
             Err(e) => {
-                self.throttle.refund(client, charge);
+                self.throttle.refund(key, charge);
                 if matches!(e, IssueError::Busy) {
                     tokio::time::sleep(BUSY_PAUSE).await;
                 }
@@ -141,10 +142,39 @@ impl Service {
             }
             return Err(IssueError::InvalidCredentials);
         };
-        self.throttle.refund(client, charge);
+        self.throttle.refund(key, charge);
         user.may_get_tokens(self.clock.now())
             .map_err(IssueError::AccountState)?;
+        let allowed = match client.ip() {
+            Some(ip) => user.allowed_networks.allows(ip),
+            None => user.allowed_networks.is_empty(),
+        };
+        if !allowed {
+            tracing::warn!(user = %user.username, client = %client, "login refused: the address is outside the user's allowed networks");
+            self.metrics.login_refused("network");
+            return Err(IssueError::AddressNotAllowed);
+        }
         Ok(user)
+    }
+
+    /// Takes one token from the user's token rate, if it has one (counted
+    /// on this node: N nodes allow N times the rate).
+    fn take_token_rate(&self, user: &User) -> Result<(), IssueError> {
+        let Some(rate) = user.token_rate else {
+            return Ok(());
+        };
+        self.token_rates
+            .take_with(
+                user.username.as_str(),
+                rate.burst(),
+                rate.refill(),
+                self.clock.monotonic(),
+            )
+            .map_err(|wait| {
+                tracing::info!(user = %user.username, rate = %rate, "login refused: token rate used up");
+                self.metrics.login_refused("token_rate");
+                IssueError::TokenRate(wait)
+            })
     }
 
     /// Checks a bearer secret (the admin token, the feed token) that
@@ -164,12 +194,13 @@ impl Service {
     /// asking for one the user lacks is refused.
     pub async fn issue_token(
         &self,
-        client: &ClientKey,
+        client: &Client,
         username: &str,
         password: &str,
         requested: Option<&Scopes>,
     ) -> Result<IssuedToken, IssueError> {
         let user = self.authenticate(client, username, password).await?;
+        self.take_token_rate(&user)?;
         let granted = match requested {
             None => user.scopes.clone(),
             Some(r) => match user.scopes.first_missing(r) {

@@ -22,6 +22,11 @@ use super::feed::CachedFeed;
 use super::revocations::{SELF_REVOKE_BURST, SELF_REVOKE_PER_SEC};
 use super::secrets::SecretThrottles;
 use super::verify::KeyState;
+use crate::login::rate_limit::RateLimit;
+
+/// Users whose token rate this node tracks at once; a user forgotten
+/// (one-off, past this many busier ones) starts again with a full burst.
+pub const TOKEN_RATE_USERS: usize = 100_000;
 
 /// Settings the use cases need from the configuration.
 #[derive(Debug, Clone)]
@@ -80,7 +85,9 @@ pub struct Service {
     /// Serialises declarative applies from plan to commit.
     pub(super) apply_lock: Mutex<()>,
     /// Each client's allowance of self-revocations (`/oauth/revoke`).
-    pub(super) self_revocations: crate::login::rate_limit::RateLimit,
+    pub(super) self_revocations: RateLimit,
+    /// Each user's token rate on this node (SPEC §15), by username.
+    pub(super) token_rates: RateLimit,
     /// The next key's `kid` and when this process first saw it published
     /// (monotonic), for rotation pacing that a clock step can not stall.
     pub(super) next_key_seen: parking_lot::Mutex<Option<(String, tokio::time::Instant)>>,
@@ -127,7 +134,8 @@ impl Service {
             key_changes: Mutex::new(()),
             apply_lock: Mutex::new(()),
             full_feed: Mutex::new(None),
-            self_revocations: crate::login::rate_limit::RateLimit::new(
+            token_rates: RateLimit::new(1, 1.0, TOKEN_RATE_USERS),
+            self_revocations: RateLimit::new(
                 SELF_REVOKE_BURST,
                 SELF_REVOKE_PER_SEC,
                 throttle::DEFAULT_CAPACITY,

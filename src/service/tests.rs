@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::domain::user::{AccountError, AccountStatus, Username};
-use crate::login::client::ClientKey;
+use crate::login::client::Client;
 use crate::login::throttle::ThrottleConfig;
 use crate::runtime::time::Clock;
 use crate::store::RedbStore;
@@ -47,8 +47,8 @@ fn name(n: &str) -> Username {
     Username::parse(n).unwrap()
 }
 
-fn local() -> ClientKey {
-    ClientKey::from_ip(std::net::Ipv4Addr::LOCALHOST.into())
+fn local() -> Client {
+    Client::from_ip(std::net::Ipv4Addr::LOCALHOST.into())
 }
 
 async fn user_with_token(s: &Service, name: &str) -> String {

@@ -5,6 +5,8 @@
 use zeroize::Zeroizing;
 
 use super::{AdminError, InternalError, Service, crypto};
+use crate::domain::networks::AllowedNetworks;
+use crate::domain::token_rate::TokenRate;
 use crate::domain::user::{AccountStatus, User, Username, check_password_rule};
 use crate::domain::values::TokenTtl;
 use crate::login::password::{self, PasswordHash};
@@ -27,6 +29,10 @@ pub struct NewUser {
     pub note: Option<String>,
     /// What its tokens may be granted.
     pub scopes: Scopes,
+    /// Where its logins may come from; empty: anywhere.
+    pub allowed_networks: AllowedNetworks,
+    /// At most this many logins with the right password; None: unlimited.
+    pub token_rate: Option<TokenRate>,
 }
 
 /// A change to a user: `None` leaves a field, `Some(None)` clears it.
@@ -43,6 +49,10 @@ pub struct UserPatch {
     /// New scopes (empty clears). Taking one away binds at once for tokens
     /// already issued: they may use only the scopes the user still holds.
     pub scopes: Option<Scopes>,
+    /// New allowed networks (empty: anywhere).
+    pub allowed_networks: Option<AllowedNetworks>,
+    /// New token rate or clear (unlimited).
+    pub token_rate: Option<Option<TokenRate>>,
 }
 
 impl UserPatch {
@@ -54,6 +64,8 @@ impl UserPatch {
             ("token_ttl_secs", self.token_ttl_secs.is_some()),
             ("note", self.note.is_some()),
             ("scopes", self.scopes.is_some()),
+            ("allowed_networks", self.allowed_networks.is_some()),
+            ("token_rate", self.token_rate.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -75,6 +87,12 @@ impl UserPatch {
         }
         if let Some(s) = self.scopes {
             u.scopes = s;
+        }
+        if let Some(n) = self.allowed_networks {
+            u.allowed_networks = n;
+        }
+        if let Some(r) = self.token_rate {
+            u.token_rate = r;
         }
     }
 }
@@ -163,6 +181,8 @@ impl Service {
             token_ttl_secs: new.token_ttl_secs,
             note: new.note,
             scopes: new.scopes,
+            allowed_networks: new.allowed_networks,
+            token_rate: new.token_rate,
             ..User::new(&name, hash, self.clock.now(), generation)
         };
         let detail = format!("password {}", user.password.scheme());

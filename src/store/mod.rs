@@ -211,7 +211,7 @@ pub type UserChange<'a> = Box<dyn FnOnce(&mut User) + Send + 'a>;
 #[derive(Debug, Clone)]
 pub enum UserWrite {
     /// Insert or replace the user.
-    Put(User),
+    Put(Box<User>),
     /// Remove the user if present.
     Delete(Username),
 }

@@ -15,6 +15,7 @@ mod hostile;
 mod interop;
 mod oauth;
 mod partner;
+mod policy;
 mod scopes;
 mod throttle;
 mod verify;

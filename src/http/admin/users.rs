@@ -10,6 +10,8 @@ use warp::Filter;
 use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
+use crate::domain::networks::AllowedNetworks;
+use crate::domain::token_rate::TokenRate;
 use crate::domain::user::{AccountStatus, User, UserView};
 use crate::http::admin::{
     Handled, MAX_JSON_BYTES, json_body, limit_param, note, nullable, parse_time, query_param,
@@ -58,6 +60,22 @@ pub(super) struct CreateUserBody {
     note: Option<String>,
     #[serde(default)]
     scopes: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_networks: Option<Vec<String>>,
+    #[serde(default)]
+    token_rate: Option<String>,
+}
+
+/// An `allowed_networks` list from a request body, checked and normalised
+/// (422 naming the network).
+fn networks(list: Option<Vec<String>>) -> Result<AllowedNetworks, ApiError> {
+    AllowedNetworks::parse(&list.unwrap_or_default())
+        .map_err(|e| ApiError::invalid(format!("allowed_networks: {e}")))
+}
+
+/// A `token_rate` from a request body (422 naming the forms).
+fn token_rate(text: &str) -> Result<TokenRate, ApiError> {
+    TokenRate::parse(text).map_err(|e| ApiError::invalid(format!("token_rate: {e}")))
 }
 
 /// A `scopes` list from a request body, checked (422 naming the scope).
@@ -77,6 +95,8 @@ pub(super) async fn create_user(state: &AppState, body: &[u8]) -> Handled {
     let b: CreateUserBody = json_body(body)?;
     let note = note(b.note)?;
     let scopes = scopes(b.scopes)?;
+    let allowed_networks = networks(b.allowed_networks)?;
+    let token_rate = b.token_rate.as_deref().map(token_rate).transpose()?;
     let expires_at = b
         .expires_at
         .as_deref()
@@ -91,6 +111,8 @@ pub(super) async fn create_user(state: &AppState, body: &[u8]) -> Handled {
             token_ttl_secs: b.token_ttl_secs,
             note,
             scopes,
+            allowed_networks,
+            token_rate,
         })
         .await?;
     Ok(json(
@@ -173,6 +195,12 @@ pub(super) struct PatchUserBody {
     /// `null` or `[]` clears.
     #[serde(default, deserialize_with = "nullable")]
     scopes: Option<Option<Vec<String>>>,
+    /// `null` or `[]`: anywhere.
+    #[serde(default, deserialize_with = "nullable")]
+    allowed_networks: Option<Option<Vec<String>>>,
+    /// `null`: unlimited.
+    #[serde(default, deserialize_with = "nullable")]
+    token_rate: Option<Option<String>>,
 }
 
 pub(super) async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Handled {
@@ -185,6 +213,12 @@ pub(super) async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Han
     }
     let new_note = b.note.map(note).transpose()?;
     let new_scopes = b.scopes.map(scopes).transpose()?;
+    let new_networks = b.allowed_networks.map(networks).transpose()?;
+    let new_rate = match b.token_rate {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(t)) => Some(Some(token_rate(&t)?)),
+    };
     let expires_at = match b.expires_at {
         None => None,
         Some(None) => Some(None),
@@ -200,6 +234,8 @@ pub(super) async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Han
                 token_ttl_secs: b.token_ttl_secs,
                 note: new_note,
                 scopes: new_scopes,
+                allowed_networks: new_networks,
+                token_rate: new_rate,
             },
         )
         .await?;

@@ -125,7 +125,7 @@ pub fn each_kind_of_mutation_reaches_a_follower_of_changes(s: &dyn Store) {
     .unwrap();
     record.generation = 2;
     s.write_users(vec![(
-        UserWrite::Put(record),
+        UserWrite::Put(Box::new(record)),
         audit("user.update", "updated"),
     )])
     .unwrap();

@@ -165,8 +165,14 @@ pub fn a_batch_of_user_writes_is_one_audited_transaction(s: &dyn Store) {
     let mut changed = user("keep");
     changed.note = Some("from the file".into());
     s.write_users(vec![
-        (UserWrite::Put(user("new")), audit("user.create", "new")),
-        (UserWrite::Put(changed), audit("user.update", "keep")),
+        (
+            UserWrite::Put(Box::new(user("new"))),
+            audit("user.create", "new"),
+        ),
+        (
+            UserWrite::Put(Box::new(changed)),
+            audit("user.update", "keep"),
+        ),
         (
             UserWrite::Delete(name("gone")),
             audit("user.delete", "gone"),
@@ -244,8 +250,11 @@ pub fn a_read_after_each_kind_of_write_sees_it(s: &dyn Store) {
     assert_eq!(read(s).unwrap().generation, 7, "after a revocation");
     let mut batch = user("c");
     batch.generation = 9;
-    s.write_users(vec![(UserWrite::Put(batch), audit("user.update", "c"))])
-        .unwrap();
+    s.write_users(vec![(
+        UserWrite::Put(Box::new(batch)),
+        audit("user.update", "c"),
+    )])
+    .unwrap();
     assert_eq!(read(s).unwrap().generation, 9, "a batch");
     s.delete_user(&name("c"), audit("user.delete", "c"))
         .unwrap();
@@ -256,8 +265,11 @@ pub fn a_read_after_each_kind_of_write_sees_it(s: &dyn Store) {
     let text = export(s);
     let mut changed = user("c");
     changed.generation = 11;
-    s.write_users(vec![(UserWrite::Put(changed), audit("user.update", "c"))])
-        .unwrap();
+    s.write_users(vec![(
+        UserWrite::Put(Box::new(changed)),
+        audit("user.update", "c"),
+    )])
+    .unwrap();
     import(s, &text).unwrap();
     assert_eq!(read(s).unwrap().generation, 0, "an import");
 }

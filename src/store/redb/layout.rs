@@ -17,8 +17,9 @@ pub(super) const JTI_TO_EXP: TableDefinition<&str, u64> = TableDefinition::new("
 pub(super) const SEQ_TO_AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 /// The schema this build reads and writes. Version 3 added the user's
-/// generation; a version 2 file is migrated at open.
-pub const SCHEMA_VERSION: u64 = 4;
+/// generation, 4 its scopes, 5 its allowed networks and token rate; an
+/// older file is migrated at open.
+pub const SCHEMA_VERSION: u64 = 5;
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 /// The last account generation drawn ([`Store::next_generation`]).
 pub(super) const GENERATION_KEY: &str = "generation";
@@ -44,15 +45,17 @@ pub(super) fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
-/// A user record in the layout of `schema` (2, 3 or this build's).
+/// A user record in the layout of `schema` (2 to 4, or this build's).
 /// Postcard writes fields in order and each later schema only appended
-/// fields, so an older record is this layout cut before them: schema 3
-/// lacks `scopes` (an empty list is one zero byte), schema 2 also lacks
-/// `generation` (0, one zero byte: its tokens keep the time rule).
+/// fields, so an older record is this layout cut before them: schema 4
+/// lacks `allowed_networks` and `token_rate` (an empty list and a None,
+/// one zero byte each), schema 3 also `scopes` (empty), schema 2 also
+/// `generation` (0: its tokens keep the time rule).
 pub(super) fn decode_user_of(schema: u64, bytes: &[u8]) -> Result<User, postcard::Error> {
     let missing: &[u8] = match schema {
-        2 => &[0, 0],
-        3 => &[0],
+        2 => &[0, 0, 0, 0],
+        3 => &[0, 0, 0],
+        4 => &[0, 0],
         _ => return decode_user(bytes),
     };
     decode_user(&[bytes, missing].concat())
@@ -125,10 +128,10 @@ pub(super) fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> 
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
             }
             Some(v) if v == SCHEMA_VERSION => {}
-            Some(old @ (2 | 3)) => {
+            Some(old @ 2..=4) => {
                 let users = migrate_users(&tx, old)?;
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
-                tracing::info!(path = %path.display(), users, from = old, to = SCHEMA_VERSION, "migrated the database (schema 3: account generations; 4: scopes)");
+                tracing::info!(path = %path.display(), users, from = old, to = SCHEMA_VERSION, "migrated the database (schema 3: account generations; 4: scopes; 5: allowed networks and token rates)");
             }
             Some(found) => {
                 return Err(StoreError::Schema {

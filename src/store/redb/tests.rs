@@ -46,7 +46,7 @@ fn an_existing_open_data_dir_is_narrowed_to_0700() {
 }
 
 #[test]
-fn users_of_schemas_2_and_3_are_migrated_to_this_layout() {
+fn users_of_schemas_2_to_4_are_migrated_to_this_layout() {
     // The old records written field by field, as those schemas' structs
     // did (postcard serialises a struct as the tuple of its fields).
     let mut old = user("a");
@@ -66,10 +66,16 @@ fn users_of_schemas_2_and_3_are_migrated_to_this_layout() {
     );
     let v2_bytes = postcard::to_allocvec(&v2).unwrap();
     let v3_bytes = postcard::to_allocvec(&(v2, 7u64)).unwrap();
-    for (schema, generation, record) in [(3u64, 7u64, v3_bytes), (2, 0, v2_bytes)] {
+    let scopes = tessera_verify::scope::Scopes::new(["sync"]).unwrap();
+    let v4_bytes = postcard::to_allocvec(&((v2, 7u64), &scopes)).unwrap();
+    for (schema, generation, record) in [(4u64, 7u64, v4_bytes), (3, 7, v3_bytes), (2, 0, v2_bytes)]
+    {
         let dir = tempfile::tempdir().unwrap();
         let mut old = old.clone();
         old.generation = generation;
+        if schema == 4 {
+            old.scopes = scopes.clone();
+        }
         {
             let db = Database::create(dir.path().join(DB_FILE)).unwrap();
             let tx = db.begin_write().unwrap();
