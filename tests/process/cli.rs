@@ -778,3 +778,93 @@ async fn scopes_are_set_by_add_set_and_apply_and_shown() {
     ok(dir, &["apply", "users.toml"]);
     assert_eq!(scopes_of("cm"), "sync");
 }
+
+#[tokio::test]
+async fn networks_and_token_rates_are_set_by_add_set_and_apply_and_shown() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    ok(
+        dir,
+        &[
+            "user",
+            "add",
+            "cm",
+            "--allow-network",
+            "203.0.113.0/24",
+            "--allow-network",
+            "2001:DB8::/32",
+            "--token-rate",
+            "10/min",
+        ],
+    );
+    let field = |name: &str, key: &str| {
+        ok(dir, &["user", "show", name])
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(key)
+                    .map(|v| v.trim_start_matches(':').trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("user show prints {key}"))
+    };
+    assert_eq!(
+        field("cm", "allowed_networks"),
+        "203.0.113.0/24,2001:db8::/32"
+    );
+    assert_eq!(field("cm", "token_rate"), "10/min");
+    ok(
+        dir,
+        &[
+            "user",
+            "set",
+            "cm",
+            "--networks",
+            "10.0.0.0/8, 192.0.2.1",
+            "--token-rate",
+            "1/s",
+        ],
+    );
+    assert_eq!(field("cm", "allowed_networks"), "10.0.0.0/8,192.0.2.1/32");
+    assert_eq!(field("cm", "token_rate"), "1/s");
+    ok(
+        dir,
+        &[
+            "user",
+            "set",
+            "cm",
+            "--networks",
+            "",
+            "--token-rate",
+            "none",
+        ],
+    );
+    assert_eq!(field("cm", "allowed_networks"), "- (anywhere)");
+    assert_eq!(field("cm", "token_rate"), "-");
+    let bad = tessera_in(
+        dir,
+        &["user", "set", "cm", "--networks", "10.1.2.3/8"],
+        None,
+    );
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(
+        bad.stderr.contains("10.0.0.0/8"),
+        "the network it would mean: {bad:?}"
+    );
+    let bad = tessera_in(dir, &["user", "add", "x", "--token-rate", "10/day"], None);
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(bad.stderr.contains("N/s, N/min or N/h"), "{bad:?}");
+    std::fs::write(
+        dir.join("users.toml"),
+        "[[user]]\nusername = \"cm\"\nallowed_networks = [\"198.51.100.0/24\"]\ntoken_rate = \"2/h\"\n",
+    )
+    .unwrap();
+    ok(dir, &["apply", "users.toml"]);
+    assert_eq!(field("cm", "allowed_networks"), "198.51.100.0/24");
+    assert_eq!(field("cm", "token_rate"), "2/h");
+    let json = ok(dir, &["user", "--json", "show", "cm"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["allowed_networks"],
+        serde_json::json!(["198.51.100.0/24"])
+    );
+    assert_eq!(v["token_rate"], "2/h");
+}

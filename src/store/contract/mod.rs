@@ -12,6 +12,8 @@ pub use self::feed::{
 use super::snapshot::BadSnapshot;
 use super::{Audit, Store, StoreError, UserWrite};
 use crate::domain::keys::{self, KeyStatus};
+use crate::domain::networks::AllowedNetworks;
+use crate::domain::token_rate::TokenRate;
 use crate::domain::user::{User, Username};
 
 /// Generates one `#[test]` per contract function for a backend; `$fresh`
@@ -24,6 +26,7 @@ macro_rules! store_contract_tests {
             a_batch_of_user_writes_is_one_audited_transaction,
             a_batch_deletes_any_number_of_users,
             a_read_after_each_kind_of_write_sees_it,
+            a_users_login_policy_is_kept_whole,
             revocations_are_kept_until_exp,
             keys_are_replaced_whole_and_ordered,
             the_ttl_high_water_mark_only_rises,
@@ -229,6 +232,42 @@ pub fn a_batch_deletes_any_number_of_users(s: &dyn Store) {
     ])
     .unwrap();
     assert_eq!(s.user_count().unwrap(), 0);
+}
+
+/// Every field of a user survives each kind of write and an export and
+/// import: its allowed networks and token rate (SPEC §15) included.
+pub fn a_users_login_policy_is_kept_whole(s: &dyn Store) {
+    let mut pinned = user("p");
+    pinned.allowed_networks = AllowedNetworks::parse(&["2001:db8::/32", "203.0.113.0/24"]).unwrap();
+    pinned.token_rate = Some(TokenRate::parse("5/min").unwrap());
+    assert!(s.create_user(&pinned, audit("user.create", "p")).unwrap());
+    assert_eq!(s.user(&name("p")).unwrap().as_ref(), Some(&pinned));
+    let narrowed = AllowedNetworks::parse(&["203.0.113.0/25"]).unwrap();
+    let set = narrowed.clone();
+    s.update_user(
+        &name("p"),
+        Box::new(move |u| {
+            u.allowed_networks = set;
+            u.token_rate = None;
+        }),
+        audit("user.update", "p"),
+    )
+    .unwrap();
+    let read = s.user(&name("p")).unwrap().unwrap();
+    assert_eq!((read.allowed_networks, read.token_rate), (narrowed, None));
+    let mut again = pinned.clone();
+    again.token_rate = Some(TokenRate::parse("1/h").unwrap());
+    s.write_users(vec![(
+        UserWrite::Put(Box::new(again.clone())),
+        audit("user.update", "p"),
+    )])
+    .unwrap();
+    assert_eq!(s.user(&name("p")).unwrap().as_ref(), Some(&again));
+    let text = export(s);
+    assert!(
+        text.contains("203.0.113.0/24") && text.contains("1/h"),
+        "{text}"
+    );
 }
 
 /// Whatever a backend keeps of users between reads (the embedded store's
