@@ -21,6 +21,17 @@ async fn oauth_from(app: &TestApp, xff: &str, id: &str, secret: &str) -> reqwest
         .unwrap()
 }
 
+/// The user's `allowed_networks` and `token_rate` as the admin API shows them.
+async fn policy_of(app: &TestApp, name: &str) -> (Value, Value) {
+    let u: Value = app
+        .admin_get(&format!("/admin/users/{name}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    (u["allowed_networks"].clone(), u["token_rate"].clone())
+}
+
 const REFUSED_NETWORK: &str = "tessera_logins_refused_total{reason=\"network\"}";
 const REFUSED_RATE: &str = "tessera_logins_refused_total{reason=\"token_rate\"}";
 
@@ -253,14 +264,10 @@ async fn the_policy_travels_through_export_import_and_apply() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
-    let u: Value = other
-        .admin_get("/admin/users/pinned")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(u["allowed_networks"], json!(["203.0.113.0/24"]));
-    assert_eq!(u["token_rate"], "10/h");
+    assert_eq!(
+        policy_of(&other, "pinned").await,
+        (json!(["203.0.113.0/24"]), json!("10/h"))
+    );
 
     // Apply: set, change, and an entry's bad value named with its field.
     let r = app
@@ -272,14 +279,10 @@ async fn the_policy_travels_through_export_import_and_apply() {
     assert_eq!(r.status(), StatusCode::OK);
     let report: Value = r.json().await.unwrap();
     assert_eq!(report["updated"], json!(["pinned"]));
-    let u: Value = app
-        .admin_get("/admin/users/pinned")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(u["allowed_networks"], json!(["10.0.0.0/8"]));
-    assert_eq!(u["token_rate"], "1/s");
+    assert_eq!(
+        policy_of(&app, "pinned").await,
+        (json!(["10.0.0.0/8"]), json!("1/s"))
+    );
     let r = app
         .admin_post(
             "/admin/apply",
@@ -297,12 +300,5 @@ async fn the_policy_travels_through_export_import_and_apply() {
         .admin_post("/admin/apply", json!({"users": [{"username": "pinned"}]}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let u: Value = app
-        .admin_get("/admin/users/pinned")
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(u["allowed_networks"], json!([]));
-    assert_eq!(u["token_rate"], Value::Null);
+    assert_eq!(policy_of(&app, "pinned").await, (json!([]), Value::Null));
 }

@@ -806,39 +806,32 @@ async fn networks_and_token_rates_are_set_by_add_set_and_apply_and_shown() {
             })
             .unwrap_or_else(|| panic!("user show prints {key}"))
     };
+    let set_policy = |networks: &str, rate: &str| {
+        ok(
+            dir,
+            &[
+                "user",
+                "set",
+                "cm",
+                "--networks",
+                networks,
+                "--token-rate",
+                rate,
+            ],
+        );
+    };
+    let policy = |name: &str| (field(name, "allowed_networks"), field(name, "token_rate"));
     assert_eq!(
-        field("cm", "allowed_networks"),
-        "203.0.113.0/24,2001:db8::/32"
+        policy("cm"),
+        ("203.0.113.0/24,2001:db8::/32".into(), "10/min".into())
     );
-    assert_eq!(field("cm", "token_rate"), "10/min");
-    ok(
-        dir,
-        &[
-            "user",
-            "set",
-            "cm",
-            "--networks",
-            "10.0.0.0/8, 192.0.2.1",
-            "--token-rate",
-            "1/s",
-        ],
+    set_policy("10.0.0.0/8, 192.0.2.1", "1/s");
+    assert_eq!(
+        policy("cm"),
+        ("10.0.0.0/8,192.0.2.1/32".into(), "1/s".into())
     );
-    assert_eq!(field("cm", "allowed_networks"), "10.0.0.0/8,192.0.2.1/32");
-    assert_eq!(field("cm", "token_rate"), "1/s");
-    ok(
-        dir,
-        &[
-            "user",
-            "set",
-            "cm",
-            "--networks",
-            "",
-            "--token-rate",
-            "none",
-        ],
-    );
-    assert_eq!(field("cm", "allowed_networks"), "- (anywhere)");
-    assert_eq!(field("cm", "token_rate"), "-");
+    set_policy("", "none");
+    assert_eq!(policy("cm"), ("- (anywhere)".into(), "-".into()));
     let bad = tessera_in(
         dir,
         &["user", "set", "cm", "--networks", "10.1.2.3/8"],
@@ -858,8 +851,7 @@ async fn networks_and_token_rates_are_set_by_add_set_and_apply_and_shown() {
     )
     .unwrap();
     ok(dir, &["apply", "users.toml"]);
-    assert_eq!(field("cm", "allowed_networks"), "198.51.100.0/24");
-    assert_eq!(field("cm", "token_rate"), "2/h");
+    assert_eq!(policy("cm"), ("198.51.100.0/24".into(), "2/h".into()));
     let json = ok(dir, &["user", "--json", "show", "cm"]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(
