@@ -51,10 +51,16 @@
 //!   [`tessera_verify::scope::Scopes::requested`].
 //! - **The throttle behind a proxy.** The client is the rightmost
 //!   `X-Forwarded-For` hop that is not in `--trusted-proxies`:
-//!   [`login::client::client_key`]; failures are charged per client and refunded on
-//!   success: [`login::throttle::Throttle::charge`], in the bounded
+//!   [`login::client::client`], which is also the address a user's allowed
+//!   networks are checked against ([`domain::networks::AllowedNetworks`],
+//!   after the password matched, `service::issue`); failures are charged
+//!   per client and refunded on success: [`login::throttle::Throttle::charge`], in the bounded
 //!   [`login::per_key::PerKey`] table (as is the partners' revocation rate).
 //!   Every `Retry-After` is rounded once: [`http::reply::retry_after_secs`].
+//! - **A user's token rate** ([`domain::token_rate::TokenRate`]) is counted
+//!   per node on the app's clock in the same kind of table
+//!   ([`login::rate_limit::RateLimit::take_with`]), for `/generateToken`
+//!   and `/oauth/token` together, after the password matched.
 //! - **When an old signing key is dropped.** [`domain::keys::rotate`] retires the
 //!   active key with `drop_after = now + the longest TTL ever configured`
 //!   ([`service::Settings::longest_token_ttl`] of

@@ -152,15 +152,6 @@ pub fn client<'a>(
     Client::from_ip(client)
 }
 
-/// The key a request's failures are counted under ([`client`]'s key).
-pub fn client_key<'a>(
-    peer: IpAddr,
-    forwarded: impl DoubleEndedIterator<Item = &'a str>,
-    trusted: &[IpNet],
-) -> ClientKey {
-    client(peer, forwarded, trusted).key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,7 +166,9 @@ mod tests {
     }
 
     fn key(peer: &str, xff: &[&str], trusted: &[&str]) -> ClientKey {
-        client_key(peer.parse().unwrap(), xff.iter().copied(), &nets(trusted))
+        client(peer.parse().unwrap(), xff.iter().copied(), &nets(trusted))
+            .key()
+            .clone()
     }
 
     fn v4(ip: &str) -> ClientKey {
