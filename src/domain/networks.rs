@@ -45,10 +45,16 @@ impl AllowedNetworks {
     }
 
     /// Whether a login from `ip` is allowed (IPv4-mapped IPv6 is its IPv4
-    /// address).
-    pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.is_empty() || self.0.iter().any(|n| n.contains(&ip))
+    /// address). A client with no address (a forwarded entry that is not
+    /// one) is inside no network: allowed only when none is listed.
+    pub fn allows(&self, ip: Option<IpAddr>) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let Some(ip) = ip.map(canonical) else {
+            return false;
+        };
+        self.0.iter().any(|n| n.contains(&ip))
     }
 
     /// The networks, normalised.
@@ -155,16 +161,19 @@ mod tests {
 
     #[test]
     fn a_login_is_allowed_from_inside_a_listed_network_only() {
+        let ip = |text: &str| Some(text.parse().unwrap());
         let anywhere = nets(&[]).unwrap();
-        assert!(anywhere.allows("198.51.100.1".parse().unwrap()));
-        let n = nets(&["203.0.113.0/24", "2001:db8::/32"]).unwrap();
-        assert!(n.allows("203.0.113.255".parse().unwrap()));
-        assert!(!n.allows("203.0.114.0".parse().unwrap()));
+        assert!(anywhere.allows(ip("198.51.100.1")));
         assert!(
-            n.allows("::ffff:203.0.113.9".parse().unwrap()),
-            "IPv4-mapped"
+            anywhere.allows(None),
+            "no list: even a client with no address"
         );
-        assert!(n.allows("2001:db8:ffff::1".parse().unwrap()));
-        assert!(!n.allows("2001:db9::1".parse().unwrap()));
+        let n = nets(&["203.0.113.0/24", "2001:db8::/32"]).unwrap();
+        assert!(n.allows(ip("203.0.113.255")));
+        assert!(!n.allows(ip("203.0.114.0")));
+        assert!(n.allows(ip("::ffff:203.0.113.9")), "IPv4-mapped");
+        assert!(n.allows(ip("2001:db8:ffff::1")));
+        assert!(!n.allows(ip("2001:db9::1")));
+        assert!(!n.allows(None), "no address is in no network");
     }
 }

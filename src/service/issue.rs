@@ -145,11 +145,7 @@ impl Service {
         self.throttle.refund(key, charge);
         user.may_get_tokens(self.clock.now())
             .map_err(IssueError::AccountState)?;
-        let allowed = match client.ip() {
-            Some(ip) => user.allowed_networks.allows(ip),
-            None => user.allowed_networks.is_empty(),
-        };
-        if !allowed {
+        if !user.allowed_networks.allows(client.ip()) {
             tracing::warn!(user = %user.username, client = %client, "login refused: the address is outside the user's allowed networks");
             self.metrics.login_refused("network");
             return Err(IssueError::AddressNotAllowed);
