@@ -56,11 +56,6 @@ impl AllowedNetworks {
         };
         self.0.iter().any(|n| n.contains(&ip))
     }
-
-    /// The networks, normalised.
-    pub fn iter(&self) -> impl Iterator<Item = &IpNet> {
-        self.0.iter()
-    }
 }
 
 impl std::fmt::Display for AllowedNetworks {
