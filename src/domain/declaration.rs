@@ -15,6 +15,7 @@ use crate::domain::token_rate::TokenRate;
 use crate::domain::user::{AccountStatus, Username, check_password_rule};
 use crate::domain::values::{Note, TokenTtl};
 use crate::login::password::PasswordHash;
+use crate::runtime::redact::{passwords_in, without_these};
 use crate::runtime::time;
 use crate::runtime::time::parse_duration;
 use tessera_verify::scope::Scopes;
@@ -280,11 +281,12 @@ pub fn check_all(users: &[DeclaredUser]) -> Result<Vec<Desired>, String> {
 pub fn parse_toml(text: &str) -> Result<DeclarationFile, String> {
     toml::from_str(text).map_err(|e| {
         let table = toml::from_str::<toml::Table>(text).ok();
-        let mut secrets = Vec::new();
-        if let Some(table) = &table {
-            collect_secrets(&toml::Value::Table(table.clone()), false, &mut secrets);
-        }
-        let message = redacted(e.message().trim(), &secrets);
+        let secrets = table
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .map(|document| passwords_in(&document))
+            .unwrap_or_default();
+        let message = without_these(e.message().trim(), &secrets);
         let message = match e.span() {
             Some(span) => {
                 let before = &text[..span.start.min(text.len())];
@@ -309,44 +311,6 @@ pub fn parse_toml(text: &str) -> Result<DeclarationFile, String> {
             None => message,
         }
     })
-}
-
-/// Every string held under a `password` or `password_hash` key, at any
-/// depth (an exported hash's salt and digest too).
-fn collect_secrets(value: &toml::Value, secret: bool, out: &mut Vec<String>) {
-    match value {
-        toml::Value::String(s) if secret => out.push(s.clone()),
-        toml::Value::Integer(n) if secret => out.push(n.to_string()),
-        toml::Value::Table(t) => t.iter().for_each(|(k, v)| {
-            collect_secrets(v, secret || k.starts_with("password"), out);
-        }),
-        toml::Value::Array(a) => a.iter().for_each(|v| collect_secrets(v, secret, out)),
-        _ => {}
-    }
-}
-
-/// As [`collect_secrets`], for a JSON document.
-fn json_secrets(value: &serde_json::Value, secret: bool, out: &mut Vec<String>) {
-    match value {
-        serde_json::Value::String(s) if secret => out.push(s.clone()),
-        serde_json::Value::Number(n) if secret => out.push(n.to_string()),
-        serde_json::Value::Object(o) => o.iter().for_each(|(k, v)| {
-            json_secrets(v, secret || k.starts_with("password"), out);
-        }),
-        serde_json::Value::Array(a) => a.iter().for_each(|v| json_secrets(v, secret, out)),
-        _ => {}
-    }
-}
-
-/// `message` with each of `secrets` (and whatever else looks like a hash
-/// or a key: [`crate::runtime::redact::without_secrets`]) replaced by
-/// `<redacted>`.
-fn redacted(message: &str, secrets: &[String]) -> String {
-    let mut out = crate::runtime::redact::without_secrets(message);
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        out = out.replace(secret.as_str(), "<redacted>");
-    }
-    out
 }
 
 /// Why a `POST /admin/apply` body was refused.
@@ -378,9 +342,7 @@ pub fn parse_apply_json(body: &[u8]) -> Result<ApplyRequest, ApplyBodyError> {
         let name = entry.get("username").and_then(serde_json::Value::as_str);
         let (field, message) = bad_field(entry).unwrap_or_else(|| (None, e.to_string()));
         // serde quotes a value of the wrong type: never a password's.
-        let mut secrets = Vec::new();
-        json_secrets(entry, false, &mut secrets);
-        let message = redacted(&message, &secrets);
+        let message = without_these(&message, &passwords_in(entry));
         ApplyBodyError::Entry(match field {
             Some(field) => format!("{}: {field}: {message}", which_user(i, name)),
             None => format!("{}: {message}", which_user(i, name)),

@@ -39,9 +39,42 @@ pub fn without_secrets(message: &str) -> String {
     out
 }
 
+/// Every string or number held under a key starting with `password`
+/// (`password`, `password_hash`, at any depth: an exported hash's salt and
+/// digest too) in a document an operator wrote (a TOML file read as JSON,
+/// or an apply body).
+pub fn passwords_in(document: &serde_json::Value) -> Vec<String> {
+    fn walk(value: &serde_json::Value, secret: bool, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if secret => out.push(s.clone()),
+            serde_json::Value::Number(n) if secret => out.push(n.to_string()),
+            serde_json::Value::Object(o) => o
+                .iter()
+                .for_each(|(k, v)| walk(v, secret || k.starts_with("password"), out)),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, secret, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(document, false, &mut out);
+    out
+}
+
+/// [`without_secrets`], and each of `secrets` replaced by `<redacted>`
+/// wherever it stands.
+pub fn without_these(message: &str, secrets: &[String]) -> String {
+    let mut out = without_secrets(message);
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        out = out.replace(secret.as_str(), "<redacted>");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::without_secrets;
+    use serde_json::json;
+
+    use super::{passwords_in, without_secrets, without_these};
 
     #[test]
     fn quoted_secrets_go_and_names_stay() {
@@ -61,6 +94,24 @@ mod tests {
         assert_eq!(
             without_secrets("cut \"AAAAAAAAAAAAAAAAAAAA"),
             "cut \"AAAAAAAAAAAAAAAAAAAA"
+        );
+    }
+
+    #[test]
+    fn passwords_at_any_depth_are_found_and_taken_out() {
+        let document = json!({"user": [
+            {"username": "a", "password": "pw-1", "note": "kept"},
+            {"username": "b", "password_hash": {"argon2id": {"salt": "s4lt", "m": 19456}}},
+        ]});
+        assert_eq!(passwords_in(&document), ["pw-1", "19456", "s4lt"]);
+        assert_eq!(
+            without_these("a pw-1, b s4lt, note kept", &passwords_in(&document)),
+            "a <redacted>, b <redacted>, note kept"
+        );
+        assert_eq!(
+            without_these("x", &[String::new()]),
+            "x",
+            "an empty one is nothing"
         );
     }
 }
