@@ -64,7 +64,9 @@ impl RateLimit {
         self.buckets.update(key, fresh, |bucket| {
             let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
             bucket.tokens = (bucket.tokens + elapsed * rate).min(burst);
-            bucket.at = now;
+            // Never back: a clock read earlier than the last take must not
+            // let the same time be counted twice.
+            bucket.at = bucket.at.max(now);
             if bucket.tokens >= 1.0 {
                 bucket.tokens -= 1.0;
                 Ok(())
