@@ -143,6 +143,23 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_read_earlier_counts_no_time_twice() {
+        let minute = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let limit = RateLimit::new(1, 1.0, 10);
+        assert_eq!(limit.take_with("c", 1, minute, t0 + minute), Ok(()));
+        assert!(
+            limit.take_with("c", 1, minute, t0).is_err(),
+            "nothing refilled"
+        );
+        assert_eq!(
+            limit.take_with("c", 1, minute, t0 + minute + minute / 2),
+            Err(minute / 2),
+            "half a minute since the last take, not since the earlier reading"
+        );
+    }
+
+    #[test]
     fn memory_is_bounded_and_a_busy_key_keeps_its_state() {
         let limit = RateLimit::new(2, 2.0, 100);
         let t0 = Instant::now();
