@@ -19,7 +19,7 @@ use crate::http::state::AppState;
 use crate::http::tls::TlsListener;
 use crate::runtime::data_dir::{self, AdminUrlFile, NoRandomness, SecretFileError};
 use crate::runtime::time::Clock;
-use crate::service::{InternalError, Service, Settings};
+use crate::service::{FLUSH_EVERY, InternalError, Service, Settings};
 use crate::store::{PostgresStore, RedbStore, Store, StoreError};
 
 /// How often expired revocations and retired keys are swept.
@@ -341,6 +341,14 @@ impl App {
                 service.prune().await;
             }
         });
+        let service = self.state.service.clone();
+        let use_flusher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FLUSH_EVERY);
+            loop {
+                tick.tick().await;
+                service.flush_secret_uses_in_background().await;
+            }
+        });
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
@@ -350,6 +358,10 @@ impl App {
         }
         pruner.abort();
         let _ = pruner.await;
+        use_flusher.abort();
+        let _ = use_flusher.await;
+        // The logins of the last seconds, drained above, reach the store.
+        self.state.service.flush_secret_uses_in_background().await;
         if let Some(reloader) = reloader {
             reloader.abort();
         }

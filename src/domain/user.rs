@@ -13,6 +13,7 @@ pub use tessera_verify::account::{AccountState, Refusal as AccountError};
 use tessera_verify::scope::Scopes;
 
 use crate::domain::networks::AllowedNetworks;
+use crate::domain::secrets::{PreviousSecret, SecretInfo, SecretView};
 use crate::domain::token_rate::TokenRate;
 
 /// The longest username accepted.
@@ -43,6 +44,14 @@ impl TryFrom<String> for Username {
 impl From<Username> for String {
     fn from(name: Username) -> Self {
         name.0
+    }
+}
+
+/// Lets maps keyed by username be searched by `&str` (the same hash and
+/// equality as the name's text).
+impl std::borrow::Borrow<str> for Username {
+    fn borrow(&self) -> &str {
+        &self.0
     }
 }
 
@@ -163,7 +172,8 @@ pub struct User {
     pub tokens_valid_after: Option<u64>,
     /// Free text for operators.
     pub note: Option<String>,
-    /// The password hash and its scheme.
+    /// The current secret's hash and its scheme (the rest of the current
+    /// secret is [`User::secret`]).
     pub password: PasswordHash,
     /// Drawn from the store's ever-growing counter when the account is
     /// created and at each revoke-all; tokens carry it (claim `gen`) and die
@@ -181,6 +191,17 @@ pub struct User {
     /// At most this many logins with the right password; None: unlimited.
     #[serde(default)]
     pub token_rate: Option<TokenRate>,
+    /// The current secret's id and times (id 0 and the account's last
+    /// change for records from before secrets had ids).
+    #[serde(default)]
+    pub secret: SecretInfo,
+    /// The secret a rotation replaced, while it may still be in its grace
+    /// (see [`crate::domain::secrets`]).
+    #[serde(default)]
+    pub previous_secret: Option<PreviousSecret>,
+    /// The last login with a right password (batched, within a minute).
+    #[serde(default)]
+    pub last_login_at: Option<u64>,
 }
 
 impl User {
@@ -201,6 +222,9 @@ impl User {
             scopes: Scopes::default(),
             allowed_networks: AllowedNetworks::default(),
             token_rate: None,
+            secret: SecretInfo::new(now, None),
+            previous_secret: None,
+            last_login_at: None,
         }
     }
 
@@ -233,8 +257,9 @@ impl User {
         self.expires_at.map_or(exp, |e| exp.min(e))
     }
 
-    /// The JSON view the admin API returns (no password hash).
-    pub fn view(&self) -> UserView {
+    /// The JSON view the admin API returns at `now` (no password hash; the
+    /// secrets valid at `now`).
+    pub fn view(&self, now: u64) -> UserView {
         UserView {
             username: self.username.to_string(),
             status: self.status,
@@ -247,6 +272,8 @@ impl User {
             scopes: self.scopes.clone(),
             allowed_networks: self.allowed_networks.clone(),
             token_rate: self.token_rate,
+            secrets: self.secret_views(now),
+            last_login_at: self.last_login_at.map(time::rfc3339),
         }
     }
 }
@@ -279,6 +306,12 @@ pub struct UserView {
     /// `N/s`, `N/min`, `N/h`, or null: unlimited.
     #[serde(default)]
     pub token_rate: Option<TokenRate>,
+    /// The valid secrets, newest first (SPEC §15).
+    #[serde(default)]
+    pub secrets: Vec<SecretView>,
+    /// RFC 3339 UTC, or null before the first login.
+    #[serde(default)]
+    pub last_login_at: Option<String>,
 }
 
 #[cfg(test)]

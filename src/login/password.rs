@@ -299,6 +299,110 @@ impl<'a> Attempt<'a> {
     }
 }
 
+/// Which of a user's secrets a login matched (the label of the metric
+/// `tessera_logins_total{secret}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// The newest secret.
+    Current,
+    /// The one a rotation replaced, still in its grace.
+    Previous,
+}
+
+impl Which {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::Previous => "previous",
+        }
+    }
+}
+
+/// A login's password checks, planned before any work is done: one
+/// against the user's current secret and one against its previous secret
+/// (during a rotation's grace), each against a dummy of the guess's scheme
+/// where there is no such secret or it has the other scheme. Every login
+/// therefore does the work of exactly two hashes of its guess's scheme,
+/// whether the user is unknown, holds one secret or two (SPEC §4, §15):
+/// neither timing nor counted work tells them apart.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginCheck<'a> {
+    current: Attempt<'a>,
+    previous: Attempt<'a>,
+}
+
+impl<'a> LoginCheck<'a> {
+    /// Plans the checks of `guess` against a user's `current` and
+    /// `previous` hashes (None: unknown user, or no previous secret).
+    pub fn plan(
+        current: Option<&'a PasswordHash>,
+        previous: Option<&'a PasswordHash>,
+        guess: &str,
+    ) -> Self {
+        Self {
+            current: Attempt::plan(current, guess),
+            previous: Attempt::plan(previous, guess),
+        }
+    }
+
+    /// True when the checks cost the slow memory-hard hash (both do: both
+    /// targets have the guess's scheme).
+    pub fn is_slow(&self) -> bool {
+        self.current.target.is_slow()
+    }
+
+    /// The scheme both checks hash with.
+    pub fn scheme(&self) -> &'static str {
+        self.current.target.scheme()
+    }
+
+    /// Runs both checks, always both, and answers which secret matched.
+    pub fn run(&self, guess: &[u8]) -> Option<Which> {
+        let current = check(self.current.target, self.current.can_match, guess);
+        let previous = check(self.previous.target, self.previous.can_match, guess);
+        if current {
+            Some(Which::Current)
+        } else if previous {
+            Some(Which::Previous)
+        } else {
+            None
+        }
+    }
+
+    /// The same checks owning copies of their hashes (for the hash pool).
+    pub fn to_owned(&self) -> OwnedLoginCheck {
+        OwnedLoginCheck {
+            current: (self.current.target.clone(), self.current.can_match),
+            previous: (self.previous.target.clone(), self.previous.can_match),
+        }
+    }
+}
+
+/// A [`LoginCheck`] that owns its hashes, to run on another thread.
+#[derive(Debug, Clone)]
+pub struct OwnedLoginCheck {
+    current: (PasswordHash, bool),
+    previous: (PasswordHash, bool),
+}
+
+impl OwnedLoginCheck {
+    /// See [`LoginCheck::run`].
+    pub fn run(&self, guess: &[u8]) -> Option<Which> {
+        LoginCheck {
+            current: Attempt {
+                target: &self.current.0,
+                can_match: self.current.1,
+            },
+            previous: Attempt {
+                target: &self.previous.0,
+                can_match: self.previous.1,
+            },
+        }
+        .run(guess)
+    }
+}
+
 /// Runs a planned check: always does the hash work, then answers whether
 /// the password is right. Constant-time in where the guess differs.
 pub fn check(target: &PasswordHash, can_match: bool, guess: &[u8]) -> bool {

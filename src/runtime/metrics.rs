@@ -72,6 +72,9 @@ pub struct Metrics {
     pruned: Family<Outcome, Counter>,
     background_errors: Family<Outcome, Counter>,
     logins_refused: Family<Outcome, Counter>,
+    /// `tessera_logins_total{secret="current"}` and `{secret="previous"}`,
+    /// resolved once: a login counts without a label lookup.
+    logins_by_secret: [Counter; 2],
 }
 
 impl Default for Metrics {
@@ -126,6 +129,14 @@ impl Metrics {
         let pruned = Family::<Outcome, Counter>::default();
         let background_errors = Family::<Outcome, Counter>::default();
         let logins_refused = Family::<Outcome, Counter>::default();
+        let logins = Family::<Outcome, Counter>::default();
+        registry.register(
+            "logins",
+            "Logins with a right password, by the secret that matched (current, previous: still in a rotation's grace)",
+            logins.clone(),
+        );
+        let logins_by_secret =
+            ["current", "previous"].map(|which| logins.get_or_create(&[("secret", which)]).clone());
         registry.register(
             "logins_refused",
             "Logins with the right password refused by the user's policy, by reason (network, token_rate)",
@@ -186,7 +197,14 @@ impl Metrics {
             pruned,
             background_errors,
             logins_refused,
+            logins_by_secret,
         }
+    }
+
+    /// Counts a login whose password matched the user's current secret,
+    /// or (`previous_secret`) the one a rotation replaced.
+    pub fn login_matched(&self, previous_secret: bool) {
+        self.logins_by_secret[usize::from(previous_secret)].inc();
     }
 
     /// Counts a login whose password matched but whose user's policy

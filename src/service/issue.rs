@@ -13,7 +13,7 @@ use super::{IssueError, Service, crypto};
 use crate::domain::user::{User, Username};
 use crate::login::client::{Client, ClientKey};
 use crate::login::hash_pool::PoolError;
-use crate::login::password::{self, Attempt, PasswordHash};
+use crate::login::password::{LoginCheck, OwnedLoginCheck, Which};
 use crate::token::{self, Claims};
 use tessera_verify::scope::Scopes;
 
@@ -47,42 +47,45 @@ pub fn new_jti() -> String {
 }
 
 impl Service {
-    /// Checks a login guess against a user's hash (None: unknown user) with
-    /// the work of the guess's shape (SPEC §4). Argon2id runs on the bounded
-    /// hash pool and is counted only if it runs; the fast scheme runs here.
+    /// Checks a login guess against a user's secrets valid at `now` (None:
+    /// unknown user) with the work of two hashes of the guess's scheme,
+    /// however many secrets the user holds ([`LoginCheck`], SPEC §4 and
+    /// §15). Argon2id runs on the bounded hash pool and is counted only if
+    /// it runs; the fast scheme runs here. Answers which secret matched.
     async fn check_login(
         &self,
-        stored: Option<&PasswordHash>,
+        user: Option<&User>,
         guess: &str,
-    ) -> Result<bool, IssueError> {
-        let attempt = Attempt::plan(stored, guess);
-        let target = attempt.target();
-        if !target.is_slow() {
-            self.metrics.password_check(target.scheme());
-            return Ok(password::check(
-                target,
-                attempt.can_match(),
-                guess.as_bytes(),
-            ));
+        now: u64,
+    ) -> Result<Option<Which>, IssueError> {
+        let check = LoginCheck::plan(
+            user.map(|u| &u.password),
+            user.and_then(|u| u.valid_previous(now)).map(|p| &p.hash),
+            guess,
+        );
+        if !check.is_slow() {
+            self.metrics.password_check(check.scheme());
+            return Ok(check.run(guess.as_bytes()));
         }
-        // Boxed: the slow path's state (the pool job, a copy of the hash)
-        // then never inflates the future of every fast login.
-        Box::pin(self.check_slow(target.clone(), attempt.can_match(), guess)).await
+        // Boxed: the slow path's state (the pool job, copies of the
+        // hashes) then never inflates the future of every fast login.
+        Box::pin(self.check_slow(check.to_owned(), check.scheme(), guess)).await
     }
 
-    /// The Argon2id half of [`Service::check_login`], on the bounded pool.
+    /// The Argon2id half of [`Service::check_login`], on the bounded pool:
+    /// both hashes in one job, so a login holds one thread for both.
     async fn check_slow(
         &self,
-        target: PasswordHash,
-        can_match: bool,
+        check: OwnedLoginCheck,
+        scheme: &'static str,
         guess: &str,
-    ) -> Result<bool, IssueError> {
-        let counter = self.metrics.password_check_counter(target.scheme());
+    ) -> Result<Option<Which>, IssueError> {
+        let counter = self.metrics.password_check_counter(scheme);
         let guess = Zeroizing::new(guess.to_owned());
         self.hash_pool
             .run(move || {
                 counter.inc();
-                password::check(&target, can_match, guess.as_bytes())
+                check.run(guess.as_bytes())
             })
             .await
             .map_err(|e| match e {
@@ -122,10 +125,8 @@ impl Service {
                 });
             }
         };
-        let matched = match self
-            .check_login(user.as_ref().map(|u| &u.password), password)
-            .await
-        {
+        let now = self.clock.now();
+        let matched = match self.check_login(user.as_ref(), password, now).await {
             Ok(m) => m,
             Err(e) => {
                 self.throttle.refund(key, charge);
@@ -135,7 +136,7 @@ impl Service {
                 return Err(e);
             }
         };
-        let Some(user) = user.filter(|_| matched) else {
+        let (Some(user), Some(which)) = (user, matched) else {
             tracing::info!(client = %client, "failed login");
             if let Some(lockout) = charge.lockout {
                 tracing::warn!(client = %client, seconds = lockout.as_secs(), "client throttled after repeated failed logins");
@@ -143,14 +144,28 @@ impl Service {
             return Err(IssueError::InvalidCredentials);
         };
         self.throttle.refund(key, charge);
-        user.may_get_tokens(self.clock.now())
-            .map_err(IssueError::AccountState)?;
+        self.note_secret_use(&user, which, now);
+        user.may_get_tokens(now).map_err(IssueError::AccountState)?;
         if !user.allowed_networks.allows(client.ip()) {
             tracing::warn!(user = %user.username, client = %client, "login refused: the address is outside the user's allowed networks");
             self.metrics.login_refused("network");
             return Err(IssueError::AddressNotAllowed);
         }
         Ok(user)
+    }
+
+    /// Evidence of use (SPEC §15): counts which secret matched and notes
+    /// its `last_used_at` for the next batched write.
+    fn note_secret_use(&self, user: &User, which: Which, now: u64) {
+        self.metrics.login_matched(which == Which::Previous);
+        let id = match which {
+            Which::Current => user.secret.id,
+            Which::Previous => match &user.previous_secret {
+                Some(previous) => previous.info.id,
+                None => return,
+            },
+        };
+        self.pending_uses.note(&user.username, id, now);
     }
 
     /// Takes one token from the user's token rate, if it has one (counted

@@ -1,5 +1,5 @@
 //! The use cases, one file per job: issuing tokens (`issue`), verifying
-//! them (`verify`), users (`users`), revocations (`revocations`), signing
+//! them (`verify`), users (`users`), their secrets' rotation (`rotation`) and evidence of use (`last_used`), revocations (`revocations`), signing
 //! keys (`keys`), export and import (`backup`), and their errors
 //! (`error`). Knows nothing of HTTP and sees storage only through the
 //! [`Store`](crate::store::Store) trait. Read-mostly state every request reads — the keyring
@@ -13,7 +13,9 @@ mod error;
 mod feed;
 mod issue;
 mod keys;
+mod last_used;
 mod revocations;
+mod rotation;
 mod running;
 mod secrets;
 mod users;
@@ -22,7 +24,9 @@ mod verify;
 pub use error::{AdminError, InternalError, IssueError, VerifyError};
 pub use issue::{BUSY_PAUSE, IssuedToken, new_jti};
 pub use keys::{JWKS_MAX_AGE_SECS, KeyView};
+pub use last_used::{FLUSH_EVERY, PendingUses};
 pub use revocations::{RevokeTarget, SELF_REVOKE_BURST, SELF_REVOKE_PER_SEC};
+pub use rotation::Rotated;
 pub use running::{Pruned, Service, Settings};
 pub use secrets::SecretUse;
 pub use users::{NewUser, UserPatch};

@@ -19,6 +19,7 @@ use crate::store::{Action, Audit, AuditEvent, Store, StoreError};
 
 use super::error::{AdminError, InternalError, crypto};
 use super::feed::CachedFeed;
+use super::last_used::PendingUses;
 use super::revocations::{SELF_REVOKE_BURST, SELF_REVOKE_PER_SEC};
 use super::secrets::SecretThrottles;
 use super::verify::KeyState;
@@ -65,6 +66,8 @@ pub struct Pruned {
     pub keys: usize,
     /// Audit events past the retention.
     pub audit_events: u64,
+    /// Previous secrets whose grace ran out.
+    pub secrets: u64,
 }
 
 /// The running service: every use case, shared by both listeners and the
@@ -93,6 +96,8 @@ pub struct Service {
     pub(super) next_key_seen: parking_lot::Mutex<Option<(String, tokio::time::Instant)>>,
     /// The last full revocation feed built, and single-flight for the next.
     pub(super) full_feed: Mutex<Option<CachedFeed>>,
+    /// Logins' uses of secrets not yet written (SPEC §15's `last_used_at`).
+    pub(super) pending_uses: PendingUses,
 }
 
 impl Service {
@@ -134,6 +139,7 @@ impl Service {
             key_changes: Mutex::new(()),
             apply_lock: Mutex::new(()),
             full_feed: Mutex::new(None),
+            pending_uses: PendingUses::default(),
             token_rates: RateLimit::new(1, 1.0, TOKEN_RATE_USERS),
             self_revocations: RateLimit::new(
                 SELF_REVOKE_BURST,
@@ -185,6 +191,12 @@ impl Service {
         self.keys.store(Arc::new(KeyState::new(ring)));
     }
 
+    /// The service's clock, in unix seconds (what every view of a time
+    /// rule — a secret's grace, an account's expiry — is taken at).
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
     /// Runs a store call on the blocking pool (writes fsync).
     pub(super) async fn blocking<T: Send + 'static>(
         &self,
@@ -234,6 +246,15 @@ impl Service {
             Ok(n) => pruned.keys = n,
             Err(e) => self.background_failed("drop retired keys", &e),
         }
+        match self.expire_secrets().await {
+            Ok(ended) => {
+                for name in &ended {
+                    tracing::info!(user = %name, "a previous secret's grace ran out; it no longer opens logins");
+                }
+                pruned.secrets = ended.len() as u64;
+            }
+            Err(e) => self.background_failed("expire secrets", &e),
+        }
         let now = self.clock.now();
         let before = now.saturating_sub(self.settings.audit_retention_secs);
         // A partner's self-revocation matters only while the token it
@@ -255,7 +276,8 @@ impl Service {
                 revocations = pruned.revocations,
                 keys = pruned.keys,
                 audit_events = pruned.audit_events,
-                "pruned expired revocations, keys and audit events"
+                secrets = pruned.secrets,
+                "pruned expired revocations, keys, audit events and secrets"
             );
             self.metrics
                 .pruned(pruned.revocations, pruned.keys as u64, pruned.audit_events);

@@ -214,7 +214,7 @@ impl Service {
             .map_err(InternalError::from)?)
     }
 
-    async fn update_user(
+    pub(super) async fn update_user(
         &self,
         name: &Username,
         action: Action,
@@ -247,7 +247,9 @@ impl Service {
             .await
     }
 
-    /// Sets (or generates) a new password; returns the generated one.
+    /// Sets (or generates) a new password that replaces every secret at
+    /// once (a rotation with an overlap is [`Service::rotate_secret`]);
+    /// returns the generated one.
     pub async fn set_password(
         &self,
         name: &Username,
@@ -257,8 +259,9 @@ impl Service {
         self.user(name)?;
         let (hash, generated) = self.hash_new_password(chosen).await?;
         let detail = format!("password {}", hash.scheme());
+        let now = self.clock.now();
         self.update_user(name, Action::UserPassword, detail, move |u| {
-            u.password = hash
+            u.replace_secrets(hash, now)
         })
         .await?;
         Ok(generated)

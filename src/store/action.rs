@@ -18,6 +18,12 @@ pub enum Action {
     UserRevokeTokens,
     /// A user was deleted.
     UserDelete,
+    /// A user got a new secret; the previous one stays for its grace.
+    UserSecretRotate,
+    /// One of a user's secrets was ended early.
+    UserSecretDelete,
+    /// A previous secret's grace ran out.
+    UserSecretExpire,
     /// An import replaced or removed this user (its detail says which).
     UserImport,
     /// One token was revoked by its `jti`.
@@ -47,12 +53,15 @@ pub enum FeedEffect {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 14] = [
         Self::UserCreate,
         Self::UserUpdate,
         Self::UserPassword,
         Self::UserRevokeTokens,
         Self::UserDelete,
+        Self::UserSecretRotate,
+        Self::UserSecretDelete,
+        Self::UserSecretExpire,
         Self::UserImport,
         Self::TokenRevoke,
         Self::TokenSelfRevoke,
@@ -69,6 +78,9 @@ impl Action {
             Self::UserPassword => "user.password",
             Self::UserRevokeTokens => "user.revoke_tokens",
             Self::UserDelete => "user.delete",
+            Self::UserSecretRotate => "user.secret.rotate",
+            Self::UserSecretDelete => "user.secret.delete",
+            Self::UserSecretExpire => "user.secret.expire",
             Self::UserImport => "user.import",
             Self::TokenRevoke => "token.revoke",
             Self::TokenSelfRevoke => "token.self_revoke",
@@ -95,6 +107,10 @@ impl Action {
             | Self::UserImport => FeedEffect::User,
             Self::TokenRevoke | Self::TokenSelfRevoke => FeedEffect::Token,
             Self::StoreImport => FeedEffect::Everything,
+            // A secret opens logins, not tokens: rotating changes none.
+            Self::UserSecretRotate | Self::UserSecretDelete | Self::UserSecretExpire => {
+                FeedEffect::None
+            }
             Self::KeyRotate | Self::KeyDrop => FeedEffect::None,
         }
     }
@@ -161,6 +177,9 @@ mod tests {
         assert_eq!(Action::StoreImport.feed_effect(), FeedEffect::Everything);
         assert_eq!(Action::KeyRotate.feed_effect(), FeedEffect::None);
         assert_eq!(Action::KeyDrop.feed_effect(), FeedEffect::None);
+        assert_eq!(Action::UserSecretRotate.feed_effect(), FeedEffect::None);
+        assert_eq!(Action::UserSecretDelete.feed_effect(), FeedEffect::None);
+        assert_eq!(Action::UserSecretExpire.feed_effect(), FeedEffect::None);
         assert_eq!(
             Action::user_changes(),
             [

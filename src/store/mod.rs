@@ -31,6 +31,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use self::snapshot::{BadSnapshot, ImportCounts};
 use crate::domain::keys::KeyRecord;
+use crate::domain::secrets::LoginUse;
 use crate::domain::user::{User, Username};
 
 pub use self::action::{Action, FeedEffect};
@@ -183,6 +184,23 @@ pub struct Audit {
 }
 
 impl Audit {
+    /// The event of `user`'s previous secret ending at `now` because its
+    /// grace ran out (written by the store that forgets it, so every
+    /// backend words it the same).
+    pub fn secret_expired(user: &User, now: u64) -> Option<Self> {
+        let previous = user.previous_secret.as_ref()?;
+        Some(Self {
+            at: now,
+            action: Action::UserSecretExpire,
+            target: user.username.to_string(),
+            detail: format!(
+                "secret {} expired at {}",
+                previous.info.id,
+                crate::runtime::time::rfc3339(previous.expires_at)
+            ),
+        })
+    }
+
     /// The event this becomes at position `seq`.
     pub fn into_event(self, seq: u64) -> AuditEvent {
         AuditEvent {
@@ -260,6 +278,19 @@ pub trait Store: Send + Sync {
     /// Applies every write, each with its audit event, in one
     /// transaction: all of them or none (a declarative `apply`).
     fn write_users(&self, writes: Vec<(UserWrite, Audit)>) -> Result<(), StoreError>;
+
+    /// Forgets every previous secret whose grace ended at or before `now`,
+    /// each with its [`Audit::secret_expired`] event, in one transaction;
+    /// returns the users whose secret ended. Reads only the users that
+    /// hold a previous secret (an index), and is safe to run on every node:
+    /// a secret already forgotten is not audited twice.
+    fn expire_secrets(&self, now: u64) -> Result<Vec<Username>, StoreError>;
+
+    /// Records logins' uses of secrets (`last_used_at`, and the user's
+    /// `last_login_at`; times only move forward) in one transaction and
+    /// without audit events: a login is not a change an operator made,
+    /// and one flush carries the logins of many seconds.
+    fn record_secret_uses(&self, uses: &[LoginUse]) -> Result<(), StoreError>;
 
     /// Users sorted by name, strictly after `after`, at most `limit`.
     fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError>;

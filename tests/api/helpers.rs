@@ -135,6 +135,12 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Writes the logins' secret uses noted so far, as the background
+    /// flush does every few seconds; returns how many it wrote.
+    pub async fn flush_secret_uses(&self) -> usize {
+        self.service.flush_secret_uses().await.unwrap()
+    }
+
     /// Runs one round of the background pruning now.
     pub async fn prune(&self) -> Pruned {
         self.service.prune().await

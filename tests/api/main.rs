@@ -17,5 +17,6 @@ mod oauth;
 mod partner;
 mod policy;
 mod scopes;
+mod secrets;
 mod throttle;
 mod verify;

@@ -35,6 +35,7 @@ mod audit;
 mod data;
 mod keys;
 mod revocations;
+mod secrets;
 mod users;
 
 use self::audit::audit;
@@ -42,6 +43,7 @@ pub use self::data::MAX_APPLY_BYTES;
 use self::data::{apply, export, import};
 use self::keys::{keys, rotate};
 use self::revocations::{check_token, revocations};
+use self::secrets::user_secrets;
 use self::users::{user, user_password, user_revoke, users};
 
 /// Largest JSON body on the admin listener.
@@ -89,6 +91,8 @@ pub fn routes(
         .or(user_password(state))
         .unify()
         .or(user_revoke(state))
+        .unify()
+        .or(user_secrets(state))
         .unify()
         .boxed();
     let rest = revocations(state)

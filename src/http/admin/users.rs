@@ -12,7 +12,7 @@ use warp::reply::Response;
 
 use crate::domain::networks::AllowedNetworks;
 use crate::domain::token_rate::TokenRate;
-use crate::domain::user::{AccountStatus, User, UserView};
+use crate::domain::user::{AccountStatus, UserView};
 use crate::http::admin::{
     Handled, MAX_JSON_BYTES, json_body, limit_param, note, nullable, parse_time, query_param,
     respond, username,
@@ -118,7 +118,7 @@ pub(super) async fn create_user(state: &AppState, body: &[u8]) -> Handled {
     Ok(json(
         StatusCode::CREATED,
         &CreatedUser {
-            user: user.view(),
+            user: user.view(state.service.now()),
             password: password.as_ref().map(|p| p.as_str()),
         },
     ))
@@ -134,10 +134,11 @@ pub(super) fn list_users(state: &AppState, query: &str) -> Handled {
     let limit = limit_param(query)?;
     let after = query_param(query, "after")?;
     let Page { items, next } = state.service.list_users(after.as_deref(), limit)?;
+    let now = state.service.now();
     Ok(json(
         StatusCode::OK,
         &UserList {
-            users: items.iter().map(User::view).collect(),
+            users: items.iter().map(|u| u.view(now)).collect(),
             next,
         },
     ))
@@ -173,7 +174,7 @@ pub(super) fn user(
 
 pub(super) fn get_user(state: &AppState, name: &str) -> Handled {
     let user = state.service.user(&username(name)?)?;
-    Ok(json(StatusCode::OK, &user.view()))
+    Ok(json(StatusCode::OK, &user.view(state.service.now())))
 }
 
 pub(super) async fn delete_user(state: &AppState, name: &str) -> Handled {
@@ -239,7 +240,7 @@ pub(super) async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Han
             },
         )
         .await?;
-    Ok(json(StatusCode::OK, &user.view()))
+    Ok(json(StatusCode::OK, &user.view(state.service.now())))
 }
 
 // ---- /admin/users/{name}/password and /revoke ----

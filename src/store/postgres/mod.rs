@@ -42,14 +42,17 @@ mod connect;
 mod import;
 mod operations;
 mod replica;
+mod secrets;
 mod sql;
 
 use super::{Store, StoreError};
 
 /// The schema version this build reads and writes. Version 2 keys
 /// tombstones by (version, username): the deletes of one `apply --prune`
-/// share a version.
-pub const SCHEMA_VERSION: i64 = 2;
+/// share a version; version 3 records secrets with ids and a previous
+/// secret (an older build would refuse such records), indexed by its
+/// expiry in the generated column `secret_expires_at`.
+pub const SCHEMA_VERSION: i64 = 3;
 /// How often a node checks for changes when no notification came.
 pub const POLL: Duration = Duration::from_millis(250);
 /// How long one database call may take before the store reports the
@@ -154,11 +157,21 @@ impl PostgresStore {
                     tx.batch_execute(
                         "ALTER TABLE tessera_tombstones DROP CONSTRAINT tessera_tombstones_pkey, \
                          ADD PRIMARY KEY (version, username); \
-                         UPDATE tessera_meta SET value = 2 WHERE key = 'schema_version';",
+                         UPDATE tessera_meta SET value = 3 WHERE key = 'schema_version';",
                     )
                     .await
                     .map_err(pg)?;
-                    tracing::info!("migrated the database from schema 1 to 2 (tombstones keyed by version and name)");
+                    tracing::info!("migrated the database from schema 1 to 3 (tombstones keyed by version and name; secrets with ids)");
+                }
+                2 => {
+                    // The expiry column and its index came with SCHEMA above.
+                    tx.execute(
+                        "UPDATE tessera_meta SET value = $1 WHERE key = 'schema_version'",
+                        &[&SCHEMA_VERSION],
+                    )
+                    .await
+                    .map_err(pg)?;
+                    tracing::info!("migrated the database from schema 2 to 3 (secrets with ids, rotation and last use)");
                 }
                 v if v == SCHEMA_VERSION => {}
                 found => {

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
 use crate::domain::keys::KeyRecord;
+use crate::domain::secrets::LoginUse;
 use crate::domain::user::{User, Username};
 use crate::store::postgres::sql::{
     append_audit, audit_row, backend, count_users, decode_key, decode_user, encode, encode_keys,
@@ -217,6 +218,14 @@ impl Store for PostgresStore {
                 Ok(())
             })
         })
+    }
+
+    fn expire_secrets(&self, now: u64) -> Result<Vec<Username>, StoreError> {
+        self.expire_due_secrets(now)
+    }
+
+    fn record_secret_uses(&self, uses: &[LoginUse]) -> Result<(), StoreError> {
+        self.record_uses(uses)
     }
 
     fn list_users(&self, after: Option<&str>, limit: usize) -> Result<Page<User>, StoreError> {

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS tessera_audit (
     target text NOT NULL, detail text NOT NULL);
 CREATE INDEX IF NOT EXISTS tessera_users_version ON tessera_users (version);
 CREATE INDEX IF NOT EXISTS tessera_revocations_version ON tessera_revocations (version);
+ALTER TABLE tessera_users ADD COLUMN IF NOT EXISTS secret_expires_at bigint
+    GENERATED ALWAYS AS ((record::jsonb #>> '{previous_secret,expires_at}')::bigint) STORED;
+CREATE INDEX IF NOT EXISTS tessera_users_secret_expiry ON tessera_users (secret_expires_at)
+    WHERE secret_expires_at IS NOT NULL;
 "#;
 
 pub(super) fn backend(e: impl std::error::Error) -> StoreError {
@@ -166,7 +170,9 @@ pub(super) async fn remove_user(
 }
 
 pub(super) fn decode_user(name: &str, record: &str) -> Result<User, StoreError> {
-    serde_json::from_str(record).map_err(|e| corrupt("users", name, e))
+    let mut user: User = serde_json::from_str(record).map_err(|e| corrupt("users", name, e))?;
+    user.adopt_legacy_secret();
+    Ok(user)
 }
 
 /// An audit event from a row of `seq, at, action, target, detail`.

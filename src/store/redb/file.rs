@@ -216,7 +216,7 @@ pub(super) fn decode_everything(db: &Database) -> Result<FileSummary, StoreError
         Err(redb::TableError::TableDoesNotExist(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    let Some(schema) = schema.filter(|v| matches!(v, 2..=4) || *v == SCHEMA_VERSION) else {
+    let Some(schema) = schema.filter(|v| matches!(v, 2..=5) || *v == SCHEMA_VERSION) else {
         // Empty, or another build's schema: opening says which and what
         // to do; there is nothing this build knows how to decode.
         return Ok(summary);

@@ -15,11 +15,17 @@ pub(super) const USERNAME_TO_USER: TableDefinition<&str, &[u8]> = TableDefinitio
 pub(super) const KID_TO_KEY: TableDefinition<&str, &[u8]> = TableDefinition::new("keys");
 pub(super) const JTI_TO_EXP: TableDefinition<&str, u64> = TableDefinition::new("revocations");
 pub(super) const SEQ_TO_AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// The users holding a previous secret, with its expiry: what the
+/// minute's expiry pass reads instead of every user. May name a user who
+/// no longer holds one (the pass drops such entries), never misses one.
+pub(super) const USERNAME_TO_SECRET_EXPIRY: TableDefinition<&str, u64> =
+    TableDefinition::new("secret_expiries");
 
 /// The schema this build reads and writes. Version 3 added the user's
-/// generation, 4 its scopes, 5 its allowed networks and token rate; an
+/// generation, 4 its scopes, 5 its allowed networks and token rate, 6 its
+/// secrets' ids and times, the previous secret and the last login; an
 /// older file is migrated at open.
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 pub(super) const SCHEMA_KEY: &str = "schema_version";
 /// The last account generation drawn ([`Store::next_generation`]).
 pub(super) const GENERATION_KEY: &str = "generation";
@@ -45,20 +51,42 @@ pub(super) fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
-/// A user record in the layout of `schema` (2 to 4, or this build's).
+/// A user record in the layout of `schema` (2 to 5, or this build's).
 /// Postcard writes fields in order and each later schema only appended
-/// fields, so an older record is this layout cut before them: schema 4
-/// lacks `allowed_networks` and `token_rate` (an empty list and a None,
-/// one zero byte each), schema 3 also `scopes` (empty), schema 2 also
-/// `generation` (0: its tokens keep the time rule).
+/// fields, so an older record is this layout cut before them: schema 5
+/// lacks `secret` (id 0, created 0, never used: three zero bytes),
+/// `previous_secret` and `last_login_at` (None, one zero byte each);
+/// schema 4 also `allowed_networks` and `token_rate` (an empty list and a
+/// None), schema 3 also `scopes` (empty), schema 2 also `generation` (0:
+/// its tokens keep the time rule).
 pub(super) fn decode_user_of(schema: u64, bytes: &[u8]) -> Result<User, postcard::Error> {
     let missing: &[u8] = match schema {
-        2 => &[0, 0, 0, 0],
-        3 => &[0, 0, 0],
-        4 => &[0, 0],
+        2 => &[0; 9],
+        3 => &[0; 8],
+        4 => &[0; 7],
+        5 => &[0; 5],
         _ => return decode_user(bytes),
     };
-    decode_user(&[bytes, missing].concat())
+    let mut user = decode_user(&[bytes, missing].concat())?;
+    user.adopt_legacy_secret();
+    Ok(user)
+}
+
+/// Stores `user` in `users` and keeps the expiry index whole: a user
+/// holding a previous secret is listed with its expiry.
+pub(super) fn put_user(
+    users: &mut redb::Table<&str, &[u8]>,
+    expiries: &mut redb::Table<&str, u64>,
+    user: &User,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let name = user.username.as_str();
+    let old = users
+        .insert(name, encode_user(user).as_slice())?
+        .map(|v| v.value().to_vec());
+    if let Some(previous) = &user.previous_secret {
+        expiries.insert(name, previous.expires_at)?;
+    }
+    Ok(old)
 }
 
 /// Rewrites every user record of `schema` (2: before generations, which
@@ -66,6 +94,7 @@ pub(super) fn decode_user_of(schema: u64, bytes: &[u8]) -> Result<User, postcard
 /// in this build's layout, inside the caller's transaction.
 pub(super) fn migrate_users(tx: &WriteTransaction, schema: u64) -> Result<u64, StoreError> {
     let mut table = tx.open_table(USERNAME_TO_USER)?;
+    let mut expiries = tx.open_table(USERNAME_TO_SECRET_EXPIRY)?;
     let mut rewritten = Vec::new();
     for entry in table.iter()? {
         let (k, v) = entry?;
@@ -73,7 +102,7 @@ pub(super) fn migrate_users(tx: &WriteTransaction, schema: u64) -> Result<u64, S
         rewritten.push(old);
     }
     for user in &rewritten {
-        table.insert(user.username.as_str(), encode_user(user).as_slice())?;
+        put_user(&mut table, &mut expiries, user)?;
     }
     Ok(rewritten.len() as u64)
 }
@@ -128,10 +157,10 @@ pub(super) fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> 
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
             }
             Some(v) if v == SCHEMA_VERSION => {}
-            Some(old @ 2..=4) => {
+            Some(old @ 2..=5) => {
                 let users = migrate_users(&tx, old)?;
                 meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
-                tracing::info!(path = %path.display(), users, from = old, to = SCHEMA_VERSION, "migrated the database (schema 3: account generations; 4: scopes; 5: allowed networks and token rates)");
+                tracing::info!(path = %path.display(), users, from = old, to = SCHEMA_VERSION, "migrated the database (schema 3: account generations; 4: scopes; 5: allowed networks and token rates; 6: secrets with ids, rotation and last use)");
             }
             Some(found) => {
                 return Err(StoreError::Schema {
@@ -145,6 +174,7 @@ pub(super) fn init_schema(db: &Database, path: &Path) -> Result<(), StoreError> 
         tx.open_table(KID_TO_KEY)?;
         tx.open_table(JTI_TO_EXP)?;
         tx.open_table(SEQ_TO_AUDIT)?;
+        tx.open_table(USERNAME_TO_SECRET_EXPIRY)?;
     }
     tx.commit()?;
     Ok(())

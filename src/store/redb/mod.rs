@@ -34,6 +34,7 @@ mod file;
 mod layout;
 mod operations;
 mod overlay;
+mod secrets;
 #[cfg(test)]
 mod tests;
 

@@ -10,10 +10,12 @@ use std::sync::atomic::Ordering;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::domain::keys::KeyRecord;
+use crate::domain::secrets::LoginUse;
 use crate::domain::user::{User, Username};
 use crate::store::redb::layout::{
     GENERATION_KEY, JTI_TO_EXP, KID_TO_KEY, META, SEQ_TO_AUDIT, TTL_HIGH_WATER_KEY,
-    USERNAME_TO_USER, append_audit, corrupt, decode_user, encode_user, page_after, to_json,
+    USERNAME_TO_SECRET_EXPIRY, USERNAME_TO_USER, append_audit, corrupt, decode_user, encode_user,
+    page_after, put_user, to_json,
 };
 use crate::store::redb::{RedbStore, RevokedSet};
 use crate::store::snapshot::{BadSnapshot, ImportCounts, Item};
@@ -117,7 +119,11 @@ impl Store for RedbStore {
                 };
                 let mut user = current;
                 change(&mut user);
-                table.insert(username, encode_user(&user).as_slice())?;
+                put_user(
+                    &mut table,
+                    &mut tx.open_table(USERNAME_TO_SECRET_EXPIRY)?,
+                    &user,
+                )?;
                 user
             };
             append_audit(&tx, audit)?;
@@ -153,7 +159,8 @@ impl Store for RedbStore {
                     let mut table = tx.open_table(USERNAME_TO_USER)?;
                     match &write {
                         UserWrite::Put(user) => {
-                            table.insert(user.username.as_str(), encode_user(user).as_slice())?;
+                            let mut expiries = tx.open_table(USERNAME_TO_SECRET_EXPIRY)?;
+                            put_user(&mut table, &mut expiries, user)?;
                         }
                         UserWrite::Delete(name) => {
                             table.remove(name.as_str())?;
@@ -165,6 +172,14 @@ impl Store for RedbStore {
             self.commit_users(db, tx, writer)?;
             Ok(())
         })
+    }
+
+    fn expire_secrets(&self, now: u64) -> Result<Vec<Username>, StoreError> {
+        self.expire_due_secrets(now)
+    }
+
+    fn record_secret_uses(&self, uses: &[LoginUse]) -> Result<(), StoreError> {
+        self.record_uses(uses)
     }
 
     /// Users sorted by name, strictly after `after`, at most `limit`.
@@ -486,8 +501,10 @@ impl Store for RedbStore {
                 let mut users = tx.open_table(USERNAME_TO_USER)?;
                 let mut keys = tx.open_table(KID_TO_KEY)?;
                 let mut revocations = tx.open_table(JTI_TO_EXP)?;
+                let mut expiries = tx.open_table(USERNAME_TO_SECRET_EXPIRY)?;
                 keys.retain(|_, _| false)?;
                 revocations.retain(|_, _| false)?;
+                expiries.retain(|_, _| false)?;
                 // Users are written over the old ones, so each old record
                 // is compared with its replacement: what an import changes
                 // or removes is recorded as a change (the feed names it).
@@ -501,8 +518,8 @@ impl Store for RedbStore {
                                 return Err(BadSnapshot::twice(n, "user", name).into());
                             }
                             let record = encode_user(&u);
-                            if let Some(old) = users.insert(name, record.as_slice())?
-                                && old.value() != record.as_slice()
+                            if put_user(&mut users, &mut expiries, &u)?
+                                .is_some_and(|old| old != record)
                             {
                                 changed.push(name.to_owned());
                             }
@@ -536,7 +553,7 @@ impl Store for RedbStore {
                 // Generations drawn later must pass every imported one.
                 let drawn = meta.get(GENERATION_KEY)?.map_or(0, |v| v.value());
                 meta.insert(GENERATION_KEY, drawn.max(summary.max_generation))?;
-                drop((users, keys, revocations, meta));
+                drop((users, keys, revocations, expiries, meta));
                 let audit = audit(summary.counts);
                 changed.sort_unstable();
                 for change in ImportChange::events(audit.at, &changed, &removed) {

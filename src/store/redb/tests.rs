@@ -46,12 +46,17 @@ fn an_existing_open_data_dir_is_narrowed_to_0700() {
 }
 
 #[test]
-fn users_of_schemas_2_to_4_are_migrated_to_this_layout() {
+fn users_of_schemas_2_to_5_are_migrated_to_this_layout() {
     // The old records written field by field, as those schemas' structs
     // did (postcard serialises a struct as the tuple of its fields).
     let mut old = user("a");
     old.note = Some("kept".into());
     old.expires_at = Some(4_000_000_000);
+    // Before schema 6 a secret had no id; it is dated at the last change.
+    old.secret = crate::domain::secrets::SecretInfo {
+        created_at: old.updated_at,
+        ..Default::default()
+    };
     let u = old.clone();
     let v2 = (
         &u.username,
@@ -68,13 +73,25 @@ fn users_of_schemas_2_to_4_are_migrated_to_this_layout() {
     let v3_bytes = postcard::to_allocvec(&(v2, 7u64)).unwrap();
     let scopes = tessera_verify::scope::Scopes::new(["sync"]).unwrap();
     let v4_bytes = postcard::to_allocvec(&((v2, 7u64), &scopes)).unwrap();
-    for (schema, generation, record) in [(4u64, 7u64, v4_bytes), (3, 7, v3_bytes), (2, 0, v2_bytes)]
-    {
+    let networks =
+        crate::domain::networks::AllowedNetworks::parse(&["10.0.0.0/8".to_owned()]).unwrap();
+    let rate = crate::domain::token_rate::TokenRate::parse("5/min").unwrap();
+    let v5_bytes = postcard::to_allocvec(&(((v2, 7u64), &scopes), &networks, Some(rate))).unwrap();
+    for (schema, generation, record) in [
+        (5u64, 7u64, v5_bytes),
+        (4, 7, v4_bytes),
+        (3, 7, v3_bytes),
+        (2, 0, v2_bytes),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let mut old = old.clone();
         old.generation = generation;
-        if schema == 4 {
+        if schema >= 4 {
             old.scopes = scopes.clone();
+        }
+        if schema == 5 {
+            old.allowed_networks = networks.clone();
+            old.token_rate = Some(rate);
         }
         {
             let db = Database::create(dir.path().join(DB_FILE)).unwrap();

@@ -30,6 +30,36 @@ pub(super) fn check_user(user: &User) -> Result<(), String> {
     if let Some(note) = &user.note {
         Note::parse(note.clone()).map_err(|e| in_user(format!("note {e}")))?;
     }
+    for (field, t) in [
+        ("secret.created_at", Some(user.secret.created_at)),
+        ("secret.last_used_at", user.secret.last_used_at),
+        ("last_login_at", user.last_login_at),
+    ] {
+        if let Some(t) = t {
+            check_time(field, t).map_err(in_user)?;
+        }
+    }
+    if let Some(previous) = &user.previous_secret {
+        if previous.info.id == user.secret.id {
+            return Err(in_user(format!(
+                "its two secrets share the id {}",
+                user.secret.id
+            )));
+        }
+        for (field, t) in [
+            ("previous_secret.created_at", Some(previous.info.created_at)),
+            ("previous_secret.last_used_at", previous.info.last_used_at),
+            ("previous_secret.expires_at", Some(previous.expires_at)),
+        ] {
+            if let Some(t) = t {
+                check_time(field, t).map_err(in_user)?;
+            }
+        }
+        previous
+            .hash
+            .validate()
+            .map_err(|e| in_user(format!("previous secret: {e}")))?;
+    }
     user.password.validate().map_err(in_user)
 }
 

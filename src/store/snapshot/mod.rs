@@ -184,7 +184,9 @@ impl Reader {
                 });
                 Ok(None)
             }
-            Line::User { user } => {
+            Line::User { mut user } => {
+                // An export from before secrets had ids dates its secret.
+                user.adopt_legacy_secret();
                 check_user(&user).map_err(bad)?;
                 self.counts.users += 1;
                 self.max_ttl_secs = self.max_ttl_secs.max(user.token_ttl_secs.unwrap_or(0));

@@ -1,0 +1,454 @@
+//! A partner's secrets (SPEC §15): the current one and, during a rotation,
+//! the previous one until its grace ends. The rules of a rotation, of
+//! ending a secret early and of a grace running out live here, once, for
+//! every store and every front end (API, CLI, apply, import).
+//!
+//! The current secret's hash stays in [`User::password`]; this module adds
+//! what a secret is besides its hash ([`SecretInfo`]) and the previous one
+//! ([`PreviousSecret`]). A user therefore never holds more than two valid
+//! secrets by construction: there is no list to grow.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::user::User;
+use crate::login::password::PasswordHash;
+pub use crate::login::password::Which;
+use crate::runtime::time;
+
+/// The grace a rotation gives the previous secret when none is asked for.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
+/// The longest grace a rotation may give (30 days).
+pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A secret's id: 32 random bits shown as 8 hex digits. Opaque and never
+/// derived from the secret; unique among a user's secrets. 0 is the id of
+/// a secret set before secrets had ids (records from before SPEC §15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretId(u32);
+
+impl SecretId {
+    /// A fresh random id, never 0 and never `other`.
+    pub fn random_except(other: Option<SecretId>) -> Self {
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        loop {
+            let mut bytes = [0u8; 4];
+            rng.fill_bytes(&mut bytes);
+            let id = Self(u32::from_le_bytes(bytes));
+            if id.0 != 0 && Some(id) != other {
+                return id;
+            }
+        }
+    }
+
+    /// Parses the 8 hex digits of [`SecretId`]'s `Display`.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(text, 16).ok().map(Self)
+    }
+}
+
+impl std::fmt::Display for SecretId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+/// What a secret is besides its hash. Times are unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretInfo {
+    /// Its id.
+    pub id: SecretId,
+    /// When it was set.
+    pub created_at: u64,
+    /// The last login it matched (recorded within a minute, batched).
+    pub last_used_at: Option<u64>,
+}
+
+impl SecretInfo {
+    /// A secret set at `now`, with an id other than `other`'s.
+    pub fn new(now: u64, other: Option<SecretId>) -> Self {
+        Self {
+            id: SecretId::random_except(other),
+            created_at: now,
+            last_used_at: None,
+        }
+    }
+}
+
+/// The secret a rotation replaced, valid until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousSecret {
+    /// Its hash.
+    pub hash: PasswordHash,
+    /// Its id and times.
+    pub info: SecretInfo,
+    /// It matches no login from this second on.
+    pub expires_at: u64,
+}
+
+/// A grace: how long the previous secret stays valid after a rotation,
+/// `0s` to 30 days (`0s`: it ends at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grace(Duration);
+
+impl Default for Grace {
+    fn default() -> Self {
+        Self(DEFAULT_GRACE)
+    }
+}
+
+impl Grace {
+    /// Parses `0s`, `90s`, `15m`, `24h`, `7d`…; longer than 30 days is refused.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let d = if text == "0" || text == "0s" {
+            Duration::ZERO
+        } else {
+            time::parse_duration(text)?
+        };
+        if d > MAX_GRACE {
+            return Err(format!("{text} is longer than the longest grace, 30d"));
+        }
+        Ok(Self(d))
+    }
+
+    /// The grace in seconds.
+    pub fn secs(self) -> u64 {
+        self.0.as_secs()
+    }
+}
+
+/// Why a secret could not be ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EndError {
+    /// No valid secret of the user has this id.
+    #[error("no such secret")]
+    Unknown,
+    /// It is the user's only valid secret (change the password instead).
+    #[error(
+        "this is the user's only secret; rotate first, or set a new password with POST /admin/users/{{u}}/password"
+    )]
+    OnlyOne,
+}
+
+/// One secret as the admin API shows it (SPEC §15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretView {
+    /// 8 hex digits.
+    pub id: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC, or null for the current secret.
+    pub expires_at: Option<String>,
+    /// RFC 3339 UTC, or null when no login used it yet.
+    pub last_used_at: Option<String>,
+}
+
+impl SecretView {
+    fn of(info: &SecretInfo, expires_at: Option<u64>) -> Self {
+        Self {
+            id: info.id.to_string(),
+            created_at: time::rfc3339(info.created_at),
+            expires_at: expires_at.map(time::rfc3339),
+            last_used_at: info.last_used_at.map(time::rfc3339),
+        }
+    }
+}
+
+/// One login's use of a secret, as batched for the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginUse {
+    /// The user.
+    pub username: crate::domain::user::Username,
+    /// The secret that matched.
+    pub id: SecretId,
+    /// When (unix seconds).
+    pub at: u64,
+}
+
+impl User {
+    /// A record from before secrets had ids (id 0, created 0) dates its
+    /// secret at the account's last change before the upgrade: the
+    /// password was set then or earlier.
+    pub fn adopt_legacy_secret(&mut self) {
+        if self.secret == SecretInfo::default() {
+            self.secret.created_at = self.updated_at;
+        }
+    }
+
+    /// The previous secret if it is still valid at `now`.
+    pub fn valid_previous(&self, now: u64) -> Option<&PreviousSecret> {
+        self.previous_secret.as_ref().filter(|p| now < p.expires_at)
+    }
+
+    /// Makes `hash` the current secret, described by `fresh` (set at its
+    /// `created_at`, the rotation's time); the secret that was current
+    /// stays valid for `grace` (none for `0s`), and a previous secret still
+    /// in its grace ends at once: never more than two. Returns the replaced
+    /// secret's expiry, if it got a grace.
+    pub fn rotate(&mut self, hash: PasswordHash, fresh: SecretInfo, grace: Grace) -> Option<u64> {
+        let now = fresh.created_at;
+        let old_hash = std::mem::replace(&mut self.password, hash);
+        let old_info = std::mem::replace(&mut self.secret, fresh);
+        self.previous_secret = (grace.secs() > 0).then(|| PreviousSecret {
+            hash: old_hash,
+            info: old_info,
+            expires_at: now.saturating_add(grace.secs()),
+        });
+        self.updated_at = now;
+        self.previous_secret.as_ref().map(|p| p.expires_at)
+    }
+
+    /// Replaces every secret with `hash` (`POST /admin/users/{u}/password`).
+    pub fn replace_secrets(&mut self, hash: PasswordHash, now: u64) {
+        self.password = hash;
+        self.secret = SecretInfo::new(now, Some(self.secret.id));
+        self.previous_secret = None;
+        self.updated_at = now;
+    }
+
+    /// Ends the valid secret `id` before its time. Ending the current one
+    /// makes the previous one current again, with no expiry (the rotation
+    /// is undone); the only valid secret can not be ended.
+    pub fn end_secret(&mut self, id: SecretId, now: u64) -> Result<(), EndError> {
+        let previous = self.valid_previous(now).map(|p| p.info.id);
+        if previous == Some(id) {
+            self.previous_secret = None;
+        } else if self.secret.id == id {
+            let Some(previous) = previous.and(self.previous_secret.take()) else {
+                return Err(EndError::OnlyOne);
+            };
+            self.password = previous.hash;
+            self.secret = previous.info;
+        } else {
+            return Err(EndError::Unknown);
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Forgets the previous secret once its grace has ended at `now`;
+    /// true when there was one to forget (audit `user.secret.expire`).
+    pub fn expire_previous(&mut self, now: u64) -> bool {
+        let ended = self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| p.expires_at <= now);
+        if ended {
+            self.previous_secret = None;
+        }
+        ended
+    }
+
+    /// Records that a login at `at` matched the secret `id` (if the user
+    /// still holds it); times only move forward.
+    pub fn record_use(&mut self, id: SecretId, at: u64) {
+        let info = if self.secret.id == id {
+            Some(&mut self.secret)
+        } else {
+            self.previous_secret
+                .as_mut()
+                .map(|p| &mut p.info)
+                .filter(|info| info.id == id)
+        };
+        if let Some(info) = info {
+            info.last_used_at = info.last_used_at.max(Some(at));
+            self.last_login_at = self.last_login_at.max(Some(at));
+        }
+    }
+
+    /// The valid secrets at `now`, newest first.
+    pub fn secret_views(&self, now: u64) -> Vec<SecretView> {
+        let mut views = vec![SecretView::of(&self.secret, None)];
+        if let Some(p) = self.valid_previous(now) {
+            views.push(SecretView::of(&p.info, Some(p.expires_at)));
+        }
+        views
+    }
+
+    /// The view of the current secret and of the previous one (if valid).
+    pub fn rotation_views(&self, now: u64) -> (SecretView, Option<SecretView>) {
+        let mut views = self.secret_views(now).into_iter();
+        let current = views
+            .next()
+            .unwrap_or_else(|| SecretView::of(&self.secret, None));
+        (current, views.next())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::user::Username;
+
+    fn hash(n: u8) -> PasswordHash {
+        PasswordHash::Argon2id {
+            phc: format!("h{n}"),
+        }
+    }
+
+    fn user() -> User {
+        User::new(&Username::parse("u").unwrap(), hash(1), 1000, 0)
+    }
+
+    #[test]
+    fn ids_are_eight_hex_digits_random_and_never_the_others() {
+        let a = SecretId::random_except(None);
+        assert_eq!(a.to_string().len(), 8);
+        assert_eq!(SecretId::parse(&a.to_string()), Some(a));
+        assert_ne!(SecretId::random_except(Some(a)), a);
+        assert_eq!(SecretId::default().to_string(), "00000000");
+        for bad in ["", "1234567", "123456789", "1234567g", "+1234567"] {
+            assert_eq!(SecretId::parse(bad), None, "{bad}");
+        }
+        assert_eq!(SecretId::parse("000000ff"), Some(SecretId(255)));
+    }
+
+    #[test]
+    fn grace_is_zero_to_thirty_days() {
+        assert_eq!(Grace::default().secs(), 86_400);
+        assert_eq!(Grace::parse("0s").unwrap().secs(), 0);
+        assert_eq!(Grace::parse("0").unwrap().secs(), 0);
+        assert_eq!(Grace::parse("90s").unwrap().secs(), 90);
+        assert_eq!(Grace::parse("30d").unwrap().secs(), MAX_GRACE.as_secs());
+        assert!(Grace::parse("30d 1s").is_err());
+        assert!(Grace::parse("soon").is_err());
+        assert!(Grace::parse("-1s").is_err());
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_secret_for_its_grace_and_never_more_than_two() {
+        let mut u = user();
+        let first = u.secret.id;
+        assert_eq!(
+            u.rotate(
+                hash(2),
+                SecretInfo::new(2000, None),
+                Grace::parse("1h").unwrap()
+            ),
+            Some(5600)
+        );
+        assert_eq!(u.password, hash(2));
+        assert_eq!(u.secret.created_at, 2000);
+        assert_ne!(u.secret.id, first);
+        let p = u.valid_previous(5599).unwrap();
+        assert_eq!(
+            (p.hash.clone(), p.info.id, p.expires_at),
+            (hash(1), first, 5600)
+        );
+        assert!(u.valid_previous(5600).is_none(), "ends at expires_at");
+        assert_eq!(u.secret_views(3000).len(), 2);
+        assert_eq!(u.secret_views(5600).len(), 1);
+        // A second rotation in the grace ends the first secret at once.
+        u.rotate(hash(3), SecretInfo::new(3000, None), Grace::default());
+        assert_eq!(u.previous_secret.as_ref().unwrap().hash, hash(2));
+        assert_eq!(
+            u.previous_secret.as_ref().unwrap().expires_at,
+            3000 + 86_400
+        );
+        // Grace 0: the old secret ends at once.
+        assert_eq!(
+            u.rotate(
+                hash(4),
+                SecretInfo::new(4000, None),
+                Grace::parse("0s").unwrap()
+            ),
+            None
+        );
+        assert!(u.previous_secret.is_none());
+        assert_eq!(u.updated_at, 4000);
+    }
+
+    #[test]
+    fn ending_a_secret_early() {
+        let mut u = user();
+        let first = u.secret.id;
+        assert_eq!(u.end_secret(first, 1500), Err(EndError::OnlyOne));
+        u.rotate(hash(2), SecretInfo::new(2000, None), Grace::default());
+        let second = u.secret.id;
+        assert_eq!(u.end_secret(SecretId(0xdead), 2001), Err(EndError::Unknown));
+        // Ending the new one undoes the rotation.
+        let mut undo = u.clone();
+        undo.end_secret(second, 2001).unwrap();
+        assert_eq!((undo.password.clone(), undo.secret.id), (hash(1), first));
+        assert!(undo.previous_secret.is_none());
+        assert_eq!(undo.updated_at, 2001);
+        // Ending the old one leaves the new.
+        u.end_secret(first, 2001).unwrap();
+        assert_eq!((u.password.clone(), u.secret.id), (hash(2), second));
+        assert!(u.previous_secret.is_none());
+        // An expired previous secret is no longer valid to end, nor to undo to.
+        let mut late = user();
+        late.rotate(
+            hash(2),
+            SecretInfo::new(2000, None),
+            Grace::parse("10s").unwrap(),
+        );
+        let old = late.previous_secret.as_ref().unwrap().info.id;
+        assert_eq!(late.end_secret(old, 2010), Err(EndError::Unknown));
+        let new = late.secret.id;
+        assert_eq!(late.end_secret(new, 2010), Err(EndError::OnlyOne));
+    }
+
+    #[test]
+    fn a_grace_runs_out_once() {
+        let mut u = user();
+        assert!(!u.expire_previous(5000));
+        u.rotate(
+            hash(2),
+            SecretInfo::new(2000, None),
+            Grace::parse("10s").unwrap(),
+        );
+        assert!(!u.expire_previous(2009));
+        assert!(u.expire_previous(2010));
+        assert!(u.previous_secret.is_none());
+        assert!(!u.expire_previous(2011));
+    }
+
+    #[test]
+    fn uses_are_recorded_on_the_secret_that_matched_and_only_move_forward() {
+        let mut u = user();
+        let first = u.secret.id;
+        u.rotate(hash(2), SecretInfo::new(2000, None), Grace::default());
+        let second = u.secret.id;
+        u.record_use(first, 2100);
+        assert_eq!(
+            u.previous_secret.as_ref().unwrap().info.last_used_at,
+            Some(2100)
+        );
+        assert_eq!(u.secret.last_used_at, None);
+        assert_eq!(u.last_login_at, Some(2100));
+        u.record_use(second, 2050);
+        assert_eq!(u.secret.last_used_at, Some(2050));
+        assert_eq!(u.last_login_at, Some(2100), "never back");
+        u.record_use(second, 2040);
+        assert_eq!(u.secret.last_used_at, Some(2050));
+        u.record_use(SecretId(7), 3000);
+        assert_eq!(
+            u.last_login_at,
+            Some(2100),
+            "a secret the user no longer holds"
+        );
+    }
+
+    #[test]
+    fn replacing_the_password_replaces_every_secret() {
+        let mut u = user();
+        u.rotate(hash(2), SecretInfo::new(2000, None), Grace::default());
+        let before = u.secret.id;
+        u.replace_secrets(hash(3), 2500);
+        assert_eq!(u.password, hash(3));
+        assert!(u.previous_secret.is_none());
+        assert_ne!(u.secret.id, before);
+        assert_eq!(u.secret.created_at, 2500);
+        assert_eq!(u.secret_views(2500).len(), 1);
+    }
+}
