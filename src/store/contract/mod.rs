@@ -4,10 +4,15 @@
 //! is held to exactly the same behaviour as the embedded one.
 
 mod feed;
+mod secrets;
 
 pub use self::feed::{
     a_follower_of_changes_misses_nothing_while_writers_race,
     each_kind_of_mutation_reaches_a_follower_of_changes,
+};
+pub use self::secrets::{
+    an_imported_previous_secret_still_ends,
+    previous_secrets_end_once_and_uses_are_recorded_without_audit,
 };
 use super::snapshot::BadSnapshot;
 use super::{Audit, Store, StoreError, UserWrite};
@@ -27,6 +32,8 @@ macro_rules! store_contract_tests {
             a_batch_deletes_any_number_of_users,
             a_read_after_each_kind_of_write_sees_it,
             a_users_login_policy_is_kept_whole,
+            previous_secrets_end_once_and_uses_are_recorded_without_audit,
+            an_imported_previous_secret_still_ends,
             revocations_are_kept_until_exp,
             keys_are_replaced_whole_and_ordered,
             the_ttl_high_water_mark_only_rises,
