@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::Outcome;
 use super::api::{AdminApi, CallError, Method};
 use super::output::{Output, encode, fields, or_dash, parse, query, table};
+use crate::domain::secrets::SecretView;
 use crate::domain::user::UserView;
 use crate::runtime::time::parse_duration;
 
@@ -114,6 +115,29 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Give a user a new secret while the current one stays valid for
+    /// --grace (a rotation with an overlap): prints the new password once
+    /// (unless --password-stdin gives one) and when the previous one ends.
+    Rotate {
+        /// The login name.
+        name: String,
+        /// How long the current secret stays valid: 0s to 30d (default 24h;
+        /// 0s ends it at once).
+        #[arg(long)]
+        grace: Option<String>,
+        /// Read the new password from stdin (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// End one of a user's secrets before its time (its id from
+    /// `user show`): the previous one ends its grace now; ending the newest
+    /// undoes the rotation. The only secret can not be ended.
+    EndSecret {
+        /// The login name.
+        name: String,
+        /// The secret's id (8 hex digits).
+        id: String,
+    },
     /// Revoke every token issued to the user so far.
     Revoke {
         /// The login name.
@@ -201,7 +225,27 @@ pub fn show(u: &UserView) -> String {
             },
         ),
         ("token_rate", or_dash(u.token_rate.as_ref())),
-    ])
+        ("last_login_at", or_dash(u.last_login_at.as_ref())),
+    ]) + &secrets_table(&u.secrets)
+}
+
+/// A user's secrets, newest first, as a table.
+fn secrets_table(secrets: &[SecretView]) -> String {
+    let rows: Vec<Vec<String>> = secrets
+        .iter()
+        .map(|s| {
+            vec![
+                s.id.clone(),
+                s.created_at.clone(),
+                or_dash(s.expires_at.as_ref()),
+                or_dash(s.last_used_at.as_ref()),
+            ]
+        })
+        .collect();
+    format!(
+        "secrets:\n{}",
+        table(&["ID", "CREATED_AT", "EXPIRES_AT", "LAST_USED_AT"], &rows)
+    )
 }
 
 #[derive(Deserialize)]
@@ -215,6 +259,13 @@ struct Created {
 struct UserList {
     users: Vec<UserView>,
     next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Rotation {
+    password: Option<String>,
+    secret: SecretView,
+    previous: Option<SecretView>,
 }
 
 #[derive(Deserialize)]
@@ -366,6 +417,56 @@ pub async fn run(
                         g.password
                     ))
                 }
+            })?;
+        }
+        UserCommand::Rotate {
+            name,
+            grace,
+            password_stdin,
+        } => {
+            let password = password_stdin.then(password_from_stdin).transpose()?;
+            let answer = api
+                .call(
+                    Method::POST,
+                    &format!("{}/secrets", user_path(&name)),
+                    body(json!({ "password": password, "grace": grace })),
+                )
+                .await?;
+            out.emit(&answer, || {
+                let r: Rotation = parse(&answer)?;
+                let mut text = format!(
+                    "new secret {} of {name}
+",
+                    r.secret.id
+                );
+                if let Some(pw) = r.password {
+                    text.push_str(&format!(
+                        "password: {pw}
+"
+                    ));
+                }
+                text.push_str(&match r.previous {
+                    Some(p) => format!(
+                        "previous secret {} still valid until {}
+",
+                        p.id,
+                        or_dash(p.expires_at.as_ref())
+                    ),
+                    None => "the previous secret ended at once
+"
+                    .to_owned(),
+                });
+                Ok(text)
+            })?;
+        }
+        UserCommand::EndSecret { name, id } => {
+            let path = format!("{}/secrets/{}", user_path(&name), encode(&id));
+            let answer = api.call(Method::DELETE, &path, None).await?;
+            out.emit(&answer, || {
+                Ok(format!(
+                    "secret {id} of {name} ended
+"
+                ))
             })?;
         }
         UserCommand::Revoke { name } => {

@@ -860,3 +860,54 @@ async fn networks_and_token_rates_are_set_by_add_set_and_apply_and_shown() {
     );
     assert_eq!(v["token_rate"], "2/h");
 }
+
+#[tokio::test]
+async fn secrets_are_rotated_listed_and_ended_from_the_cli() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path();
+    ok(dir, &["user", "add", "cm"]);
+    let rotated = tessera_in(
+        dir,
+        &["user", "rotate", "cm", "--grace", "2h", "--password-stdin"],
+        Some("a chosen secret for the rotation\n"),
+    );
+    assert_eq!(rotated.code, 0, "{rotated:?}");
+    assert!(
+        rotated.stdout.contains("still valid until"),
+        "{}",
+        rotated.stdout
+    );
+    assert!(
+        !rotated.stdout.contains("password:"),
+        "a chosen password is never printed: {}",
+        rotated.stdout
+    );
+    let generated = ok(dir, &["user", "rotate", "cm"]);
+    assert!(generated.contains("password: "), "{generated}");
+
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["user", "show", "cm", "--json"])).unwrap();
+    let secrets = shown["secrets"].as_array().unwrap();
+    assert_eq!(secrets.len(), 2, "never more than two: {shown}");
+    let text = ok(dir, &["user", "show", "cm"]);
+    for s in secrets {
+        assert!(text.contains(s["id"].as_str().unwrap()), "{text}");
+    }
+    assert!(text.contains("LAST_USED_AT"), "{text}");
+
+    let previous = secrets[1]["id"].as_str().unwrap();
+    ok(dir, &["user", "end-secret", "cm", previous]);
+    let only = secrets[0]["id"].as_str().unwrap();
+    let refused = tessera_in(dir, &["user", "end-secret", "cm", only], None);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("only secret"), "{}", refused.stderr);
+    let refused = tessera_in(dir, &["user", "rotate", "cm", "--grace", "31d"], None);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stderr.contains("grace: "), "{}", refused.stderr);
+
+    let audit = ok(dir, &["audit"]);
+    for action in ["user.secret.rotate", "user.secret.delete"] {
+        assert!(audit.contains(action), "{audit}");
+    }
+    assert!(!audit.contains("a chosen secret"), "{audit}");
+}
