@@ -35,4 +35,6 @@ pub use verify::VerifiedToken;
 use error::crypto;
 
 #[cfg(test)]
+mod equal_work_tests;
+#[cfg(test)]
 mod tests;
