@@ -389,3 +389,84 @@ async fn two_nodes_two_seconds_apart_agree_on_fresh_and_revoked_tokens() {
     assert_eq!(fast.verify(&after).await.status(), StatusCode::OK);
     assert_eq!(slow.verify(&after).await.status(), StatusCode::OK);
 }
+
+/// A user's secrets as a node's admin API shows them.
+async fn secrets_on(node: &TestProcess, name: &str) -> Vec<Value> {
+    let u: Value = node
+        .admin_get(&format!("/admin/users/{name}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    u["secrets"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_rotation_on_one_node_binds_on_the_other_within_a_second() {
+    let pg = Postgres::start();
+    let root = tempfile::tempdir().unwrap();
+    let a = node(root.path(), "a", &pg.url);
+    let mut b = node(root.path(), "b", &pg.url);
+    let old = a.create_user("partner").await;
+    within_a_second("the user reaches b", || async {
+        b.generate_token("partner", &old).await.status() == StatusCode::OK
+    })
+    .await;
+
+    // Rotated on a: b takes the new secret within a second, keeps the old.
+    let r = a
+        .admin_post("/admin/users/partner/secrets", json!({"grace": "1h"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let answer: Value = r.json().await.unwrap();
+    let new = answer["password"].as_str().unwrap().to_owned();
+    within_a_second("the new secret reaches b", || async {
+        b.generate_token("partner", &new).await.status() == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        b.generate_token("partner", &old).await.status(),
+        StatusCode::OK
+    );
+
+    // Ended early on b: a refuses the old secret within a second.
+    let id = answer["previous"]["id"].as_str().unwrap();
+    let r = b
+        .admin_delete(&format!("/admin/users/partner/secrets/{id}"))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    within_a_second("the ended secret is refused on a", || async {
+        a.generate_token("partner", &old).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    // A grace of a second runs out on both nodes by the clock alone.
+    let r = b
+        .admin_post("/admin/users/partner/secrets", json!({"grace": "1s"}))
+        .await;
+    let newest: Value = r.json().await.unwrap();
+    let newest = newest["password"].as_str().unwrap().to_owned();
+    within_a_second("the newest secret reaches a", || async {
+        a.generate_token("partner", &newest).await.status() == StatusCode::OK
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for n in [&a, &b] {
+        assert_eq!(
+            n.generate_token("partner", &new).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(secrets_on(&a, "partner").await.len(), 1);
+
+    // b's logins are written when it stops; a shows them.
+    assert_eq!(
+        b.generate_token("partner", &newest).await.status(),
+        StatusCode::OK
+    );
+    assert!(b.signal_and_wait("-TERM").success());
+    within_a_second("b's last use reaches a", || async {
+        secrets_on(&a, "partner").await[0]["last_used_at"] != Value::Null
+    })
+    .await;
+}
