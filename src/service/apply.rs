@@ -123,7 +123,9 @@ impl Service {
                     user.allowed_networks = d.allowed_networks;
                     user.token_rate = d.token_rate;
                     if let Some(hash) = new_hash {
-                        user.password = hash;
+                        // A declared password replaces every secret, as
+                        // `POST /admin/users/{u}/password` does.
+                        user.replace_secrets(hash, now);
                     }
                     let changed = changed_fields(&stored, &user);
                     if changed.is_empty() {

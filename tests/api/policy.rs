@@ -302,3 +302,44 @@ async fn the_policy_travels_through_export_import_and_apply() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(policy_of(&app, "pinned").await, (json!([]), Value::Null));
 }
+
+#[tokio::test]
+async fn introspection_and_revocation_hold_the_client_to_its_networks_too() {
+    let app = behind_proxy().await;
+    let pw = app
+        .create_user_with(json!({"username": "pinned", "allowed_networks": ["203.0.113.0/24"]}))
+        .await["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = app
+        .login_from("203.0.113.9", "pinned", &pw)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for path in ["/oauth/introspect", "/oauth/revoke"] {
+        let call = |xff: &'static str| {
+            app.partner_request(reqwest::Method::POST, path)
+                .header("x-forwarded-for", xff)
+                .basic_auth("pinned", Some(&pw))
+                .form(&[("token", token.as_str())])
+                .send()
+        };
+        let r = call("198.51.100.1").await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "unauthorized_client", "error_description": "address not allowed"}),
+            "{path}"
+        );
+        assert_eq!(
+            app.verify(&token).await.status(),
+            StatusCode::OK,
+            "{path} did nothing"
+        );
+        let r = call("203.0.113.9").await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path} from inside");
+    }
+}

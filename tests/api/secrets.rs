@@ -438,3 +438,31 @@ async fn secrets_travel_through_export_and_import_with_their_times() {
         assert_eq!(login(&other, "partner", pw).await.0, StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn an_applied_password_replaces_every_secret_too() {
+    let app = spawn_app().await;
+    let old = app.create_user("partner").await;
+    let new = rotated(&app, "partner", json!({})).await["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = app
+        .admin_post(
+            "/admin/apply",
+            json!({"users": [{"username": "partner", "password": "declared in a file"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    for gone in [&old, &new] {
+        assert_eq!(
+            login(&app, "partner", gone).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(&app, "partner", "declared in a file").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(secret_ids(&app, "partner").await.len(), 1);
+}
