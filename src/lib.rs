@@ -41,10 +41,18 @@
 //!   expired *account* gets the seed's `token expired` at login:
 //!   [`domain::user::User::may_get_tokens`] decides, only after the password
 //!   matched (`service::issue`), and `http::errors` (`LoginError`) words it.
-//! - **How a password is checked.** [`login::password::Attempt::plan`] picks the
-//!   hash (the user's own, or a dummy of the guess's scheme for an unknown
-//!   user, so both cost the same), [`login::password::check`] does the work in
-//!   constant time, on [`login::hash_pool`] for Argon2id (`service::issue`).
+//! - **How a password is checked.** [`login::password::LoginCheck::plan`]
+//!   plans two checks, one per secret a user may hold (the current one and,
+//!   during a rotation's grace, the previous one), each against the user's
+//!   hash or a dummy of the guess's scheme ([`login::password::Attempt::plan`]),
+//!   so an unknown user, one secret and two all cost the same;
+//!   [`login::password::check`] does the work in constant time, on
+//!   [`login::hash_pool`] for Argon2id (`service::issue`).
+//! - **A secret's life** (rotation with a grace, never more than two,
+//!   ending one early, the grace running out, recording its last use):
+//!   [`domain::secrets`]; made durable and audited by `service::rotation`,
+//!   uses batched by [`service::PendingUses`], graces ended by
+//!   [`store::Store::expire_secrets`] in the minute's prune.
 //! - **A login's fields** are both present and no longer than a credential
 //!   can be: [`domain::user::check_login_fields`], for `/generateToken` and
 //!   `/oauth/token`; no `scope` asked (or a blank one) means all the user's:

@@ -28,7 +28,7 @@ impl RedbStore {
                 let mut index = tx.open_table(USERNAME_TO_SECRET_EXPIRY)?;
                 for name in &pending {
                     // Listed again meanwhile (a later rotation): not due.
-                    if !index.get(name.as_str())?.is_some_and(|e| e.value() <= now) {
+                    if index.get(name.as_str())?.is_none_or(|e| e.value() > now) {
                         continue;
                     }
                     index.remove(name.as_str())?;

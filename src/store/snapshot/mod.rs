@@ -35,7 +35,7 @@ enum Line {
         exported_at: String,
     },
     User {
-        user: User,
+        user: Box<User>,
     },
     Key {
         key: KeyRecord,
@@ -55,8 +55,9 @@ enum Line {
 /// A record of a snapshot, checked and ready to store.
 #[derive(Debug)]
 pub enum Item {
-    /// A user with its hash.
-    User(User),
+    /// A user with its hashes (boxed: a user is several times the size
+    /// of the other records).
+    User(Box<User>),
     /// A signing key with its seed.
     Key(KeyRecord),
     /// A revoked token id and the expiry after which it can be forgotten.
@@ -290,7 +291,9 @@ impl<W: Write> Writer<W> {
     /// One user.
     pub fn user(&mut self, user: User) -> std::io::Result<()> {
         self.counts.users += 1;
-        self.line(&Line::User { user })
+        self.line(&Line::User {
+            user: Box::new(user),
+        })
     }
 
     /// One key.
