@@ -20,7 +20,8 @@
 # one-core verify_strict ceiling) in the same run and prints every ratio.
 #
 # Env: DUR (10s), CONNS (64), USERS (100000), ROUNDS (3), OUT (/tmp/tessera-bench),
-#      PEERS=0 to skip the peers (no ratios then).
+#      PEERS=0 to skip the peers (no ratios then), TWO_SECRETS=1 to give every
+#      user a rotation in progress (two valid secrets, SPEC §15).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -44,6 +45,7 @@ TOKEN_ADMIN=$(cat "$DATA/admin.token")
 AUTH="Authorization: Bearer $TOKEN_ADMIN"
 curl -sf -H "$AUTH" "http://$ADMIN/admin/export" | python3 "$HERE/make_users.py" "$USERS" >"$OUT/snapshot.jsonl"
 IMPORT_S=$(curl -sf -o /dev/null -w '%{time_total}' -H "$AUTH" --data-binary @"$OUT/snapshot.jsonl" "http://$ADMIN/admin/import")
+echo "users hold two secrets (TWO_SECRETS): ${TWO_SECRETS:-0}" | tee -a "$SUMMARY"
 echo "import of $USERS users: ${IMPORT_S}s ($(du -h "$OUT/snapshot.jsonl" | cut -f1) snapshot)" | tee -a "$SUMMARY"
 curl -sf -o /dev/null -H "$AUTH" "http://$ADMIN/admin/users" \
   -d '{"username":"chosen","password":"operator-chosen-password"}'

@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the hot-path pieces: minting a token, verifying one,
-//! checking each password scheme, and a store lookup among 100k users.
+//! checking each password scheme (and a login's two checks), a store lookup
+//! among 100k users, the throttle, and `last_used_at` batched or not.
 //! Run: `cargo bench --bench micro` (add `-- mint` to filter).
 
 use std::hint::black_box;
@@ -54,6 +55,17 @@ fn passwords(c: &mut Criterion) {
     c.bench_function("password check, generated (salted SHA-256)", |b| {
         b.iter(|| black_box(fast.verify(black_box(pw.as_bytes()))))
     });
+    // A login's whole check (SPEC §15): two hashes, whatever the user holds.
+    let other = password::hash_generated(&password::generate().unwrap()).unwrap();
+    c.bench_function(
+        "login check, generated, user mid-rotation (two SHA-256)",
+        |b| {
+            b.iter(|| {
+                let check = password::LoginCheck::plan(Some(&fast), Some(&other), black_box(&pw));
+                black_box(check.run(pw.as_bytes()))
+            })
+        },
+    );
     let slow = password::hash_chosen("operator chosen").unwrap();
     let mut g = c.benchmark_group("argon2id");
     g.sample_size(10);
@@ -157,5 +169,80 @@ fn throttle(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, tokens, passwords, store, throttle);
+/// `last_used_at` (SPEC §15) with and without batching: what a login pays
+/// to note its secret's use in memory, against one durable write per login
+/// (what batching avoids), and one flush of many uses in one transaction.
+fn last_used(c: &mut Criterion) {
+    use tessera::domain::secrets::{LoginUse, SecretId};
+    use tessera::service::PendingUses;
+
+    let names: Vec<Username> = (0..100_000)
+        .map(|i| Username::parse(&format!("user{i:07}")).unwrap())
+        .collect();
+    let id = SecretId::random_except(None);
+    let pending = PendingUses::default();
+    let mut i = 0usize;
+    let mut at = 1_800_000_000u64;
+    c.bench_function("last_used: note a login in memory (batched)", |b| {
+        b.iter(|| {
+            i = (i + 7919) % names.len();
+            at += 1;
+            pending.note(black_box(&names[i]), id, at);
+        })
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = RedbStore::open(dir.path()).unwrap();
+    let hash = password::hash_generated(&password::generate().unwrap()).unwrap();
+    let users: Vec<User> = names[..10_000]
+        .iter()
+        .map(|n| User::new(n, hash.clone(), 1, 0))
+        .collect();
+    for u in &users {
+        store
+            .create_user(
+                u,
+                Audit {
+                    at: 1,
+                    action: tessera::store::Action::UserCreate,
+                    target: u.username.to_string(),
+                    detail: String::new(),
+                },
+            )
+            .unwrap();
+    }
+    let mut g = c.benchmark_group("last_used durable");
+    g.sample_size(20);
+    let mut k = 0usize;
+    g.bench_function("a durable write per login (unbatched)", |b| {
+        b.iter(|| {
+            k = (k + 1) % users.len();
+            at += 1;
+            let one = LoginUse {
+                username: users[k].username.clone(),
+                id: users[k].secret.id,
+                at,
+            };
+            store.record_secret_uses(&[one]).unwrap();
+        })
+    });
+    g.sample_size(10);
+    g.bench_function("one flush of 10,000 logins' uses", |b| {
+        b.iter(|| {
+            at += 1;
+            let uses: Vec<LoginUse> = users
+                .iter()
+                .map(|u| LoginUse {
+                    username: u.username.clone(),
+                    id: u.secret.id,
+                    at,
+                })
+                .collect();
+            store.record_secret_uses(&uses).unwrap();
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, tokens, passwords, store, throttle, last_used);
 criterion_main!(benches);
