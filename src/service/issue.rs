@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use zeroize::Zeroizing;
 
+use super::last_used::worth_noting;
 use super::secrets::SecretUse;
 use super::{IssueError, Service, crypto};
 use crate::domain::user::{User, Username};
@@ -154,18 +155,21 @@ impl Service {
         Ok(user)
     }
 
-    /// Evidence of use (SPEC §15): counts which secret matched and notes
-    /// its `last_used_at` for the next batched write.
+    /// Evidence of use (SPEC §15): counts which secret matched and, when
+    /// its stored `last_used_at` is old enough to be worth a write
+    /// ([`worth_noting`]), notes the use for the next batched write.
     fn note_secret_use(&self, user: &User, which: Which, now: u64) {
         self.metrics.login_matched(which == Which::Previous);
-        let id = match which {
-            Which::Current => user.secret.id,
+        let info = match which {
+            Which::Current => &user.secret,
             Which::Previous => match &user.previous_secret {
-                Some(previous) => previous.info.id,
+                Some(previous) => &previous.info,
                 None => return,
             },
         };
-        self.pending_uses.note(&user.username, id, now);
+        if worth_noting(info.last_used_at, now) {
+            self.pending_uses.note(&user.username, info.id, now);
+        }
     }
 
     /// Takes one token from the user's token rate, if it has one (counted

@@ -1,8 +1,12 @@
 //! Evidence of which secret partners use (SPEC §15), without a durable
-//! write per login: each login with a right password notes the newest
-//! time per (user, secret) in memory, and [`Service::flush_secret_uses`]
-//! writes what changed in one transaction — every [`FLUSH_EVERY`] and at
-//! shutdown — so `last_used_at` is at most that stale (the contract: 60 s).
+//! write per login: a login with a right password notes the newest time
+//! per (user, secret) in memory — only when the stored `last_used_at` is
+//! [`RECORD_EVERY`] old or more, so a busy partner is written at most that
+//! often — and [`Service::flush_secret_uses`] writes the notes every
+//! [`FLUSH_EVERY`] and at shutdown, in transactions of at most
+//! [`FLUSH_CHUNK`] users so an admin write never waits behind a long one.
+//! `last_used_at` is thus at most `RECORD_EVERY + FLUSH_EVERY` (40 s)
+//! behind the last use; the contract is 60 s.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -14,6 +18,17 @@ use crate::domain::user::Username;
 
 /// How often noted uses are written.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(10);
+/// A use is noted only when the stored one is at least this old.
+pub const RECORD_EVERY: u64 = 30;
+/// The most users one flush transaction writes.
+pub const FLUSH_CHUNK: usize = 1000;
+
+/// Whether a use at `now` is worth noting, given the stored `last_used`:
+/// never recorded, or recorded [`RECORD_EVERY`] seconds ago or more (a
+/// clock stepped back counts as recorded now).
+pub fn worth_noting(last_used: Option<u64>, now: u64) -> bool {
+    last_used.is_none_or(|t| now.saturating_sub(t) >= RECORD_EVERY)
+}
 
 /// Uses noted since the last flush: the newest time per (user, secret).
 /// Bounded by the users that logged in within one flush interval (two
@@ -85,23 +100,25 @@ fn merge(secrets: &mut Vec<(SecretId, u64)>, id: SecretId, at: u64) {
 }
 
 impl Service {
-    /// Writes the uses noted since the last flush in one store
-    /// transaction; returns how many (user, secret) pairs it wrote. On a
-    /// failure they are kept for the next flush.
+    /// Writes the uses noted since the last flush, [`FLUSH_CHUNK`] users
+    /// per store transaction; returns how many (user, secret) pairs it
+    /// wrote. What a failed transaction could not write is kept for the
+    /// next flush.
     pub async fn flush_secret_uses(&self) -> Result<usize, AdminError> {
-        let uses = self.pending_uses.take();
-        if uses.is_empty() {
-            return Ok(0);
-        }
-        let n = uses.len();
-        let batch = uses.clone();
-        match self.blocking(move |s| s.record_secret_uses(&batch)).await {
-            Ok(()) => Ok(n),
-            Err(e) => {
+        let mut uses = self.pending_uses.take();
+        let mut written = 0;
+        while !uses.is_empty() {
+            let rest = uses.split_off(uses.len().min(FLUSH_CHUNK));
+            let batch = uses.clone();
+            if let Err(e) = self.blocking(move |s| s.record_secret_uses(&batch)).await {
+                uses.extend(rest);
                 self.pending_uses.restore(uses);
-                Err(e)
+                return Err(e);
             }
+            written += uses.len();
+            uses = rest;
         }
+        Ok(written)
     }
 
     /// [`Service::flush_secret_uses`] for the background loop: failures
@@ -116,6 +133,14 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_use_is_noted_once_the_stored_one_is_thirty_seconds_old() {
+        assert!(worth_noting(None, 100));
+        assert!(!worth_noting(Some(100), 129));
+        assert!(worth_noting(Some(100), 130));
+        assert!(!worth_noting(Some(200), 100), "a clock stepped back");
+    }
 
     #[test]
     fn the_newest_use_per_secret_is_kept_and_a_failed_flush_loses_none() {

@@ -388,6 +388,22 @@ async fn logins_leave_evidence_of_which_secret_they_used() {
     assert_eq!(u["last_login_at"], at(started + 10));
     let events = audit_actions(&app).await;
     assert_eq!(events[0].0, "user.secret.rotate", "a login is not audited");
+
+    // A busy partner is written at most every 30 s, never per login.
+    app.advance(29);
+    assert_eq!(login(&app, "partner", &new).await.0, StatusCode::OK);
+    assert_eq!(
+        app.flush_secret_uses().await,
+        0,
+        "recorded 29 s ago: not yet"
+    );
+    app.advance(1);
+    assert_eq!(login(&app, "partner", &new).await.0, StatusCode::OK);
+    assert_eq!(app.flush_secret_uses().await, 1);
+    assert_eq!(
+        user(&app, "partner").await["secrets"][0]["last_used_at"],
+        at(started + 40)
+    );
 }
 
 #[tokio::test]
