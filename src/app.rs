@@ -230,6 +230,8 @@ impl App {
                 };
                 format!("{scheme}://{partner_addr}")
             }),
+            console: http::console::session::Sessions::default(),
+            console_secure_cookie: admin_tls.is_some(),
         });
         tracing::info!(partner = %partner_addr, https = partner_tls.is_some(), "listening");
         match admin_addr {

@@ -58,6 +58,8 @@ impl InProcess {
             instance_key: None,
             body_read_timeout: std::time::Duration::from_secs(60),
             public_url: String::new(),
+            console: http::console::session::Sessions::default(),
+            console_secure_cookie: false,
         });
         Ok(Self { state, token })
     }

@@ -21,6 +21,7 @@ pub mod reply;
 pub mod secrets;
 pub mod tls;
 
+pub mod console;
 pub mod filters;
 pub mod server;
 pub mod state;

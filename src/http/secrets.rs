@@ -45,15 +45,31 @@ impl AppState {
         if !headers.contains_key(AUTHORIZATION) {
             return Err(SecretRefusal::Absent);
         }
+        let presented = match bearer(headers) {
+            Some(Ok(token)) => Some(token),
+            _ => None,
+        };
+        self.check_secret_text(used, client, presented)
+    }
+
+    /// Checks a secret typed rather than sent as a header (the console's
+    /// sign-in form takes the admin token), under the same throttle as
+    /// the header of the same use. None: not the right shape (wrong).
+    pub fn check_secret_text(
+        &self,
+        used: SecretUse,
+        client: &ClientKey,
+        presented: Option<&str>,
+    ) -> Result<(), SecretRefusal> {
         let wanted = match used {
             SecretUse::AdminApi | SecretUse::Introspection => Some(&self.admin_token_digest),
             SecretUse::Feed => self.feed_token_digest.as_ref(),
         };
-        let presented = match (bearer(headers), wanted) {
-            (Some(Ok(token)), Some(wanted)) => bool::from(token_digest(token).ct_eq(wanted)),
+        let matches = match (presented, wanted) {
+            (Some(token), Some(wanted)) => bool::from(token_digest(token).ct_eq(wanted)),
             _ => false,
         };
-        match self.service.check_secret(used, client, presented) {
+        match self.service.check_secret(used, client, matches) {
             Ok(true) => Ok(()),
             Ok(false) => Err(SecretRefusal::Wrong),
             Err(wait) => Err(SecretRefusal::Throttled(wait)),

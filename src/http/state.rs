@@ -32,6 +32,11 @@ pub struct AppState {
     /// Where clients reach the partner API (`--public-url`), for the OAuth
     /// server metadata.
     pub public_url: String,
+    /// The admin console's sessions (SPEC §16), in this node's memory.
+    pub console: crate::http::console::session::Sessions,
+    /// Whether the console's cookie is `Secure` (the admin listener serves
+    /// HTTPS).
+    pub console_secure_cookie: bool,
 }
 
 impl AppState {

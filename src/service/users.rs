@@ -57,6 +57,11 @@ pub struct UserPatch {
 
 impl UserPatch {
     /// The fields this patch touches, for the audit log.
+    /// True when the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.fields().is_empty()
+    }
+
     fn fields(&self) -> Vec<&'static str> {
         [
             ("status", self.status.is_some()),

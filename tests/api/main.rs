@@ -8,6 +8,7 @@ mod http;
 mod admin;
 mod apply;
 mod clocks;
+mod console;
 mod corpus;
 mod feed;
 mod helpers;

@@ -113,7 +113,11 @@ pub fn routes(
         .or(metrics(state))
         .unify()
         .boxed();
-    instance(state)
+    // The console authenticates with its own session, the one exception
+    // to the bearer rule; a session opens nothing under /admin.
+    crate::http::console::routes(state)
+        .or(instance(state))
+        .unify()
         .or(admin_token(state).and(users.or(rest).unify()))
         .unify()
 }
