@@ -8,6 +8,7 @@ mod http;
 mod cli;
 mod clocks;
 mod cluster;
+mod console;
 mod deploy;
 mod faults;
 mod helpers;
