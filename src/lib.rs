@@ -11,6 +11,9 @@
 //!   read under each route's limit and time (`http::body`), TLS
 //!   (`http::tls`), the connection cap per address (`http::per_address`), and
 //!   `http::errors`, the one place every error becomes a status and body.
+//!   The admin console (`http::console`, SPEC §16) is server-rendered pages
+//!   on the admin listener, with its own sessions and CSRF checks, calling
+//!   the same service functions as `http::admin`.
 //! - [`service`]: the use cases, one file each — `issue`, `verify`,
 //!   `users`, `revocations`, `keys`, `feed`, `apply`, `backup`, `secrets` —
 //!   and their `error`s. Knows no HTTP and no storage engine.
