@@ -1,7 +1,11 @@
 """Drives Tessera's admin console in headless Chromium (Debian's package,
 through Playwright for Python), by the names on the page (SPEC §16).
 
-    python3 browser.py ADMIN_BASE_URL SCREENSHOT_DIR < admin.token
+    python3 browser.py ADMIN_BASE_URL SCREENSHOT_DIR FAKETIME_FILE < admin.token
+
+FAKETIME_FILE is the libfaketime offset file of the server's clock: the
+script moves the server's wall clock 16 minutes on to see an idle session
+end.
 
 Prints one JSON object: the passwords the console showed (the Rust test
 logs in with them), requests to other origins and CSP reports (both must
@@ -13,7 +17,9 @@ import sys
 
 from playwright.sync_api import expect, sync_playwright
 
-base, shots = sys.argv[1], sys.argv[2]
+import time
+
+base, shots, faketime_file = sys.argv[1], sys.argv[2], sys.argv[3]
 token = sys.stdin.readline().strip()  # never argv: every process can read that
 out = {"foreign_requests": [], "csp_reports": [], "passwords": {}}
 
@@ -149,6 +155,15 @@ with sync_playwright() as p:
     nojs.get_by_label("Username").fill("nojs")
     nojs.get_by_role("button", name="Create").click()
     out["passwords"]["without_javascript"] = nojs.get_by_label("New password").locator("code").inner_text()
+
+    # An idle session ends: the server's clock moves 16 minutes on.
+    idle = browser.new_page()
+    sign_in(idle)
+    with open(faketime_file, "w") as f:
+        f.write("+16m")
+    time.sleep(1.5)  # libfaketime re-reads the offset every second
+    idle.reload()
+    expect(idle.get_by_label("Admin token")).to_be_visible()
 
     browser.close()
 

@@ -54,6 +54,11 @@ impl FakeClock {
         std::fs::write(&self.file, offset).unwrap();
     }
 
+    /// The offset file (a helper process may move the clock through it).
+    pub fn file(&self) -> &std::path::Path {
+        &self.file
+    }
+
     /// The environment that puts a process on this clock.
     pub fn env(&self) -> Vec<(&'static str, &str)> {
         vec![

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::spawn_process;
+use crate::clocks::FakeClock;
+use crate::helpers::spawn_process_with_env;
 
 fn python_has_playwright() -> bool {
     Command::new("python3")
@@ -45,7 +46,10 @@ fn ensure_browser() {
 #[tokio::test]
 async fn an_operator_runs_the_console_in_a_real_browser() {
     tokio::task::spawn_blocking(ensure_browser).await.unwrap();
-    let app = spawn_process().await;
+    // On a clock the browser script moves, to see an idle session end.
+    let clock = FakeClock::new("+0s");
+    let app = spawn_process_with_env(&clock.env()).await;
+    let faketime = clock.file().to_str().unwrap().to_owned();
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/browser.py");
@@ -53,7 +57,7 @@ async fn an_operator_runs_the_console_in_a_real_browser() {
     let shots_arg = shots.to_str().unwrap().to_owned();
     let out = tokio::task::spawn_blocking(move || {
         let mut child = Command::new("python3")
-            .args([script, &base, &shots_arg])
+            .args([script, &base, &shots_arg, &faketime])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
