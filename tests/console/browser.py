@@ -101,6 +101,17 @@ with sync_playwright() as p:
     page.get_by_role("button", name="Revoke all tokens").click()
     expect(page.get_by_role("heading", name="acme")).to_be_visible()
 
+    # Partners: a page of 50, Next pages on (the test made hotel00..hotel54).
+    page.get_by_role("link", name="Partners").click()
+    page.get_by_label("Search").fill("hotel")
+    page.get_by_label("Search").press("Enter")
+    expect(page.get_by_role("link", name="hotel49")).to_be_visible()
+    expect(page.get_by_role("link", name="hotel50")).to_have_count(0)
+    page.get_by_role("link", name="Next").click()
+    expect(page.get_by_role("link", name="hotel54")).to_be_visible()
+    expect(page.get_by_role("link", name="hotel00")).to_have_count(0)
+    expect(page.get_by_role("link", name="Next")).to_have_count(0)
+
     # Partners: search by prefix.
     page.get_by_role("link", name="Partners").click()
     page.get_by_label("Search").fill("ac")
@@ -161,8 +172,12 @@ with sync_playwright() as p:
     sign_in(idle)
     with open(faketime_file, "w") as f:
         f.write("+16m")
-    time.sleep(1.5)  # libfaketime re-reads the offset every second
-    idle.reload()
+    # libfaketime re-reads the offset about every second: poll a while.
+    for _ in range(10):
+        time.sleep(1)
+        idle.reload()
+        if idle.get_by_label("Admin token").count() == 1:
+            break
     expect(idle.get_by_label("Admin token")).to_be_visible()
 
     browser.close()

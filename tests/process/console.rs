@@ -50,6 +50,9 @@ async fn an_operator_runs_the_console_in_a_real_browser() {
     let clock = FakeClock::new("+0s");
     let app = spawn_process_with_env(&clock.env()).await;
     let faketime = clock.file().to_str().unwrap().to_owned();
+    for i in 0..55 {
+        app.create_user(&format!("hotel{i:02}")).await;
+    }
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/browser.py");
