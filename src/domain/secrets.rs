@@ -34,10 +34,20 @@ impl SecretId {
     pub fn random_except(other: Option<SecretId>) -> Self {
         use rand::Rng as _;
         let mut rng = rand::rng();
+        Self::first_fit(
+            || {
+                let mut bytes = [0u8; 4];
+                rng.fill_bytes(&mut bytes);
+                u32::from_le_bytes(bytes)
+            },
+            other,
+        )
+    }
+
+    /// The first drawn id that is neither 0 nor `other`.
+    fn first_fit(mut draw: impl FnMut() -> u32, other: Option<SecretId>) -> Self {
         loop {
-            let mut bytes = [0u8; 4];
-            rng.fill_bytes(&mut bytes);
-            let id = Self(u32::from_le_bytes(bytes));
+            let id = Self(draw());
             if id.0 != 0 && Some(id) != other {
                 return id;
             }
@@ -310,6 +320,9 @@ mod tests {
             assert_eq!(SecretId::parse(bad), None, "{bad}");
         }
         assert_eq!(SecretId::parse("000000ff"), Some(SecretId(255)));
+        let mut draws = [0, 7, 0, 9].into_iter();
+        let id = SecretId::first_fit(|| draws.next().unwrap(), Some(SecretId(7)));
+        assert_eq!(id, SecretId(9), "neither 0 nor the other secret's");
     }
 
     #[test]
