@@ -16,6 +16,8 @@
 //! - [`verified`]: the bounded cache of token strings whose signature
 //!   verified under one keyring, for the server's `/verify` and the
 //!   [`verifier::Verifier`] alike.
+//! - [`dpop`]: DPoP proofs (RFC 9449): the proof rules, the replay cache,
+//!   and how a bound (`cnf.jkt`) or unbound token may be presented.
 //! - [`jwk`]: the JWK form of the keys and their RFC 7638 thumbprints,
 //!   written by the server and read by the verifier.
 //! - [`feed`]: the signed revocation feed's format and the state a
@@ -60,6 +62,7 @@ pub mod account;
 pub mod axum_extract;
 #[cfg(feature = "client")]
 pub mod bearer;
+pub mod dpop;
 pub mod feed;
 pub mod jwk;
 pub mod scope;
