@@ -22,6 +22,7 @@ fn claims() -> Claims {
         jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
         generation: None,
         scope: None,
+        cnf: None,
     }
 }
 

@@ -32,6 +32,7 @@ fn claims_strategy() -> impl Strategy<Value = Claims> {
             jti,
             generation,
             scope: None,
+            cnf: None,
         })
 }
 

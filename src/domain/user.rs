@@ -337,6 +337,7 @@ mod tests {
             jti: "j".into(),
             generation: None,
             scope: None,
+            cnf: None,
         }
     }
 

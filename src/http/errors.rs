@@ -17,6 +17,7 @@ use warp::reply::Response;
 use super::methods::MethodNotAllowed;
 use super::reply::{admin_error, no_store, text, with_header, with_retry_after};
 use crate::service::{AdminError, IssueError, VerifyError};
+use tessera_verify::dpop::PresentationError;
 
 /// The seed contract's answer for unknown users and wrong passwords.
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
@@ -162,6 +163,9 @@ impl LoginError {
                 RETRY_AFTER,
                 "1",
             ),
+            Self::Issue(IssueError::InvalidDpopProof(_)) => {
+                text(StatusCode::BAD_REQUEST, "invalid dpop proof")
+            }
             Self::Issue(IssueError::Internal(e)) => internal(&e),
             Self::MissingFields => text(StatusCode::BAD_REQUEST, MISSING_FIELDS),
             Self::BadRequest(reason) => text(StatusCode::BAD_REQUEST, reason),
@@ -191,6 +195,7 @@ pub(super) fn issue_outcome(e: &IssueError) -> &'static str {
         IssueError::InvalidScope(_) => "invalid_scope",
         IssueError::AddressNotAllowed => "address_not_allowed",
         IssueError::TokenRate(_) => "token_rate",
+        IssueError::InvalidDpopProof(_) => "invalid_dpop_proof",
         IssueError::Internal(_) => "error",
     }
 }
@@ -235,8 +240,28 @@ pub fn verify_error(e: &VerifyError) -> Response {
                 "1",
             )
         }
+        VerifyError::Presentation(e) => dpop_challenge(e),
         other => bearer_challenge(Some(&other.to_string())),
     }
+}
+
+/// The `/verify` challenge for a token presented the wrong way or with a
+/// bad proof (RFC 9449 §7.1): `DPoP` with the algorithms accepted, and
+/// `invalid_dpop_proof` for the proof or `invalid_token` for the token.
+pub fn dpop_challenge(e: &PresentationError) -> Response {
+    let code = match e {
+        PresentationError::Proof(_) => "invalid_dpop_proof",
+        PresentationError::Binding(_) => "invalid_token",
+    };
+    let value = format!(
+        r#"DPoP algs="{}", error="{code}", error_description="{e}""#,
+        tessera_verify::dpop::ALGORITHMS.join(" ")
+    );
+    no_store(with_header(
+        text(StatusCode::UNAUTHORIZED, "unauthorized"),
+        WWW_AUTHENTICATE,
+        &value,
+    ))
 }
 
 /// A failed admin request.

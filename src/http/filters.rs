@@ -30,19 +30,43 @@ pub(super) fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible
 /// introspection): None when there is no such header, another scheme or an
 /// empty token; `Err` when the header is not text.
 pub(super) fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
+    match access_token(headers)? {
+        Ok((Scheme::Bearer, token)) => Some(Ok(token)),
+        Ok((Scheme::Dpop, _)) => None,
+        Err(()) => Some(Err(())),
+    }
+}
+
+/// How an access token is sent in `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scheme {
+    /// `Bearer` (RFC 6750).
+    Bearer,
+    /// `DPoP` (RFC 9449 §7.1), with a `DPoP` proof header beside it.
+    Dpop,
+}
+
+/// The scheme and token of `Authorization: Bearer|DPoP <token>`: None
+/// when there is no such header, another scheme or an empty token; `Err`
+/// when the header is not text.
+pub(super) fn access_token(headers: &HeaderMap) -> Option<Result<(Scheme, &str), ()>> {
     let value = headers.get(warp::http::header::AUTHORIZATION)?;
     let Ok(value) = value.to_str() else {
         return Some(Err(()));
     };
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return None;
-    }
+    };
     let token = token.trim();
     if token.is_empty() {
         None
     } else {
-        Some(Ok(token))
+        Some(Ok((scheme, token)))
     }
 }
 
@@ -52,4 +76,16 @@ pub(super) fn with_state(
 ) -> impl Filter<Extract = (Arc<AppState>,), Error = Infallible> + Clone + use<> {
     let state = state.clone();
     warp::any().map(move || state.clone())
+}
+
+/// The `DPoP` header of a request (RFC 9449 §4.1): None when absent;
+/// `Err` when it is sent more than once or is not text, which no valid
+/// proof is.
+pub(super) fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    let mut values = headers.get_all("dpop").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => v.to_str().map(Some).map_err(|_| ()),
+        (Some(_), Some(_)) => Err(()),
+    }
 }

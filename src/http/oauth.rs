@@ -241,14 +241,19 @@ async fn issue(
     let requested = Scopes::requested(params.get("scope").map(|s| s.as_str()))
         .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
     let client = state.client(peer, headers);
+    let basic = method == AuthMethod::Basic;
+    let url = state.public_endpoint("/oauth/token");
+    let proof = state
+        .login_proof(headers, &url)
+        .map_err(|e| OAuthError::from_issue(e, basic))?;
     let issued = state
         .service
-        .issue_token(&client, &id, &secret, requested.as_ref())
+        .issue_token(&client, &id, &secret, requested.as_ref(), proof)
         .await
-        .map_err(|e| OAuthError::from_issue(e, method == AuthMethod::Basic))?;
+        .map_err(|e| OAuthError::from_issue(e, basic))?;
     let mut answer = serde_json::json!({
         "access_token": issued.token,
-        "token_type": "Bearer",
+        "token_type": if issued.bound { "DPoP" } else { "Bearer" },
         "expires_in": issued.expires_in,
     });
     if let Some(scope) = issued.scope.to_claim() {
@@ -327,7 +332,7 @@ async fn introspection(
         authenticate(&state, &headers, peer, &mut params).await?;
     }
     let token = token_param(&params)?;
-    let verdict = match state.service.verify_bearer(token) {
+    let verdict = match state.service.inspect(token) {
         Ok(c) => {
             let mut v = serde_json::json!({
                 "active": true,
@@ -337,8 +342,12 @@ async fn introspection(
                 "iat": c.iat,
                 "exp": c.exp,
                 "jti": c.jti,
-                "token_type": "Bearer",
+                "token_type": if c.cnf.is_some() { "DPoP" } else { "Bearer" },
             });
+            // RFC 9449 §6.2: the key a bound token is bound to.
+            if let Some(cnf) = &c.cnf {
+                v["cnf"] = serde_json::json!({ "jkt": cnf.jkt });
+            }
             // RFC 7662: what the token may do now.
             if let Some(scope) = c.scopes.to_claim() {
                 v["scope"] = scope.into();
@@ -417,6 +426,7 @@ fn metadata(
                     "introspection_endpoint_auth_methods_supported": methods,
                     "revocation_endpoint_auth_methods_supported": methods,
                     "response_types_supported": [],
+                    "dpop_signing_alg_values_supported": tessera_verify::dpop::ALGORITHMS,
                 }),
             )
         })

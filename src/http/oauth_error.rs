@@ -154,6 +154,13 @@ impl OAuthError {
                     false,
                     Some(1),
                 ),
+                IssueError::InvalidDpopProof(e) => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_dpop_proof",
+                    e.to_string(),
+                    false,
+                    None,
+                ),
                 IssueError::Internal(e) => return internal(&e),
             },
             Self::Admin(AdminError::Internal(e)) | Self::Internal(e) => return internal(&e),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use tessera_verify::dpop::{PresentationError, ProofError};
 use tessera_verify::scope::Scopes;
 use warp::Filter;
 use warp::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -17,14 +18,14 @@ use zeroize::Zeroizing;
 
 use super::body;
 use super::errors::{self, LoginError, TOO_MANY_ATTEMPTS};
-use super::filters::{bearer, peer, raw_query, with_state};
+use super::filters::{Scheme, access_token, dpop_proof, peer, raw_query, with_state};
 use super::form::{self, Credentials};
 use super::methods::methods;
 use super::reply::{self, no_store, text, with_header, with_retry_after};
 use super::secrets::SecretRefusal;
 use super::state::AppState;
 use crate::domain::user::{LoginFieldError, check_login_fields};
-use crate::service::SecretUse;
+use crate::service::{SecretUse, VerifyError};
 
 /// The largest body `/generateToken` accepts.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
@@ -259,9 +260,11 @@ async fn issue(
     let result = async {
         let (username, password, scope) = read_credentials(&query, &headers, &body)?;
         let client = state.client(peer, &headers);
+        let url = state.public_endpoint("/generateToken");
+        let proof = state.login_proof(&headers, &url)?;
         let issued = state
             .service
-            .issue_token(&client, &username, &password, scope.as_ref())
+            .issue_token(&client, &username, &password, scope.as_ref(), proof)
             .await?;
         tracing::debug!(user = %*username, "token issued");
         Ok::<_, LoginError>(issued)
@@ -308,6 +311,34 @@ fn required_scopes(headers: &HeaderMap, query: &str) -> Result<Scopes, String> {
     Scopes::parse(&names.join(" ")).map_err(|e| e.to_string())
 }
 
+/// A `DPoP` token at `/verify`: the proof is checked against the original
+/// request, which the proxy passes as `X-Forwarded-Method`, `-Proto`,
+/// `-Host` and `-Uri` (it must overwrite, never pass on, a client's own).
+/// A missing one fails the proof's `htm` or `htu`.
+fn verify_dpop(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<crate::service::VerifiedToken, VerifyError> {
+    let forwarded = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let proof = dpop_proof(headers)
+        .map_err(|()| VerifyError::Presentation(PresentationError::Proof(ProofError::Malformed)))?;
+    let url = format!(
+        "{}://{}{}",
+        forwarded("x-forwarded-proto"),
+        forwarded("x-forwarded-host"),
+        forwarded("x-forwarded-uri")
+    );
+    state
+        .service
+        .verify_dpop(token, proof, forwarded("x-forwarded-method"), &url)
+}
+
 /// `GET /verify`.
 fn check_bearer(state: &AppState, headers: &HeaderMap, query: &str) -> Response {
     let metrics = state.service.metrics();
@@ -322,7 +353,7 @@ fn check_bearer(state: &AppState, headers: &HeaderMap, query: &str) -> Response 
             ));
         }
     };
-    let token = match bearer(headers) {
+    let (scheme, token) = match access_token(headers) {
         None => {
             metrics.verify_request("no_token");
             return errors::bearer_challenge(None);
@@ -333,7 +364,11 @@ fn check_bearer(state: &AppState, headers: &HeaderMap, query: &str) -> Response 
         }
         Some(Ok(t)) => t,
     };
-    match state.service.verify_bearer(token) {
+    let verdict = match scheme {
+        Scheme::Bearer => state.service.verify_bearer(token),
+        Scheme::Dpop => verify_dpop(state, headers, token),
+    };
+    match verdict {
         Ok(claims) if claims.scopes.first_missing(&required).is_some() => {
             metrics.verify_request("insufficient_scope");
             errors::insufficient_scope(&required)

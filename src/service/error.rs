@@ -5,6 +5,7 @@ use crate::domain::keys;
 use crate::domain::user::{AccountError, CredentialRuleError};
 use crate::store::StoreError;
 use crate::token::TokenError;
+use tessera_verify::dpop::{PresentationError, ProofError};
 
 /// Why no token was issued.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,10 @@ pub enum IssueError {
     /// after the password matched, so it tells a stranger nothing).
     #[error("invalid scope: the user does not hold {0:?}")]
     InvalidScope(String),
+    /// The `DPoP` proof sent with the login breaks a rule (SPEC §17);
+    /// checked before the password, so it costs no hash.
+    #[error("invalid dpop proof: {0}")]
+    InvalidDpopProof(ProofError),
     /// Something broke inside; logged, shown as a plain 500.
     #[error(transparent)]
     Internal(#[from] InternalError),
@@ -48,6 +53,10 @@ pub enum VerifyError {
     /// The account refuses the token.
     #[error(transparent)]
     Account(#[from] AccountError),
+    /// Presented the wrong way, or with a proof that breaks a rule
+    /// (SPEC §17).
+    #[error(transparent)]
+    Presentation(#[from] PresentationError),
     /// The account could not be read now (a cluster node cut off from
     /// its database): 503, try again; never a verdict either way.
     #[error("account state unavailable: {0}")]
@@ -72,6 +81,8 @@ impl VerifyError {
             Self::Token(TokenError::Expired) => "expired",
             // A rule a newer tessera-verify adds.
             Self::Token(_) => "invalid",
+            Self::Presentation(PresentationError::Proof(_)) => "invalid_dpop_proof",
+            Self::Presentation(PresentationError::Binding(_)) => "dpop_binding",
             Self::Account(AccountError::Revoked) => "revoked",
             Self::Account(_) => "account",
             Self::Unavailable(_) => "unavailable",

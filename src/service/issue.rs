@@ -16,7 +16,9 @@ use crate::login::client::{Client, ClientKey};
 use crate::login::hash_pool::PoolError;
 use crate::login::password::{LoginCheck, OwnedLoginCheck, Which};
 use crate::token::{self, Claims};
+use tessera_verify::dpop;
 use tessera_verify::scope::Scopes;
+use tessera_verify::token::Confirmation;
 
 /// How long a login refused with [`IssueError::Busy`] waits before it is
 /// answered. Refusing costs little CPU but not none: a flood that keeps the
@@ -25,6 +27,16 @@ use tessera_verify::scope::Scopes;
 /// at most (its connections / 250 ms) answers a second, for the price of a
 /// timer each; honest clients are told `Retry-After: 1` anyway.
 pub const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A DPoP proof sent with a login (SPEC §17): the `DPoP` header and the
+/// endpoint's URL under `--public-url`, which its `htu` must name.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginProof<'a> {
+    /// The `DPoP` header.
+    pub proof: &'a str,
+    /// The endpoint's URL, e.g. `https://auth.example.com/oauth/token`.
+    pub url: &'a str,
+}
 
 /// An issued token.
 #[derive(Debug, Clone)]
@@ -35,6 +47,8 @@ pub struct IssuedToken {
     pub expires_in: u64,
     /// The scopes granted.
     pub scope: Scopes,
+    /// Bound to the key of the login's DPoP proof (`token_type` `DPoP`).
+    pub bound: bool,
 }
 
 /// A fresh `jti`: 128 random bits, base64url without padding, from the
@@ -172,6 +186,21 @@ impl Service {
         }
     }
 
+    /// The key a login's DPoP proof binds its token to: every proof rule
+    /// for `POST` to the endpoint's URL, once within its window.
+    fn check_login_proof(&self, p: LoginProof<'_>) -> Result<Confirmation, IssueError> {
+        let request = dpop::Request {
+            method: "POST",
+            url: p.url,
+            access_token: None,
+            now: self.clock.now(),
+            leeway_secs: self.settings.clock_leeway_secs,
+        };
+        dpop::check_proof_once(p.proof, &request, &self.dpop_replays)
+            .map(|proof| Confirmation { jkt: proof.jkt })
+            .map_err(IssueError::InvalidDpopProof)
+    }
+
     /// Takes one token from the user's token rate, if it has one (counted
     /// on this node: N nodes allow N times the rate).
     fn take_token_rate(&self, user: &User) -> Result<(), IssueError> {
@@ -206,14 +235,21 @@ impl Service {
 
     /// Issues a token for credentials ([`Service::authenticate`], then sign).
     /// The token is granted `requested` (all the user's scopes when None);
-    /// asking for one the user lacks is refused.
+    /// asking for one the user lacks is refused. With a DPoP `proof` the
+    /// token is bound to its key (`cnf.jkt`); the proof is checked first,
+    /// so a bad one costs no hash and no throttle charge.
     pub async fn issue_token(
         &self,
         client: &Client,
         username: &str,
         password: &str,
         requested: Option<&Scopes>,
+        proof: Option<LoginProof<'_>>,
     ) -> Result<IssuedToken, IssueError> {
+        let cnf = match proof {
+            None => None,
+            Some(p) => Some(self.check_login_proof(p)?),
+        };
         let user = self.authenticate(client, username, password).await?;
         self.take_token_rate(&user)?;
         let granted = match requested {
@@ -233,6 +269,7 @@ impl Service {
             jti: new_jti(),
             generation: Some(user.generation),
             scope: granted.to_claim(),
+            cnf,
         };
         let keys = self.keys.load();
         let active = keys.ring.active();
@@ -240,6 +277,7 @@ impl Service {
             token: token::encode(&claims, &active.header_b64, active),
             expires_in: exp.saturating_sub(now),
             scope: granted,
+            bound: claims.cnf.is_some(),
         })
     }
 }

@@ -24,10 +24,18 @@ use super::revocations::{SELF_REVOKE_BURST, SELF_REVOKE_PER_SEC};
 use super::secrets::SecretThrottles;
 use super::verify::KeyState;
 use crate::login::rate_limit::RateLimit;
+use tessera_verify::dpop::ReplayCache;
 
 /// Users whose token rate this node tracks at once; a user forgotten
 /// (one-off, past this many busier ones) starts again with a full burst.
 pub const TOKEN_RATE_USERS: usize = 100_000;
+
+/// DPoP proofs a node remembers at once (about 15 MB at most): each is
+/// kept for its window (`iat` ± `--clock-leeway`, 2 minutes by default),
+/// so a node refuses every replay up to ~800 proofs a second; past that
+/// the oldest are forgotten first. Per node: a proof replayed to another
+/// cluster node within its window is accepted there once more.
+pub const DPOP_PROOFS_REMEMBERED: usize = 100_000;
 
 /// Settings the use cases need from the configuration.
 #[derive(Debug, Clone)]
@@ -98,6 +106,9 @@ pub struct Service {
     pub(super) full_feed: Mutex<Option<CachedFeed>>,
     /// Logins' uses of secrets not yet written (SPEC §15's `last_used_at`).
     pub(super) pending_uses: PendingUses,
+    /// The DPoP proofs this node accepted lately, each accepted once
+    /// within its window (SPEC §17).
+    pub(super) dpop_replays: ReplayCache,
 }
 
 impl Service {
@@ -140,6 +151,7 @@ impl Service {
             apply_lock: Mutex::new(()),
             full_feed: Mutex::new(None),
             pending_uses: PendingUses::default(),
+            dpop_replays: ReplayCache::new(DPOP_PROOFS_REMEMBERED),
             token_rates: RateLimit::new(1, 1.0, TOKEN_RATE_USERS),
             self_revocations: RateLimit::new(
                 SELF_REVOKE_BURST,

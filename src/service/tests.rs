@@ -59,7 +59,7 @@ async fn user_with_token(s: &Service, name: &str) -> String {
         })
         .await
         .unwrap();
-    s.issue_token(&local(), name, &pw.unwrap(), None)
+    s.issue_token(&local(), name, &pw.unwrap(), None, None)
         .await
         .unwrap()
         .token
@@ -152,7 +152,7 @@ async fn revoke_all_kills_tokens_of_the_same_second() {
     clock.set(T0 + 1);
     let pw = s.set_password(&name("carol"), None).await.unwrap().unwrap();
     let t2 = s
-        .issue_token(&local(), "carol", &pw, None)
+        .issue_token(&local(), "carol", &pw, None, None)
         .await
         .unwrap()
         .token;
@@ -199,7 +199,7 @@ async fn rotation_keeps_old_tokens_until_retention_ends() {
     assert!(s.verify_bearer(&old).is_ok());
     let pw = s.set_password(&name("erin"), None).await.unwrap().unwrap();
     let new = s
-        .issue_token(&local(), "erin", &pw, None)
+        .issue_token(&local(), "erin", &pw, None, None)
         .await
         .unwrap()
         .token;
@@ -247,7 +247,7 @@ async fn only_the_right_password_of_either_scheme_gets_a_token() {
     .unwrap();
     let issue = |user: &'static str, pw: String| {
         let s = &s;
-        async move { s.issue_token(&local(), user, &pw, None).await }
+        async move { s.issue_token(&local(), user, &pw, None, None).await }
     };
     assert!(issue("fast", generated.to_string()).await.is_ok());
     assert!(issue("slow", "operator-chosen".into()).await.is_ok());
@@ -303,11 +303,11 @@ async fn fast_logins_never_wait_behind_argon2id_work() {
     }
     s.hash_pool.spawn(|| {});
     let fast = s
-        .issue_token(&local(), "fast", &generated.unwrap(), None)
+        .issue_token(&local(), "fast", &generated.unwrap(), None, None)
         .await;
     assert!(fast.is_ok(), "the fast scheme never touches the pool");
     let slow = s
-        .issue_token(&local(), "slow", "operator-chosen", None)
+        .issue_token(&local(), "slow", "operator-chosen", None, None)
         .await;
     assert!(matches!(slow, Err(IssueError::Busy)), "{slow:?}");
     drop(release);

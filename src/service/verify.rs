@@ -10,6 +10,7 @@ use crate::domain::keys::Keyring;
 use crate::domain::user::{AccountError, Username};
 use crate::store::StoreError;
 use crate::token::Claims;
+use tessera_verify::dpop::{self, Presented};
 use tessera_verify::scope::Scopes;
 use tessera_verify::verdict::{Rules, verdict};
 use tessera_verify::verified::VerifiedTokens;
@@ -49,10 +50,45 @@ impl std::ops::Deref for VerifiedToken {
     }
 }
 
+/// How a token reached [`Service::verify_token`].
+enum Using<'a> {
+    Bearer,
+    Inspected,
+    Dpop {
+        proof: Option<&'a str>,
+        method: &'a str,
+        url: &'a str,
+    },
+}
+
 impl Service {
-    /// Every rule of SPEC §2 for a bearer token; the claims and effective
-    /// scopes when it is valid.
+    /// Every rule of SPEC §2 for a token sent as `Authorization: Bearer`
+    /// (a DPoP-bound token is refused so); the claims and effective scopes
+    /// when it is valid.
     pub fn verify_bearer(&self, bearer: &str) -> Result<VerifiedToken, VerifyError> {
+        self.verify_token(bearer, Using::Bearer)
+    }
+
+    /// Every rule of SPEC §2 for a token a resource server asks about
+    /// (introspection): bound or not, it is looked at, not used.
+    pub fn inspect(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
+        self.verify_token(token, Using::Inspected)
+    }
+
+    /// Every rule of SPEC §2 and §17 for a token sent as
+    /// `Authorization: DPoP` with `proof` (the `DPoP` header, if any) for
+    /// the request `method url` (the original one, behind forward-auth).
+    pub fn verify_dpop(
+        &self,
+        token: &str,
+        proof: Option<&str>,
+        method: &str,
+        url: &str,
+    ) -> Result<VerifiedToken, VerifyError> {
+        self.verify_token(token, Using::Dpop { proof, method, url })
+    }
+
+    fn verify_token(&self, token: &str, using: Using<'_>) -> Result<VerifiedToken, VerifyError> {
         let keys = self.keys.load();
         let now = self.clock.now();
         let rules = Rules {
@@ -60,9 +96,25 @@ impl Service {
             now,
             leeway_secs: self.settings.clock_leeway_secs,
         };
+        let presented = match using {
+            Using::Bearer => Presented::Bearer,
+            Using::Inspected => Presented::Inspected,
+            Using::Dpop { proof, method, url } => Presented::Dpop {
+                proof,
+                request: dpop::Request {
+                    method,
+                    url,
+                    access_token: None,
+                    now,
+                    leeway_secs: self.settings.clock_leeway_secs,
+                },
+                replays: &self.dpop_replays,
+            },
+        };
         let (claims, scopes) = verdict(
             &keys.verified,
-            bearer,
+            token,
+            presented,
             rules,
             |kid| keys.ring.verifying_key(kid),
             |jti| self.store.is_revoked(jti),

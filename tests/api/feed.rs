@@ -490,6 +490,7 @@ async fn a_tight_follower_racing_writers_misses_nothing() {
                 jti: format!("w{w}-{i:04}-AAAAAAAAAAAAAA"),
                 generation: None,
                 scope: None,
+                cnf: None,
             };
             assert!(
                 followed.state.check(&claims, app.now()).is_err(),
@@ -506,6 +507,7 @@ async fn a_tight_follower_racing_writers_misses_nothing() {
             jti: "never-revoked-AAAAAAAA".into(),
             generation: Some(u64::MAX),
             scope: None,
+            cnf: None,
         };
         assert_eq!(
             followed.state.check(&claims, app.now()),

@@ -28,6 +28,7 @@ fn verify(c: &mut Criterion) {
             jti: format!("{jti:022}"),
             generation: None,
             scope: None,
+            cnf: None,
         };
         token::encode(&claims, &header, &key)
     };

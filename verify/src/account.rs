@@ -106,6 +106,7 @@ mod tests {
             jti: "j".into(),
             generation,
             scope: None,
+            cnf: None,
         }
     }
 

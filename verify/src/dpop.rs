@@ -368,13 +368,24 @@ pub enum BindingError {
 }
 
 /// How a token came: `Authorization: Bearer`, or `Authorization: DPoP`
-/// with a `DPoP` proof.
-#[derive(Debug, Clone, Copy)]
+/// with a `DPoP` proof for the request it came with.
+#[derive(Clone, Copy)]
 pub enum Presented<'a> {
     /// `Authorization: Bearer <token>`.
     Bearer,
-    /// `Authorization: DPoP <token>` with this `DPoP` header (None: absent).
-    Dpop(Option<&'a str>),
+    /// Not used but looked at by whoever holds it (RFC 7662 introspection
+    /// by a resource server): no presentation rule applies.
+    Inspected,
+    /// `Authorization: DPoP <token>`.
+    Dpop {
+        /// The `DPoP` header (None: absent).
+        proof: Option<&'a str>,
+        /// The request the token came with (its `access_token` is ignored:
+        /// the token itself is used for `ath`).
+        request: Request<'a>,
+        /// Where this process remembers the proofs it accepted.
+        replays: &'a ReplayCache,
+    },
 }
 
 /// Either side of a refused presentation.
@@ -389,24 +400,30 @@ pub enum PresentationError {
 }
 
 /// The whole rule of how a verified token may be presented: a token
-/// bound to `cnf_jkt` only as DPoP with a proof (for `request`, with `ath`
-/// of this token, not replayed) by that key; an unbound one only as Bearer.
+/// bound to `cnf_jkt` only as DPoP with a proof (for the request, with
+/// `ath` of this token, not replayed) by that key; an unbound one only as
+/// Bearer.
 pub fn check_presentation(
     token: &str,
     cnf_jkt: Option<&str>,
     presented: Presented<'_>,
-    request: &Request<'_>,
-    replays: &ReplayCache,
 ) -> Result<(), PresentationError> {
     match (cnf_jkt, presented) {
-        (None, Presented::Bearer) => Ok(()),
-        (None, Presented::Dpop(_)) => Err(BindingError::UnboundTokenAsDpop.into()),
+        (_, Presented::Inspected) | (None, Presented::Bearer) => Ok(()),
+        (None, Presented::Dpop { .. }) => Err(BindingError::UnboundTokenAsDpop.into()),
         (Some(_), Presented::Bearer) => Err(BindingError::BoundTokenAsBearer.into()),
-        (Some(_), Presented::Dpop(None)) => Err(ProofError::Malformed.into()),
-        (Some(jkt), Presented::Dpop(Some(proof))) => {
+        (Some(_), Presented::Dpop { proof: None, .. }) => Err(ProofError::Malformed.into()),
+        (
+            Some(jkt),
+            Presented::Dpop {
+                proof: Some(proof),
+                request,
+                replays,
+            },
+        ) => {
             let request = Request {
                 access_token: Some(token),
-                ..*request
+                ..request
             };
             // The key first: a proof by another key is not this token's,
             // whatever else it says, and must not use up a jti.

@@ -273,6 +273,7 @@ mod tests {
             jti: jti.into(),
             generation: None,
             scope: None,
+            cnf: None,
         }
     }
 

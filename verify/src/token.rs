@@ -40,6 +40,25 @@ pub struct Claims {
     /// user holds now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6, claim `cnf`): a bound
+    /// token is accepted only as `DPoP` with a proof by that key
+    /// ([`crate::dpop`]). Absent for bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The `cnf` claim of a DPoP-bound token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The RFC 7638 thumbprint of the key, base64url.
+    pub jkt: String,
+}
+
+impl Claims {
+    /// The thumbprint of the key the token is bound to, if it is bound.
+    pub fn bound_to(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
 }
 
 /// How far in the future an `iat` may lie before a token counts as not yet
@@ -281,6 +300,7 @@ mod tests {
             jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
             generation: None,
             scope: None,
+            cnf: None,
         }
     }
 

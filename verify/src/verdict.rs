@@ -1,8 +1,10 @@
 //! The order of the checks every token passes, written once for the
 //! server's `/verify` and the offline [`Verifier`](crate::Verifier): the
 //! signature (cached per token string, [`crate::verified`]), the token's
-//! own issuer and times ([`token::check_claims`]), its revoked `jti`, and
-//! last the account's verdict. Local and cheap first, the account (a store
+//! own issuer and times ([`token::check_claims`]), how it was presented
+//! (a DPoP-bound token only with a proof by its key, an unbound one only
+//! as Bearer: [`dpop::check_presentation`]), its revoked `jti`, and last
+//! the account's verdict. Local and cheap first, the account (a store
 //! read on the server) only for a token that passed everything else; the
 //! first failure is the answer, so both sides give the same reason for the
 //! same token.
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use ed25519_dalek::VerifyingKey;
 
 use crate::account::Refusal;
+use crate::dpop::{self, PresentationError, Presented};
 use crate::token::{self, Claims, TokenError};
 use crate::verified::VerifiedTokens;
 
@@ -26,22 +29,25 @@ pub struct Rules<'a> {
     pub leeway_secs: u64,
 }
 
-/// Checks `bearer` in the order of the module docs. `find_key` looks up a
-/// `kid`, `is_revoked` a `jti`, and `account` gives the account's verdict
-/// (and whatever the caller reads with it, such as the user's scopes).
+/// Checks `token`, presented as `presented`, in the order of the module
+/// docs. `find_key` looks up a `kid`, `is_revoked` a `jti`, and `account`
+/// gives the account's verdict (and whatever the caller reads with it,
+/// such as the user's scopes).
 pub fn verdict<'k, T, E>(
     verified: &VerifiedTokens,
-    bearer: &str,
+    token: &str,
+    presented: Presented<'_>,
     rules: Rules<'_>,
     find_key: impl FnOnce(&str) -> Option<&'k VerifyingKey>,
     is_revoked: impl FnOnce(&str) -> bool,
     account: impl FnOnce(&Claims) -> Result<T, E>,
 ) -> Result<(Arc<Claims>, T), E>
 where
-    E: From<TokenError> + From<Refusal>,
+    E: From<TokenError> + From<Refusal> + From<PresentationError>,
 {
-    let claims = verified.claims(bearer, find_key)?;
+    let claims = verified.claims(token, find_key)?;
     token::check_claims(&claims, rules.issuer, rules.now, rules.leeway_secs)?;
+    dpop::check_presentation(token, claims.bound_to(), presented)?;
     if is_revoked(&claims.jti) {
         return Err(Refusal::Revoked.into());
     }
@@ -55,6 +61,7 @@ mod tests {
 
     use super::{Rules, verdict};
     use crate::account::Refusal;
+    use crate::dpop::{BindingError, PresentationError, Presented};
     use crate::token::{Claims, TokenError, encode, encoded_header};
     use crate::verified::VerifiedTokens;
 
@@ -65,6 +72,12 @@ mod tests {
     enum Why {
         Token(TokenError),
         Account(Refusal),
+        Presented(PresentationError),
+    }
+    impl From<PresentationError> for Why {
+        fn from(e: PresentationError) -> Self {
+            Self::Presented(e)
+        }
     }
     impl From<TokenError> for Why {
         fn from(e: TokenError) -> Self {
@@ -87,6 +100,7 @@ mod tests {
             jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
             generation: None,
             scope: None,
+            cnf: None,
         };
         (encode(&claims, &encoded_header("k1"), &key), key)
     }
@@ -107,6 +121,7 @@ mod tests {
         verdict(
             &VerifiedTokens::default(),
             bearer,
+            Presented::Bearer,
             rules,
             |kid| (kid == "k1").then_some(&vk),
             |jti| {
@@ -157,6 +172,31 @@ mod tests {
         assert_eq!(
             run(&good, &other, false, Ok(9), &asked),
             Err(Why::Token(TokenError::BadSignature))
+        );
+        assert_eq!(asked.get(), 0);
+    }
+
+    #[test]
+    fn how_a_token_is_presented_comes_before_revocation_and_the_account() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let bound = Claims {
+            iss: "tessera".into(),
+            sub: "channel_user".into(),
+            iat: NOW,
+            exp: NOW + 3600,
+            jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            generation: None,
+            scope: None,
+            cnf: Some(crate::token::Confirmation {
+                jkt: "a-thumbprint".into(),
+            }),
+        };
+        let token = encode(&bound, &encoded_header("k1"), &key);
+        let asked = std::cell::Cell::new(0);
+        assert_eq!(
+            run(&token, &key, true, Err(Refusal::Disabled), &asked),
+            Err(Why::Presented(BindingError::BoundTokenAsBearer.into())),
+            "a bound token as Bearer"
         );
         assert_eq!(asked.get(), 0);
     }

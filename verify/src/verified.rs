@@ -80,6 +80,7 @@ mod tests {
             jti: format!("jti-{sub}"),
             generation: None,
             scope: None,
+            cnf: None,
         };
         token::encode(&claims, &token::encoded_header("k1"), key)
     }

@@ -32,6 +32,7 @@ fn setup() -> (Arc<Verifier>, String) {
         jti: "AAAAAAAAAAAAAAAAAAAAAA".into(),
         generation: None,
         scope: None,
+        cnf: None,
     };
     let token = token::encode(&claims, &token::encoded_header("k"), &key);
     let keys = HashMap::from([("k".to_owned(), key.verifying_key())]);
@@ -224,6 +225,7 @@ fn setup_scoped(held: Option<&[&str]>) -> (Arc<Verifier>, String) {
         jti: "BBBBBBBBBBBBBBBBBBBBBB".into(),
         generation: None,
         scope: Some("content sync".into()),
+        cnf: None,
     };
     let token = token::encode(&claims, &token::encoded_header("k"), &key);
     let mut state = RevocationState::default();

@@ -303,8 +303,12 @@ fn bound_tokens_come_as_dpop_by_their_key_and_unbound_ones_as_bearer() {
     let jkt = crate::jwk::thumbprint(&ed_key().verifying_key());
     let proof = proof_with(|_| {}, |c| c["ath"] = json!(ath_of(token)));
     let req = request(None);
-    let check =
-        |cnf: Option<&str>, presented| check_presentation(token, cnf, presented, &req, &replays);
+    let dpop = |proof| Presented::Dpop {
+        proof,
+        request: req,
+        replays: &replays,
+    };
+    let check = |cnf: Option<&str>, presented| check_presentation(token, cnf, presented);
     assert_eq!(check(None, Presented::Bearer), Ok(()));
     assert_eq!(
         check(Some(&jkt), Presented::Bearer),
@@ -312,27 +316,24 @@ fn bound_tokens_come_as_dpop_by_their_key_and_unbound_ones_as_bearer() {
         "downgrade"
     );
     assert_eq!(
-        check(None, Presented::Dpop(Some(&proof))),
+        check(None, dpop(Some(&proof))),
         Err(BindingError::UnboundTokenAsDpop.into())
     );
     assert_eq!(
-        check(Some(&jkt), Presented::Dpop(None)),
+        check(Some(&jkt), dpop(None)),
         Err(ProofError::Malformed.into())
     );
     assert_eq!(
-        check(
-            Some("another-keys-thumbprint"),
-            Presented::Dpop(Some(&proof))
-        ),
+        check(Some("another-keys-thumbprint"), dpop(Some(&proof))),
         Err(BindingError::OtherKey.into())
     );
     assert_eq!(
-        check(Some(&jkt), Presented::Dpop(Some(&proof))),
+        check(Some(&jkt), dpop(Some(&proof))),
         Ok(()),
         "another key used no jti"
     );
     assert_eq!(
-        check(Some(&jkt), Presented::Dpop(Some(&proof))),
+        check(Some(&jkt), dpop(Some(&proof))),
         Err(ProofError::Replayed.into())
     );
 }

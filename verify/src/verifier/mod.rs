@@ -18,6 +18,7 @@ use arc_swap::ArcSwap;
 use ed25519_dalek::VerifyingKey;
 use parking_lot::Mutex;
 
+use crate::dpop::{self, PresentationError, Presented, ReplayCache};
 use crate::feed::{Refusal, RevocationState};
 use crate::scope::Scopes;
 use crate::token::{Claims, TokenError};
@@ -51,6 +52,10 @@ pub enum Reason {
     /// A valid token without a scope the resource requires (403, not 401).
     #[error("insufficient scope")]
     InsufficientScope,
+    /// Presented the wrong way: a DPoP-bound token as Bearer, an unbound
+    /// one as DPoP, or with a proof that breaks a rule ([`crate::dpop`]).
+    #[error(transparent)]
+    Presentation(#[from] PresentationError),
 }
 
 /// The keys and feed state every `verify` reads, replaced whole.
@@ -89,6 +94,7 @@ struct Snapshot {
 ///     jti: "0123456789abcdefghijkl".into(),
 ///     generation: None,
 ///     scope: None,
+///     cnf: None,
 /// };
 /// let header = token::encoded_header("k1");
 /// let jwt = token::encode(&claims, &header, &key);
@@ -105,7 +111,15 @@ pub struct Verifier {
     /// The last refresh's error, cleared by a refresh that succeeds.
     last_error: Mutex<Option<String>>,
     wake: Arc<tokio::sync::Notify>,
+    /// The DPoP proofs this process accepted lately ([`DPOP_PROOFS_REMEMBERED`]).
+    dpop_replays: ReplayCache,
 }
+
+/// DPoP proofs a verifier remembers at once, each for its window (`iat` ±
+/// the leeway): every replay is refused up to ~800 proofs a second with
+/// the default leeway. Per process: another replica of a service keeps
+/// its own.
+pub const DPOP_PROOFS_REMEMBERED: usize = 100_000;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,6 +158,7 @@ impl Verifier {
             last_kid_refetch: Mutex::new(None),
             last_error: Mutex::new(None),
             wake: Arc::new(tokio::sync::Notify::new()),
+            dpop_replays: ReplayCache::new(DPOP_PROOFS_REMEMBERED),
         })
     }
 
@@ -213,12 +228,50 @@ impl Verifier {
         }
     }
 
-    /// Every rule `/verify` applies, offline: the token's shape, header,
-    /// key and signature (cached per token string), issuer and times, then
-    /// the feed's revocations and account rules.
+    /// Every rule `/verify` applies, offline, to a token sent as
+    /// `Authorization: Bearer`: the token's shape, header, key and
+    /// signature (cached per token string), issuer and times, that it is
+    /// not DPoP-bound, then the feed's revocations and account rules.
     pub fn verify(&self, bearer: &str) -> Result<Arc<Claims>, Reason> {
+        self.verify_presented(bearer, None)
+    }
+
+    /// [`Verifier::verify`] for a token sent as `Authorization: DPoP` with
+    /// `proof` (the `DPoP` header, if any) on the request `method url` as
+    /// the client made it (scheme, host with port, path; the query is
+    /// ignored): it must be bound to the proof's key, and the proof must
+    /// pass every rule of [`crate::dpop`], once.
+    pub fn verify_dpop(
+        &self,
+        token: &str,
+        proof: Option<&str>,
+        method: &str,
+        url: &str,
+    ) -> Result<Arc<Claims>, Reason> {
+        self.verify_presented(token, Some((proof, method, url)))
+    }
+
+    fn verify_presented(
+        &self,
+        bearer: &str,
+        dpop: Option<(Option<&str>, &str, &str)>,
+    ) -> Result<Arc<Claims>, Reason> {
         let s = self.snapshot.load();
         let now = (self.config.clock)();
+        let presented = match dpop {
+            None => Presented::Bearer,
+            Some((proof, method, url)) => Presented::Dpop {
+                proof,
+                request: dpop::Request {
+                    method,
+                    url,
+                    access_token: None,
+                    now,
+                    leeway_secs: self.config.leeway.as_secs(),
+                },
+                replays: &self.dpop_replays,
+            },
+        };
         if self.config.when_stale == WhenStale::Refuse && !self.fresh_at(&s, now) {
             return Err(Reason::Stale);
         }
@@ -230,6 +283,7 @@ impl Verifier {
         let (claims, ()) = verdict(
             &s.verified,
             bearer,
+            presented,
             rules,
             |kid| s.keys.get(kid),
             |jti| s.feed.is_revoked(jti),
