@@ -10,6 +10,7 @@ mod apply;
 mod clocks;
 mod console;
 mod corpus;
+mod dpop;
 mod feed;
 mod helpers;
 mod hostile;
