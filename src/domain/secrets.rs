@@ -412,6 +412,25 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_from_before_ids_is_dated_at_the_last_change() {
+        let mut legacy = user();
+        legacy.secret = SecretInfo::default();
+        legacy.updated_at = 4242;
+        legacy.adopt_legacy_secret();
+        assert_eq!(legacy.secret.created_at, 4242);
+        assert_eq!(
+            legacy.secret.id,
+            SecretId::default(),
+            "its id stays 00000000"
+        );
+        let mut current = user();
+        let before = current.secret;
+        current.updated_at = 4242;
+        current.adopt_legacy_secret();
+        assert_eq!(current.secret, before, "a secret with an id keeps its date");
+    }
+
+    #[test]
     fn a_grace_runs_out_once() {
         let mut u = user();
         assert!(!u.expire_previous(5000));

@@ -203,10 +203,13 @@ async fn a_bad_proof_at_login_is_refused_before_the_password_is_checked() {
     assert_eq!(r.text().await.unwrap(), "invalid dpop proof");
 }
 
+/// Makes a case's proof (twice: one for each side).
+type MakeProof = Box<dyn Fn(&Ctx) -> String>;
+
 /// How a case presents its token, and with which proof.
 enum As {
     Bearer,
-    Dpop(Option<Box<dyn Fn(&Ctx) -> String>>),
+    Dpop(Option<MakeProof>),
 }
 
 /// What every case's proof is made from.
