@@ -55,6 +55,9 @@ pub enum UserCommand {
         /// At most this many tokens: N/s, N/min or N/h (per node).
         #[arg(long)]
         token_rate: Option<String>,
+        /// Logins must carry a DPoP proof (tokens bound to the partner's key).
+        #[arg(long)]
+        dpop_required: bool,
     },
     /// List users, sorted by name.
     List {
@@ -95,6 +98,9 @@ pub enum UserCommand {
         /// N/s, N/min or N/h; `none` for unlimited.
         #[arg(long)]
         token_rate: Option<String>,
+        /// Whether logins must carry a DPoP proof: true or false.
+        #[arg(long)]
+        dpop_required: Option<bool>,
     },
     /// Stop a user getting tokens; their tokens stop verifying.
     Disable {
@@ -225,6 +231,7 @@ pub fn show(u: &UserView) -> String {
             },
         ),
         ("token_rate", or_dash(u.token_rate.as_ref())),
+        ("dpop_required", u.dpop_required.to_string()),
         ("last_login_at", or_dash(u.last_login_at.as_ref())),
     ]) + &secrets_table(&u.secrets)
 }
@@ -289,6 +296,7 @@ pub async fn run(
             scopes,
             networks,
             token_rate,
+            dpop_required,
         } => {
             let password = password_stdin.then(password_from_stdin).transpose()?;
             let request = json!({
@@ -300,6 +308,7 @@ pub async fn run(
                 "scopes": scopes,
                 "allowed_networks": networks,
                 "token_rate": token_rate,
+                "dpop_required": dpop_required,
             });
             let answer = api
                 .call(Method::POST, "/admin/users", body(request))
@@ -356,6 +365,7 @@ pub async fn run(
             scopes,
             networks,
             token_rate,
+            dpop_required,
         } => {
             let mut patch = serde_json::Map::new();
             if let Some(e) = expires_at {
@@ -383,9 +393,12 @@ pub async fn run(
                 let value = if r == "none" { Value::Null } else { json!(r) };
                 patch.insert("token_rate".into(), value);
             }
+            if let Some(d) = dpop_required {
+                patch.insert("dpop_required".into(), json!(d));
+            }
             if patch.is_empty() {
                 return Err(CallError::Usage(
-                    "nothing to change: give --expires-at, --ttl, --note, --scopes, --networks or --token-rate".into(),
+                    "nothing to change: give --expires-at, --ttl, --note, --scopes, --networks, --token-rate or --dpop-required".into(),
                 ));
             }
             let answer = api

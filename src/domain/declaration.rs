@@ -81,6 +81,9 @@ pub struct DeclaredUser {
     /// `N/s`, `N/min` or `N/h` (absent: unlimited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_rate: Option<String>,
+    /// Logins need a DPoP proof (absent: false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_required: Option<bool>,
 }
 
 /// A password hash as a document may give it.
@@ -126,6 +129,8 @@ pub struct Desired {
     pub allowed_networks: AllowedNetworks,
     /// Token rate (None: unlimited).
     pub token_rate: Option<TokenRate>,
+    /// Logins need a DPoP proof.
+    pub dpop_required: bool,
 }
 
 /// What an apply did (or, in a dry run, would do): the answer of
@@ -243,6 +248,7 @@ impl DeclaredUser {
             scopes,
             allowed_networks,
             token_rate,
+            dpop_required: self.dpop_required.unwrap_or(false),
             username,
             password: self.password.clone().map(Zeroizing::new),
             password_hash,

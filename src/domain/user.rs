@@ -202,6 +202,10 @@ pub struct User {
     /// The last login with a right password (batched, within a minute).
     #[serde(default)]
     pub last_login_at: Option<u64>,
+    /// Logins must carry a DPoP proof, so every token is bound to the
+    /// partner's key (SPEC §17).
+    #[serde(default)]
+    pub dpop_required: bool,
 }
 
 impl User {
@@ -225,6 +229,7 @@ impl User {
             secret: SecretInfo::new(now, None),
             previous_secret: None,
             last_login_at: None,
+            dpop_required: false,
         }
     }
 
@@ -274,6 +279,7 @@ impl User {
             token_rate: self.token_rate,
             secrets: self.secret_views(now),
             last_login_at: self.last_login_at.map(time::rfc3339),
+            dpop_required: self.dpop_required,
         }
     }
 }
@@ -312,6 +318,9 @@ pub struct UserView {
     /// RFC 3339 UTC, or null before the first login.
     #[serde(default)]
     pub last_login_at: Option<String>,
+    /// Logins need a DPoP proof.
+    #[serde(default)]
+    pub dpop_required: bool,
 }
 
 #[cfg(test)]

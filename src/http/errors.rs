@@ -166,6 +166,9 @@ impl LoginError {
             Self::Issue(IssueError::InvalidDpopProof(_)) => {
                 text(StatusCode::BAD_REQUEST, "invalid dpop proof")
             }
+            Self::Issue(IssueError::DpopRequired) => {
+                text(StatusCode::BAD_REQUEST, "dpop proof required")
+            }
             Self::Issue(IssueError::Internal(e)) => internal(&e),
             Self::MissingFields => text(StatusCode::BAD_REQUEST, MISSING_FIELDS),
             Self::BadRequest(reason) => text(StatusCode::BAD_REQUEST, reason),
@@ -196,6 +199,7 @@ pub(super) fn issue_outcome(e: &IssueError) -> &'static str {
         IssueError::AddressNotAllowed => "address_not_allowed",
         IssueError::TokenRate(_) => "token_rate",
         IssueError::InvalidDpopProof(_) => "invalid_dpop_proof",
+        IssueError::DpopRequired => "dpop_required",
         IssueError::Internal(_) => "error",
     }
 }

@@ -161,6 +161,13 @@ impl OAuthError {
                     false,
                     None,
                 ),
+                IssueError::DpopRequired => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_dpop_proof",
+                    "dpop proof required".to_owned(),
+                    false,
+                    None,
+                ),
                 IssueError::Internal(e) => return internal(&e),
             },
             Self::Admin(AdminError::Internal(e)) | Self::Internal(e) => return internal(&e),

@@ -99,6 +99,7 @@ impl Service {
                             scopes: d.scopes,
                             allowed_networks: d.allowed_networks,
                             token_rate: d.token_rate,
+                            dpop_required: d.dpop_required,
                             ..User::new(&d.username, hash, now, generation)
                         };
                         let detail = format!("applied; password {}", user.password.scheme());
@@ -122,6 +123,7 @@ impl Service {
                     user.scopes = d.scopes;
                     user.allowed_networks = d.allowed_networks;
                     user.token_rate = d.token_rate;
+                    user.dpop_required = d.dpop_required;
                     if let Some(hash) = new_hash {
                         // A declared password replaces every secret, as
                         // `POST /admin/users/{u}/password` does.
@@ -207,6 +209,7 @@ fn changed_fields(before: &User, after: &User) -> Vec<&'static str> {
             before.allowed_networks != after.allowed_networks,
         ),
         ("token_rate", before.token_rate != after.token_rate),
+        ("dpop_required", before.dpop_required != after.dpop_required),
         ("password", before.password != after.password),
     ]
     .into_iter()

@@ -39,6 +39,10 @@ pub enum IssueError {
     /// checked before the password, so it costs no hash.
     #[error("invalid dpop proof: {0}")]
     InvalidDpopProof(ProofError),
+    /// The password matched, but the user's logins need a DPoP proof and
+    /// none came.
+    #[error("dpop proof required")]
+    DpopRequired,
     /// Something broke inside; logged, shown as a plain 500.
     #[error(transparent)]
     Internal(#[from] InternalError),

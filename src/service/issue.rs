@@ -251,6 +251,9 @@ impl Service {
             Some(p) => Some(self.check_login_proof(p)?),
         };
         let user = self.authenticate(client, username, password).await?;
+        if user.dpop_required && cnf.is_none() {
+            return Err(IssueError::DpopRequired);
+        }
         self.take_token_rate(&user)?;
         let granted = match requested {
             None => user.scopes.clone(),

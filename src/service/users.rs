@@ -33,6 +33,8 @@ pub struct NewUser {
     pub allowed_networks: AllowedNetworks,
     /// At most this many logins with the right password; None: unlimited.
     pub token_rate: Option<TokenRate>,
+    /// Logins need a DPoP proof.
+    pub dpop_required: bool,
 }
 
 /// A change to a user: `None` leaves a field, `Some(None)` clears it.
@@ -53,6 +55,8 @@ pub struct UserPatch {
     pub allowed_networks: Option<AllowedNetworks>,
     /// New token rate or clear (unlimited).
     pub token_rate: Option<Option<TokenRate>>,
+    /// Whether logins need a DPoP proof from now on.
+    pub dpop_required: Option<bool>,
 }
 
 impl UserPatch {
@@ -71,6 +75,7 @@ impl UserPatch {
             ("scopes", self.scopes.is_some()),
             ("allowed_networks", self.allowed_networks.is_some()),
             ("token_rate", self.token_rate.is_some()),
+            ("dpop_required", self.dpop_required.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, set)| set.then_some(name))
@@ -98,6 +103,9 @@ impl UserPatch {
         }
         if let Some(r) = self.token_rate {
             u.token_rate = r;
+        }
+        if let Some(d) = self.dpop_required {
+            u.dpop_required = d;
         }
     }
 }
@@ -188,6 +196,7 @@ impl Service {
             scopes: new.scopes,
             allowed_networks: new.allowed_networks,
             token_rate: new.token_rate,
+            dpop_required: new.dpop_required,
             ..User::new(&name, hash, self.clock.now(), generation)
         };
         let detail = format!("password {}", user.password.scheme());

@@ -490,3 +490,76 @@ async fn verify_and_the_offline_verifier_answer_every_presentation_alike() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_partner_can_be_required_to_bind_every_token() {
+    let app = spawn_app().await;
+    let created = app
+        .create_user_with(json!({"username": "partner", "dpop_required": true}))
+        .await;
+    assert_eq!(created["dpop_required"], true);
+    let secret = created["password"].as_str().unwrap().to_owned();
+
+    let r = app.generate_token("partner", &secret).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.text().await.unwrap(), "dpop proof required");
+    let r = app
+        .partner_request(reqwest::Method::POST, "/oauth/token")
+        .basic_auth("partner", Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"error": "invalid_dpop_proof", "error_description": "dpop proof required"})
+    );
+    // A wrong password is still only a wrong password.
+    assert_eq!(
+        app.generate_token("partner", "a wrong one").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // With a proof: a bound token.
+    bound_token(&app, &secret).await;
+
+    // Export/import and apply keep it; PATCH turns it off.
+    let export = app.admin_get("/admin/export").await.text().await.unwrap();
+    let other = spawn_app().await;
+    let r = other
+        .admin_request(reqwest::Method::POST, "/admin/import")
+        .body(export)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let u: Value = other
+        .admin_get("/admin/users/partner")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(u["dpop_required"], true);
+    let r = app
+        .admin_patch("/admin/users/partner", json!({"dpop_required": false}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.generate_token("partner", &secret).await.status(),
+        StatusCode::OK
+    );
+    let r = app
+        .admin_post(
+            "/admin/apply",
+            json!({"users": [{"username": "partner", "dpop_required": true}]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let report: Value = r.json().await.unwrap();
+    assert_eq!(report["updated"], json!(["partner"]));
+    assert_eq!(
+        app.generate_token("partner", &secret).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}

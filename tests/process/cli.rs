@@ -905,6 +905,20 @@ async fn secrets_are_rotated_listed_and_ended_from_the_cli() {
     assert_eq!(refused.code, 1, "{refused:?}");
     assert!(refused.stderr.contains("grace: "), "{}", refused.stderr);
 
+    // DPoP required (SPEC §17), set and shown.
+    ok(dir, &["user", "set", "cm", "--dpop-required", "true"]);
+    let shown = ok(dir, &["user", "show", "cm"]);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("dpop_required:") && l.ends_with("true")),
+        "{shown}"
+    );
+    ok(dir, &["user", "add", "bound", "--dpop-required"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["user", "show", "bound", "--json"])).unwrap();
+    assert_eq!(shown["dpop_required"], true);
+
     let audit = ok(dir, &["audit"]);
     for action in ["user.secret.rotate", "user.secret.delete"] {
         assert!(audit.contains(action), "{audit}");

@@ -64,6 +64,8 @@ pub(super) struct CreateUserBody {
     allowed_networks: Option<Vec<String>>,
     #[serde(default)]
     token_rate: Option<String>,
+    #[serde(default)]
+    dpop_required: bool,
 }
 
 /// An `allowed_networks` list from a request body, checked and normalised
@@ -113,6 +115,7 @@ pub(super) async fn create_user(state: &AppState, body: &[u8]) -> Handled {
             scopes,
             allowed_networks,
             token_rate,
+            dpop_required: b.dpop_required,
         })
         .await?;
     Ok(json(
@@ -202,6 +205,8 @@ pub(super) struct PatchUserBody {
     /// `null`: unlimited.
     #[serde(default, deserialize_with = "nullable")]
     token_rate: Option<Option<String>>,
+    #[serde(default)]
+    dpop_required: Option<bool>,
 }
 
 pub(super) async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Handled {
@@ -237,6 +242,7 @@ pub(super) async fn patch_user(state: &AppState, name: &str, body: &[u8]) -> Han
                 scopes: new_scopes,
                 allowed_networks: new_networks,
                 token_rate: new_rate,
+                dpop_required: b.dpop_required,
             },
         )
         .await?;

@@ -380,12 +380,15 @@ async fn save(state: &AppState, live: &Live, name: &str, form: &Fields) -> Respo
             r => Some(TokenRate::parse(r).map_err(|e| format!("Token rate: {e}"))?),
         };
         let expires_at = expires_field(form.get("expires_at"))?;
+        // An unchecked box sends nothing.
+        let dpop_required = form.get("dpop_required") == "on";
         Ok::<_, String>(UserPatch {
             scopes: (scopes != current.scopes).then_some(scopes),
             note: (note != current.note).then_some(note),
             allowed_networks: (networks != current.allowed_networks).then_some(networks),
             token_rate: (rate != current.token_rate).then_some(rate),
             expires_at: (expires_at != current.expires_at).then_some(expires_at),
+            dpop_required: (dpop_required != current.dpop_required).then_some(dpop_required),
             ..Default::default()
         })
     })();

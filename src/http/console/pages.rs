@@ -214,6 +214,8 @@ pub fn partner(
                 input #token_rate name="token_rate" value=(u.token_rate.map(|r| r.to_string()).unwrap_or_default());
                 label for="expires_at" { "Expires at" }
                 input #expires_at name="expires_at" value=(u.expires_at.map(time::rfc3339).unwrap_or_default());
+                label for="dpop_required" { "DPoP required" }
+                input #dpop_required type="checkbox" name="dpop_required" value="on" checked[u.dpop_required];
                 button type="submit" { "Save" }
             }
             h2 { "Actions" }

@@ -23,7 +23,8 @@ pub(super) const USERNAME_TO_SECRET_EXPIRY: TableDefinition<&str, u64> =
 
 /// The schema this build reads and writes. Version 3 added the user's
 /// generation, 4 its scopes, 5 its allowed networks and token rate, 6 its
-/// secrets' ids and times, the previous secret and the last login; an
+/// secrets' ids and times, the previous secret, the last login and
+/// whether logins need a DPoP proof; an
 /// older file is migrated at open.
 pub const SCHEMA_VERSION: u64 = 6;
 pub(super) const SCHEMA_KEY: &str = "schema_version";
@@ -55,16 +56,17 @@ pub(super) fn decode_user(bytes: &[u8]) -> Result<User, postcard::Error> {
 /// Postcard writes fields in order and each later schema only appended
 /// fields, so an older record is this layout cut before them: schema 5
 /// lacks `secret` (id 0, created 0, never used: three zero bytes),
-/// `previous_secret` and `last_login_at` (None, one zero byte each);
+/// `previous_secret` and `last_login_at` (None, one zero byte each) and
+/// `dpop_required` (false, one zero byte);
 /// schema 4 also `allowed_networks` and `token_rate` (an empty list and a
 /// None), schema 3 also `scopes` (empty), schema 2 also `generation` (0:
 /// its tokens keep the time rule).
 pub(super) fn decode_user_of(schema: u64, bytes: &[u8]) -> Result<User, postcard::Error> {
     let missing: &[u8] = match schema {
-        2 => &[0; 9],
-        3 => &[0; 8],
-        4 => &[0; 7],
-        5 => &[0; 5],
+        2 => &[0; 10],
+        3 => &[0; 9],
+        4 => &[0; 8],
+        5 => &[0; 6],
         _ => return decode_user(bytes),
     };
     let mut user = decode_user(&[bytes, missing].concat())?;
