@@ -299,7 +299,7 @@ impl<'a> Attempt<'a> {
     }
 }
 
-/// Which of a user's secrets a login matched (the label of the metric
+/// Which of a user's secrets a login matched (counted by
 /// `tessera_logins_total{secret}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -307,16 +307,6 @@ pub enum Which {
     Current,
     /// The one a rotation replaced, still in its grace.
     Previous,
-}
-
-impl Which {
-    /// The metric label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Current => "current",
-            Self::Previous => "previous",
-        }
-    }
 }
 
 /// A login's password checks, planned before any work is done: one
@@ -419,6 +409,47 @@ pub fn warm_up() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_check_names_the_secret_that_matched_and_never_a_dummy() {
+        let (current, previous) = (generate().unwrap(), generate().unwrap());
+        let (hc, hp) = (
+            hash_generated(&current).unwrap(),
+            hash_generated(&previous).unwrap(),
+        );
+        let both = |guess: &str| LoginCheck::plan(Some(&hc), Some(&hp), guess);
+        assert_eq!(both(&current).run(current.as_bytes()), Some(Which::Current));
+        assert_eq!(
+            both(&previous).run(previous.as_bytes()),
+            Some(Which::Previous)
+        );
+        assert_eq!(
+            both(&current).to_owned().run(current.as_bytes()),
+            Some(Which::Current)
+        );
+        assert_eq!(
+            both(&previous).to_owned().run(previous.as_bytes()),
+            Some(Which::Previous)
+        );
+        let wrong = generate().unwrap();
+        assert_eq!(both(&wrong).run(wrong.as_bytes()), None);
+        assert_eq!(both(&wrong).to_owned().run(wrong.as_bytes()), None);
+        // Without a previous secret, its check runs against a dummy that
+        // never matches, even a guess equal to the dummy's preimage.
+        let one = LoginCheck::plan(Some(&hc), None, &previous);
+        assert_eq!(one.run(previous.as_bytes()), None);
+        assert_eq!(
+            LoginCheck::plan(None, None, &current).run(current.as_bytes()),
+            None
+        );
+        // The scheme is the guess's: both checks cost the same work.
+        assert!(!both(&current).is_slow());
+        assert_eq!(both(&current).scheme(), "sha256-salted");
+        let chosen = LoginCheck::plan(Some(&hc), Some(&hp), "a chosen password");
+        assert!(chosen.is_slow());
+        assert_eq!(chosen.scheme(), "argon2id");
+        assert_eq!(chosen.run(b"a chosen password"), None);
+    }
 
     #[test]
     fn generated_passwords_are_uuid_v4_and_use_fast_hash() {
