@@ -35,7 +35,10 @@ fn ensure_tools(pairs: &[&str]) {
 fn assert_readme_shows(path: &str) {
     let mut readme = read("README.md");
     for page in std::fs::read_dir(repo("docs")).unwrap() {
-        readme.push_str(&std::fs::read_to_string(page.unwrap().path()).unwrap());
+        let page = page.unwrap().path();
+        if page.extension().is_some_and(|e| e == "md") {
+            readme.push_str(&std::fs::read_to_string(page).unwrap());
+        }
     }
     let text = read(path);
     let body: String = text
@@ -244,6 +247,87 @@ async fn check_forward_auth(tessera: &TestProcess, url: &str, header: &str) {
     assert_eq!(r.status(), 201);
     assert_eq!(get(Some(token)).await.unwrap().status(), 401);
     check_scoped_routes(tessera, url, header).await;
+    check_dpop(tessera, url, header).await;
+}
+
+/// panva's `dpop` from npm, installed into a directory of the test's own.
+fn dpop_client_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dpop-client");
+    std::fs::create_dir_all(&dir).unwrap();
+    // One installer at a time (both proxy tests run this).
+    let lock = std::fs::File::create(dir.join(".lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    if !dir.join("node_modules/dpop/package.json").exists() {
+        ensure_tools(&["npm=npm", "node=nodejs"]);
+        let out = Command::new("npm")
+            .args(["install", "--silent", "--no-audit", "--no-fund", "dpop@2"])
+            .current_dir(&dir)
+            .output()
+            .expect("npm runs");
+        assert!(
+            out.status.success(),
+            "npm install dpop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::copy(
+        repo("tests/interop/dpop_client.mjs"),
+        dir.join("dpop_client.mjs"),
+    )
+    .unwrap();
+    dir
+}
+
+/// DPoP through the proxy at `url`: a client nobody here wrote gets a
+/// bound token (Ed25519 and ES256) and reaches the backend with it; the
+/// same proof replayed, and the token downgraded to Bearer, are refused.
+async fn check_dpop(tessera: &TestProcess, url: &str, header: &str) {
+    let dir = tokio::task::spawn_blocking(dpop_client_dir).await.unwrap();
+    let secret = tessera.create_user("dpop_partner").await;
+    let token_url = format!("{}/oauth/token", tessera.partner);
+    let url = url.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = Command::new("node")
+            .args(["dpop_client.mjs", &token_url, &url, "dpop_partner"])
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node runs");
+        // The secret through stdin, never argv.
+        writeln!(child.stdin.take().unwrap(), "{secret}").unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the dpop client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for alg in ["Ed25519", "ES256"] {
+        let s = &seen[alg];
+        assert_eq!(
+            (s["issued"].clone(), s["token_type"].clone()),
+            (200.into(), "DPoP".into()),
+            "{alg}: {seen}"
+        );
+        assert_eq!(s["ok"], 200, "{alg}: {seen}");
+        let body = s["ok_body"].as_str().unwrap();
+        assert!(
+            body.contains(&format!("{header}=dpop_partner")),
+            "{alg}: {body}"
+        );
+        assert_eq!(s["replayed"], 401, "{alg}: a replayed proof: {seen}");
+        assert_eq!(
+            s["downgraded"], 401,
+            "{alg}: a bound token as Bearer: {seen}"
+        );
+        assert_eq!(s["fresh"], 200, "{alg}: a fresh proof again: {seen}");
+    }
 }
 
 /// Under the per-scope prefixes on `url`'s host (`/api/calendar/…`): a token
