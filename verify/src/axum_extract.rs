@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use axum_core::extract::{FromRef, FromRequestParts};
 use axum_core::response::{IntoResponse, Response};
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
-use crate::bearer::{REALM, bearer_token, challenge};
+use crate::bearer::{REALM, RequestParts, challenge};
 use crate::token::Claims;
 use crate::verifier::{Reason, Verifier};
 
@@ -55,15 +55,11 @@ where
             // BearerLayer already verified this request.
             return Ok(Self(claims.clone()));
         }
-        let value = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = bearer_token(value).ok_or(Unauthorized(None))?;
+        let request = RequestParts::of_http(&parts.method, &parts.uri, &parts.headers);
         Arc::<Verifier>::from_ref(state)
-            .verify(token)
+            .verify_request(&request, &crate::scope::Scopes::default())
             .map(Self)
-            .map_err(|reason| Unauthorized(Some(reason)))
+            .map_err(Unauthorized)
     }
 }
 

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Request, Response, StatusCode};
 
-use crate::bearer::{bearer_token, refusal as refusal_of};
+use crate::bearer::{RequestParts, refusal as refusal_of};
 use crate::scope::Scopes;
 use crate::verifier::Verifier;
 
@@ -91,14 +91,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let value = req
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let verdict = match bearer_token(value) {
-            None => Err(None),
-            Some(t) => self.verifier.verify_scoped(t, &self.required).map_err(Some),
-        };
+        let parts = RequestParts::of_http(req.method(), req.uri(), req.headers());
+        let verdict = self.verifier.verify_request(&parts, &self.required);
         match verdict {
             Ok(claims) => {
                 req.extensions_mut().insert(claims);

@@ -10,8 +10,10 @@ use std::sync::Arc;
 use warp::Filter;
 use warp::http::StatusCode;
 use warp::http::header::WWW_AUTHENTICATE;
+use warp::http::{HeaderMap, Method};
+use warp::path::FullPath;
 
-use crate::bearer::{bearer_token, refusal};
+use crate::bearer::{RequestParts, refusal};
 use crate::scope::Scopes;
 use crate::token::Claims;
 use crate::verifier::{Reason, Verifier};
@@ -44,16 +46,7 @@ impl warp::reject::Reject for BearerRejection {}
 pub fn bearer(
     verifier: Arc<Verifier>,
 ) -> impl Filter<Extract = (Arc<Claims>,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and_then(move |value: Option<String>| {
-        let verifier = verifier.clone();
-        async move {
-            let token = bearer_token(value.as_deref())
-                .ok_or_else(|| warp::reject::custom(BearerRejection::Missing))?;
-            verifier
-                .verify(token)
-                .map_err(|r| warp::reject::custom(BearerRejection::Invalid(r)))
-        }
-    })
+    authorized(verifier, Scopes::default())
 }
 
 /// [`bearer`] that also requires every scope of `required` (see
@@ -74,22 +67,45 @@ pub fn bearer_scoped(
     verifier: Arc<Verifier>,
     required: Scopes,
 ) -> impl Filter<Extract = (Arc<Claims>,), Error = warp::Rejection> + Clone {
+    authorized(verifier, required)
+}
+
+/// The token of `Authorization: Bearer`, or of `Authorization: DPoP`
+/// with its `DPoP` proof for this request ([`Verifier::verify_request`]).
+fn authorized(
+    verifier: Arc<Verifier>,
+    required: Scopes,
+) -> impl Filter<Extract = (Arc<Claims>,), Error = warp::Rejection> + Clone {
     let required = Arc::new(required);
-    warp::header::optional::<String>("authorization").and_then(move |value: Option<String>| {
-        let (verifier, required) = (verifier.clone(), required.clone());
-        async move {
-            let token = bearer_token(value.as_deref())
-                .ok_or_else(|| warp::reject::custom(BearerRejection::Missing))?;
-            verifier
-                .verify_scoped(token, &required)
-                .map_err(|r| match r {
-                    Reason::InsufficientScope => warp::reject::custom(
-                        BearerRejection::InsufficientScope((*required).clone()),
-                    ),
-                    r => warp::reject::custom(BearerRejection::Invalid(r)),
-                })
-        }
-    })
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::header::headers_cloned())
+        .and_then(move |method: Method, path: FullPath, headers: HeaderMap| {
+            let (verifier, required) = (verifier.clone(), required.clone());
+            async move {
+                let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+                let dpop = match headers.get_all("dpop").iter().count() {
+                    0 | 1 => header("dpop"),
+                    _ => Some(""),
+                };
+                let parts = RequestParts {
+                    authorization: header("authorization"),
+                    dpop,
+                    method: method.as_str(),
+                    host: header("host"),
+                    path: path.as_str(),
+                };
+                verifier
+                    .verify_request(&parts, &required)
+                    .map_err(|r| match r {
+                        None => warp::reject::custom(BearerRejection::Missing),
+                        Some(Reason::InsufficientScope) => warp::reject::custom(
+                            BearerRejection::InsufficientScope((*required).clone()),
+                        ),
+                        Some(r) => warp::reject::custom(BearerRejection::Invalid(r)),
+                    })
+            }
+        })
 }
 
 /// Answers a [`BearerRejection`] with 401 and the RFC 6750 challenge

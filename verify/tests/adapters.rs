@@ -312,3 +312,165 @@ async fn scoped_forms_answer_403_for_a_scope_the_token_lacks_or_the_user_lost() 
     let allowed = layered(scopes(&["content"])).oneshot(req()).await.unwrap();
     assert_eq!(allowed.status(), 200);
 }
+
+/// A verifier (public URL `public_url`, if any), a token bound to the
+/// partner's DPoP key, and a maker of proofs for `GET htu` with that token.
+fn setup_dpop(public_url: Option<&str>) -> (Arc<Verifier>, String, impl Fn(&str) -> String) {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use ed25519_dalek::Signer as _;
+    let issuer = SigningKey::from_bytes(&[5; 32]);
+    let partner = SigningKey::from_bytes(&[6; 32]);
+    let jkt = tessera_verify::jwk::thumbprint(&partner.verifying_key());
+    let claims = Claims {
+        iss: "tessera".into(),
+        sub: "partner".into(),
+        iat: now(),
+        exp: now() + 600,
+        jti: "BBBBBBBBBBBBBBBBBBBBBB".into(),
+        generation: None,
+        scope: None,
+        cnf: Some(tessera_verify::token::Confirmation { jkt }),
+    };
+    let token = token::encode(&claims, &token::encoded_header("k"), &issuer);
+    let mut config = VerifierConfig::new("http://unused");
+    config.public_url = public_url.map(str::to_owned);
+    let v = Verifier::from_parts(
+        config,
+        HashMap::from([("k".to_owned(), issuer.verifying_key())]),
+        RevocationState::default(),
+    );
+    let ath = tessera_verify::dpop::ath_of(&token);
+    let counter = std::sync::atomic::AtomicU64::new(0);
+    let prove = move |htu: &str| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": {
+            "kty": "OKP", "crv": "Ed25519", "x": B64.encode(partner.verifying_key().as_bytes())}});
+        let claims = serde_json::json!({"jti": format!("p{n}"), "htm": "GET", "htu": htu, "iat": now(), "ath": ath});
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        format!(
+            "{input}.{}",
+            B64.encode(partner.sign(input.as_bytes()).to_bytes())
+        )
+    };
+    (v, token, prove)
+}
+
+#[tokio::test]
+async fn every_adapter_checks_dpop_bound_tokens() {
+    // warp: htu from http:// and the Host header.
+    let (v, token, prove) = setup_dpop(None);
+    let route = warp::path!("whoami")
+        .and(warp_filter::bearer(v))
+        .map(|c: Arc<Claims>| c.sub.clone())
+        .recover(warp_filter::recover);
+    let call = |auth: String, proof: Option<String>| {
+        let mut r = warp::test::request()
+            .path("/whoami?x=1")
+            .header("host", "service.example:8080")
+            .header("authorization", auth);
+        if let Some(p) = proof {
+            r = r.header("dpop", p);
+        }
+        r.reply(&route)
+    };
+    let proof = prove("http://service.example:8080/whoami");
+    let ok = call(format!("DPoP {token}"), Some(proof.clone())).await;
+    assert_eq!(
+        (ok.status().as_u16(), ok.body().as_ref()),
+        (200, b"partner".as_ref())
+    );
+    let replayed = call(format!("DPoP {token}"), Some(proof)).await;
+    assert_eq!(replayed.status(), 401);
+    let challenge = replayed.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with(r#"DPoP algs="EdDSA ES256", error="invalid_dpop_proof""#),
+        "{challenge}"
+    );
+    let downgraded = call(format!("Bearer {token}"), None).await;
+    assert_eq!(downgraded.status(), 401);
+    let challenge = downgraded.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains(r#"error="invalid_token""#),
+        "{challenge}"
+    );
+    let elsewhere = call(
+        format!("DPoP {token}"),
+        Some(prove("http://other.example/whoami")),
+    )
+    .await;
+    assert_eq!(elsewhere.status(), 401);
+
+    // tower (and so axum's layer): htu from the configured public URL.
+    let (v, token, prove) = setup_dpop(Some("https://api.example.com"));
+    let inner = tower::service_fn(|req: http::Request<()>| async move {
+        let sub = req.extensions().get::<Arc<Claims>>().map(|c| c.sub.clone());
+        Ok::<_, Infallible>(http::Response::new(sub.unwrap_or_default()))
+    });
+    let svc = BearerLayer::new(v.clone()).layer(inner);
+    let req = |proof: String| {
+        http::Request::builder()
+            .uri("/whoami")
+            .header("host", "internal:9000")
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .body(())
+            .unwrap()
+    };
+    let ok = svc
+        .clone()
+        .oneshot(req(prove("https://api.example.com/whoami")))
+        .await
+        .unwrap();
+    assert_eq!((ok.status().as_u16(), ok.body().as_str()), (200, "partner"));
+    let internal = svc
+        .oneshot(req(prove("http://internal:9000/whoami")))
+        .await
+        .unwrap();
+    assert_eq!(
+        internal.status(),
+        401,
+        "the public URL, not the Host, names the service"
+    );
+
+    // The axum extractor.
+    #[cfg(feature = "axum")]
+    {
+        use tessera_verify::Verified;
+        let app = axum::Router::new()
+            .route(
+                "/whoami",
+                axum::routing::get(|c: Verified| async move { c.sub.clone() }),
+            )
+            .with_state(v);
+        let req = |auth: String, proof: String| {
+            http::Request::builder()
+                .uri("/whoami")
+                .header("authorization", auth)
+                .header("dpop", proof)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let ok = app
+            .clone()
+            .oneshot(req(
+                format!("DPoP {token}"),
+                prove("https://api.example.com/whoami"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        let downgraded = app
+            .oneshot(req(
+                format!("Bearer {token}"),
+                prove("https://api.example.com/whoami"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(downgraded.status(), 401);
+    }
+}

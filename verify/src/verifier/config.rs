@@ -41,6 +41,10 @@ pub struct VerifierConfig {
     pub feed_token: Option<String>,
     /// Now, in unix seconds: the system clock unless a test moves its own.
     pub clock: Clock,
+    /// Where clients reach this service (`https://api.example.com`): the
+    /// adapters check a DPoP proof's `htu` against this and the request's
+    /// path. None: `http://` and the request's `Host` (set it behind TLS).
+    pub public_url: Option<String>,
     /// A client the caller built ([`VerifierConfig::http_client`]).
     pub(super) http_client: Option<reqwest::Client>,
     /// CAs trusted besides the Mozilla roots ([`VerifierConfig::root_ca_pem`]).
@@ -59,6 +63,7 @@ impl std::fmt::Debug for VerifierConfig {
             .field("max_staleness", &self.max_staleness)
             .field("when_stale", &self.when_stale)
             .field("leeway", &self.leeway)
+            .field("public_url", &self.public_url)
             .field("feed_token", &self.feed_token.as_ref().map(|_| "<secret>"))
             .field("http_client", &self.http_client.is_some())
             .field("extra_roots", &self.roots.len())
@@ -78,6 +83,7 @@ impl VerifierConfig {
             leeway: Duration::from_secs(DEFAULT_LEEWAY_SECS),
             feed_token: None,
             clock: Arc::new(unix_now),
+            public_url: None,
             http_client: None,
             roots: Vec::new(),
         }
