@@ -138,10 +138,15 @@ async fn sample_service_verifies_offline_and_follows_the_feed(
                 .contains("token revoked")
     })
     .await;
-    let _ = child.kill();
-    let _ = child.wait();
     assert!(
         refused,
         "the revocation reached the service through the feed"
     );
+    // DPoP (SPEC §17): panva's client gets bound tokens and calls the
+    // service; replays and downgrades are refused there too.
+    let secret = app.create_user("dpop_partner").await;
+    let seen = crate::deploy::run_dpop_client(&app, &whoami, "dpop_partner", &secret).await;
+    assert_eq!(seen["Ed25519"]["ok_body"], "dpop_partner");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -36,6 +36,10 @@ pub struct Args {
     /// behind a private CA).
     #[arg(long)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Where clients reach this service (`https://api.example.com`), for
+    /// the `htu` of DPoP proofs; default: `http://` and the request's Host.
+    #[arg(long)]
+    pub public_url: Option<String>,
 }
 
 /// The verifier `args` describe, refreshed once and then polled until the
@@ -52,6 +56,7 @@ pub async fn verifier(args: &Args) -> Result<(Arc<Verifier>, Poller), Box<dyn st
     config.issuer = args.issuer.clone();
     config.poll = args.poll;
     config.max_staleness = args.max_staleness;
+    config.public_url = args.public_url.clone();
     let verifier = Verifier::new(config);
     if let Err(e) = verifier.refresh().await {
         eprintln!("first refresh failed ({e}); tokens are refused until one succeeds");
