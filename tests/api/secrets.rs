@@ -188,8 +188,15 @@ async fn the_grace_runs_out_into_one_audit_event_within_the_minute() {
 async fn grace_zero_ends_the_old_secret_at_once_and_bad_graces_are_named() {
     let app = spawn_app().await;
     let old = app.create_user("partner").await;
+    let first = secret_ids(&app, "partner").await.remove(0);
     let answer = rotated(&app, "partner", json!({"grace": "0s"})).await;
     assert_eq!(answer["previous"], Value::Null);
+    let (action, detail) = audit_actions(&app).await.remove(0);
+    assert_eq!(action, "user.secret.rotate");
+    assert!(
+        detail.ends_with(&format!("secret {first} ended at once")),
+        "{detail}"
+    );
     assert_eq!(
         login(&app, "partner", &old).await.0,
         StatusCode::UNAUTHORIZED
@@ -198,6 +205,11 @@ async fn grace_zero_ends_the_old_secret_at_once_and_bad_graces_are_named() {
     assert_eq!(login(&app, "partner", new).await.0, StatusCode::OK);
 
     let answer = rotated(&app, "partner", json!({"grace": "30d"})).await;
+    let (_, detail) = audit_actions(&app).await.remove(0);
+    assert!(
+        detail.contains("valid until") && !detail.contains("ended"),
+        "{detail}"
+    );
     assert_eq!(
         answer["previous"]["expires_at"],
         json!(tessera::runtime::time::rfc3339(app.now() + 30 * DAY))
@@ -404,6 +416,19 @@ async fn logins_leave_evidence_of_which_secret_they_used() {
         user(&app, "partner").await["secrets"][0]["last_used_at"],
         at(started + 40)
     );
+}
+
+#[tokio::test]
+async fn the_last_uses_are_written_when_the_server_stops() {
+    let app = spawn_app().await;
+    let old = app.create_user("partner").await;
+    rotated(&app, "partner", json!({})).await;
+    assert_eq!(login(&app, "partner", &old).await.0, StatusCode::OK);
+    // No flush by hand: a graceful stop writes what the logins noted.
+    let app = app.restart(&[]).await;
+    let u = user(&app, "partner").await;
+    assert_ne!(u["secrets"][1]["last_used_at"], Value::Null, "{u}");
+    assert_ne!(u["last_login_at"], Value::Null);
 }
 
 #[tokio::test]
