@@ -4,8 +4,10 @@ partner key), each with its own jti and iat = now; with a token on stdin
 (one line), each carries its ath.
 
     python3 dpop_proofs.py COUNT HTM HTU [--ath] < token > proofs.txt
+
+Env PREFIX makes the jtis of parallel runs distinct.
 """
-import base64, hashlib, json, sys, time
+import base64, hashlib, json, os, sys, time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -21,7 +23,7 @@ header = b64(json.dumps({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": {"kty": "OKP"
 now = int(time.time())
 out = sys.stdout
 for i in range(count):
-    claims = {"jti": "b%d-%d" % (now, i), "htm": htm, "htu": htu, "iat": now}
+    claims = {"jti": "%s%d-%d" % (os.environ.get("PREFIX", "b"), now, i), "htm": htm, "htu": htu, "iat": now}
     if ath:
         claims["ath"] = ath
     signing_input = header + "." + b64(json.dumps(claims, separators=(",", ":")).encode())

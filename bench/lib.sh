@@ -16,7 +16,7 @@ start() { # starts Tessera on $DATA, sets SRV PARTNER ADMIN
   # the honest ones beside them alike: lift the per-address cap (256 by
   # default), which would otherwise close the honest ones.
   "$BIN" serve --data-dir "$DATA" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-    --throttle-failures 1000000 --max-connections-per-address 4096 2>"$OUT/server.log" &
+    --throttle-failures 1000000 --max-connections-per-address 4096 ${SERVE_ARGS:-} 2>"$OUT/server.log" &
   SRV=$!
   for _ in $(seq 1 200); do
     grep -q 'listening admin=' "$OUT/server.log" 2>/dev/null && break; sleep 0.01
