@@ -117,6 +117,16 @@ pub fn previous_secrets_end_once_and_uses_are_recorded_without_audit(s: &dyn Sto
     assert_eq!(s.expire_secrets(209).unwrap(), []);
     assert_eq!(s.expire_secrets(210).unwrap(), [name("a")]);
 
+    // A grace that ended long before the pass still ends (minutes late).
+    let c = rotated(s.user(&name("c")).unwrap().unwrap(), 300, "10s");
+    s.update_user(
+        &name("c"),
+        Box::new(move |u| *u = c),
+        audit("user.secret.rotate", "c"),
+    )
+    .unwrap();
+    assert_eq!(s.expire_secrets(1000).unwrap(), [name("c")]);
+
     // A deleted user's listing ends quietly.
     assert!(
         s.delete_user(&name("b"), audit("user.delete", "b"))
