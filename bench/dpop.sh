@@ -30,9 +30,9 @@ SECRET=$(curl -sf -H "$AUTH" "http://$ADMIN/admin/users" -d '{"username":"bench"
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["password"])')
 BASIC="Basic $(printf 'bench:%s' "$SECRET" | base64 -w0)"
 LOGIN_PROOF=$(python3 "$HERE/dpop_proofs.py" 1 POST "http://$PARTNER/oauth/token" </dev/null)
-BOUND=$(curl -sf -H "$BASIC" -H "DPoP: $LOGIN_PROOF" -d grant_type=client_credentials \
+BOUND=$(curl -sf -H "Authorization: $BASIC" -H "DPoP: $LOGIN_PROOF" -d grant_type=client_credentials \
   "http://$PARTNER/oauth/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
-PLAIN=$(curl -sf -H "$BASIC" -d grant_type=client_credentials "http://$PARTNER/oauth/token" \
+PLAIN=$(curl -sf -H "Authorization: $BASIC" -d grant_type=client_credentials "http://$PARTNER/oauth/token" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 echo "== making $PROOFS proofs for each DPoP run (two processes)"

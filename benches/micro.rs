@@ -174,7 +174,8 @@ fn throttle(c: &mut Criterion) {
 /// to note its secret's use in memory, against one durable write per login
 /// (what batching avoids), and one flush of many uses in one transaction.
 fn last_used(c: &mut Criterion) {
-    use tessera::domain::secrets::{LoginUse, SecretId};
+    use tessera::domain::rotation::LoginUse;
+    use tessera::domain::secrets::SecretId;
     use tessera::service::PendingUses;
 
     let names: Vec<Username> = (0..100_000)

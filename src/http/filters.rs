@@ -9,6 +9,8 @@ use warp::Filter;
 use warp::http::HeaderMap;
 
 use super::state::AppState;
+use crate::service::{IssueError, LoginProof};
+use tessera_verify::dpop::ProofError;
 
 /// The peer address, put into each request's extensions by the accept loop.
 #[derive(Debug, Clone, Copy)]
@@ -87,5 +89,19 @@ pub(super) fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, ()> {
         (None, _) => Ok(None),
         (Some(v), None) => v.to_str().map(Some).map_err(|_| ()),
         (Some(_), Some(_)) => Err(()),
+    }
+}
+
+/// The DPoP proof of a login request, with the endpoint URL it must name
+/// (`AppState::public_endpoint`): None without one; a `DPoP` header sent
+/// twice or not as text is a malformed proof.
+pub(super) fn login_proof<'a>(
+    headers: &'a HeaderMap,
+    url: &'a str,
+) -> Result<Option<LoginProof<'a>>, IssueError> {
+    match dpop_proof(headers) {
+        Ok(None) => Ok(None),
+        Ok(Some(proof)) => Ok(Some(LoginProof { proof, url })),
+        Err(()) => Err(IssueError::InvalidDpopProof(ProofError::Malformed)),
     }
 }

@@ -21,7 +21,7 @@ use warp::http::{HeaderMap, Method, StatusCode};
 use warp::reply::Response;
 use zeroize::Zeroizing;
 
-use super::filters::{bearer, peer, with_state};
+use super::filters::{bearer, login_proof, peer, with_state};
 use super::methods::methods;
 use super::oauth_error::OAuthError;
 use super::reply::{self, json, with_header};
@@ -243,9 +243,7 @@ async fn issue(
     let client = state.client(peer, headers);
     let basic = method == AuthMethod::Basic;
     let url = state.public_endpoint("/oauth/token");
-    let proof = state
-        .login_proof(headers, &url)
-        .map_err(|e| OAuthError::from_issue(e, basic))?;
+    let proof = login_proof(headers, &url).map_err(|e| OAuthError::from_issue(e, basic))?;
     let issued = state
         .service
         .issue_token(&client, &id, &secret, requested.as_ref(), proof)

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::body;
 use super::errors::{self, LoginError, TOO_MANY_ATTEMPTS};
-use super::filters::{Scheme, access_token, dpop_proof, peer, raw_query, with_state};
+use super::filters::{Scheme, access_token, dpop_proof, login_proof, peer, raw_query, with_state};
 use super::form::{self, Credentials};
 use super::methods::methods;
 use super::reply::{self, no_store, text, with_header, with_retry_after};
@@ -261,7 +261,7 @@ async fn issue(
         let (username, password, scope) = read_credentials(&query, &headers, &body)?;
         let client = state.client(peer, &headers);
         let url = state.public_endpoint("/generateToken");
-        let proof = state.login_proof(&headers, &url)?;
+        let proof = login_proof(&headers, &url)?;
         let issued = state
             .service
             .issue_token(&client, &username, &password, scope.as_ref(), proof)

@@ -10,8 +10,7 @@ use ipnet::IpNet;
 use warp::http::HeaderMap;
 
 use crate::login::client::{self, Client, ClientKey};
-use crate::service::{IssueError, LoginProof, Service};
-use tessera_verify::dpop::ProofError;
+use crate::service::Service;
 
 /// What every handler needs, shared by both listeners.
 pub struct AppState {
@@ -67,19 +66,6 @@ impl AppState {
     /// what a login's DPoP proof must name as `htu`.
     pub fn public_endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.public_url.trim_end_matches('/'))
-    }
-
-    /// The DPoP proof of a login request, with the endpoint it must name.
-    pub fn login_proof<'a>(
-        &self,
-        headers: &'a HeaderMap,
-        url: &'a str,
-    ) -> Result<Option<LoginProof<'a>>, IssueError> {
-        match super::filters::dpop_proof(headers) {
-            Ok(None) => Ok(None),
-            Ok(Some(proof)) => Ok(Some(LoginProof { proof, url })),
-            Err(()) => Err(IssueError::InvalidDpopProof(ProofError::Malformed)),
-        }
     }
 
     /// Records one request's latency under its listener and route.

@@ -13,7 +13,8 @@ use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use super::{AdminError, Service};
-use crate::domain::secrets::{LoginUse, SecretId};
+use crate::domain::rotation::LoginUse;
+use crate::domain::secrets::SecretId;
 use crate::domain::user::Username;
 
 /// How often noted uses are written.

@@ -31,7 +31,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use self::snapshot::{BadSnapshot, ImportCounts};
 use crate::domain::keys::KeyRecord;
-use crate::domain::secrets::LoginUse;
+use crate::domain::rotation::LoginUse;
 use crate::domain::user::{User, Username};
 
 pub use self::action::{Action, FeedEffect};

@@ -15,7 +15,7 @@ use http::header::WWW_AUTHENTICATE;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 
-use crate::bearer::{REALM, RequestParts, challenge};
+use crate::bearer::{REALM, RequestParts, challenge, verify_request};
 use crate::token::Claims;
 use crate::verifier::{Reason, Verifier};
 
@@ -56,10 +56,13 @@ where
             return Ok(Self(claims.clone()));
         }
         let request = RequestParts::of_http(&parts.method, &parts.uri, &parts.headers);
-        Arc::<Verifier>::from_ref(state)
-            .verify_request(&request, &crate::scope::Scopes::default())
-            .map(Self)
-            .map_err(Unauthorized)
+        verify_request(
+            &Arc::<Verifier>::from_ref(state),
+            &request,
+            &crate::scope::Scopes::default(),
+        )
+        .map(Self)
+        .map_err(Unauthorized)
     }
 }
 

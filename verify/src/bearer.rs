@@ -97,6 +97,32 @@ impl<'a> RequestParts<'a> {
     }
 }
 
+/// A request's token however it came (`Authorization: Bearer`, or `DPoP`
+/// with its proof for the request's method and URL: the verifier's
+/// `public_url`, else `http://` and its `Host`, and its path), holding
+/// every scope of `required`: what the warp filter, the tower layer and
+/// the axum extractor all call. `Err(None)`: no token.
+#[cfg(feature = "client")]
+pub fn verify_request(
+    verifier: &crate::Verifier,
+    request: &RequestParts<'_>,
+    required: &Scopes,
+) -> Result<std::sync::Arc<crate::token::Claims>, Option<Reason>> {
+    let claims = match request.token().ok_or(None)? {
+        Presented::Bearer(token) => verifier.verify(token),
+        Presented::Dpop(token) => {
+            let url = match verifier.public_url() {
+                Some(base) => format!("{}{}", base.trim_end_matches('/'), request.path),
+                None => format!("http://{}{}", request.host.unwrap_or(""), request.path),
+            };
+            verifier.verify_dpop(token, request.dpop, request.method, &url)
+        }
+    };
+    claims
+        .and_then(|c| verifier.holding(c, required))
+        .map_err(Some)
+}
+
 /// The `WWW-Authenticate` value for a refusal (RFC 6750 §3): no error code
 /// when no token came, `invalid_token` and the reason otherwise.
 ///

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use http::header::WWW_AUTHENTICATE;
 use http::{HeaderValue, Request, Response, StatusCode};
 
-use crate::bearer::{RequestParts, refusal as refusal_of};
+use crate::bearer::{RequestParts, refusal as refusal_of, verify_request};
 use crate::scope::Scopes;
 use crate::verifier::Verifier;
 
@@ -92,7 +92,7 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let parts = RequestParts::of_http(req.method(), req.uri(), req.headers());
-        let verdict = self.verifier.verify_request(&parts, &self.required);
+        let verdict = verify_request(&self.verifier, &parts, &self.required);
         match verdict {
             Ok(claims) => {
                 req.extensions_mut().insert(claims);

@@ -13,7 +13,7 @@ use warp::http::header::WWW_AUTHENTICATE;
 use warp::http::{HeaderMap, Method};
 use warp::path::FullPath;
 
-use crate::bearer::{RequestParts, refusal};
+use crate::bearer::{RequestParts, refusal, verify_request};
 use crate::scope::Scopes;
 use crate::token::Claims;
 use crate::verifier::{Reason, Verifier};
@@ -95,15 +95,13 @@ fn authorized(
                     host: header("host"),
                     path: path.as_str(),
                 };
-                verifier
-                    .verify_request(&parts, &required)
-                    .map_err(|r| match r {
-                        None => warp::reject::custom(BearerRejection::Missing),
-                        Some(Reason::InsufficientScope) => warp::reject::custom(
-                            BearerRejection::InsufficientScope((*required).clone()),
-                        ),
-                        Some(r) => warp::reject::custom(BearerRejection::Invalid(r)),
-                    })
+                verify_request(&verifier, &parts, &required).map_err(|r| match r {
+                    None => warp::reject::custom(BearerRejection::Missing),
+                    Some(Reason::InsufficientScope) => warp::reject::custom(
+                        BearerRejection::InsufficientScope((*required).clone()),
+                    ),
+                    Some(r) => warp::reject::custom(BearerRejection::Invalid(r)),
+                })
             }
         })
 }

@@ -3,7 +3,8 @@
 //! an import), and logins' uses are recorded without audit events.
 
 use super::{audit, export, import, name, populate, user};
-use crate::domain::secrets::{Grace, LoginUse, SecretInfo};
+use crate::domain::rotation::LoginUse;
+use crate::domain::secrets::{Grace, SecretInfo};
 use crate::domain::user::User;
 use crate::store::{Store, UserWrite};
 

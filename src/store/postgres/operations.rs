@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 
 use crate::domain::keys::KeyRecord;
-use crate::domain::secrets::LoginUse;
+use crate::domain::rotation::LoginUse;
 use crate::domain::user::{User, Username};
 use crate::store::postgres::sql::{
     append_audit, audit_row, backend, count_users, decode_key, decode_user, encode, encode_keys,

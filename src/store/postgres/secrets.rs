@@ -5,7 +5,7 @@
 //! so nodes running them at once neither audit an expiry twice nor lose a
 //! rotation made meanwhile.
 
-use crate::domain::secrets::LoginUse;
+use crate::domain::rotation::LoginUse;
 use crate::domain::user::Username;
 use crate::store::postgres::PostgresStore;
 use crate::store::postgres::sql::{append_audit, decode_user, encode, int, pg};

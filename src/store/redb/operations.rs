@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use crate::domain::keys::KeyRecord;
-use crate::domain::secrets::LoginUse;
+use crate::domain::rotation::LoginUse;
 use crate::domain::user::{User, Username};
 use crate::store::redb::layout::{
     GENERATION_KEY, JTI_TO_EXP, KID_TO_KEY, META, SEQ_TO_AUDIT, TTL_HIGH_WATER_KEY,

@@ -4,7 +4,7 @@
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use crate::domain::secrets::LoginUse;
+use crate::domain::rotation::LoginUse;
 use crate::domain::user::Username;
 use crate::store::redb::RedbStore;
 use crate::store::redb::layout::{

@@ -221,32 +221,15 @@ impl Verifier {
         self.holding(claims, required)
     }
 
-    /// A request's token however it came (`Authorization: Bearer`, or
-    /// `DPoP` with its proof for the request's method and URL: the
-    /// configured `public_url`, else `http://` and its `Host`, and its
-    /// path), holding every scope of `required`: what the warp filter, the
-    /// tower layer and the axum extractor all call. `Err(None)`: no token.
-    pub fn verify_request(
-        &self,
-        request: &crate::bearer::RequestParts<'_>,
-        required: &Scopes,
-    ) -> Result<Arc<Claims>, Option<Reason>> {
-        use crate::bearer::Presented as Came;
-        let claims = match request.token().ok_or(None)? {
-            Came::Bearer(token) => self.verify(token),
-            Came::Dpop(token) => {
-                let url = match &self.config.public_url {
-                    Some(base) => format!("{}{}", base.trim_end_matches('/'), request.path),
-                    None => format!("http://{}{}", request.host.unwrap_or(""), request.path),
-                };
-                self.verify_dpop(token, request.dpop, request.method, &url)
-            }
-        };
-        claims.and_then(|c| self.holding(c, required)).map_err(Some)
+    /// Where clients reach the service this verifier guards (the
+    /// configured `public_url`), for DPoP proofs' `htu`.
+    pub fn public_url(&self) -> Option<&str> {
+        self.config.public_url.as_deref()
     }
 
-    /// `claims` if its effective scopes hold every one of `required`.
-    fn holding(&self, claims: Arc<Claims>, required: &Scopes) -> Result<Arc<Claims>, Reason> {
+    /// `claims` if their effective scopes (as the feed says) hold every
+    /// one of `required`; [`Reason::InsufficientScope`] otherwise.
+    pub fn holding(&self, claims: Arc<Claims>, required: &Scopes) -> Result<Arc<Claims>, Reason> {
         if required.is_empty() {
             return Ok(claims);
         }
