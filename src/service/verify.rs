@@ -10,7 +10,7 @@ use crate::domain::keys::Keyring;
 use crate::domain::user::{AccountError, Username};
 use crate::store::StoreError;
 use crate::token::Claims;
-use tessera_verify::dpop::{self, Presented};
+use tessera_verify::dpop::Presented;
 use tessera_verify::scope::Scopes;
 use tessera_verify::verdict::{Rules, verdict};
 use tessera_verify::verified::VerifiedTokens;
@@ -99,17 +99,14 @@ impl Service {
         let presented = match using {
             Using::Bearer => Presented::Bearer,
             Using::Inspected => Presented::Inspected,
-            Using::Dpop { proof, method, url } => Presented::Dpop {
+            Using::Dpop { proof, method, url } => Presented::dpop(
                 proof,
-                request: dpop::Request {
-                    method,
-                    url,
-                    access_token: None,
-                    now,
-                    leeway_secs: self.settings.clock_leeway_secs,
-                },
-                replays: &self.dpop_replays,
-            },
+                method,
+                url,
+                now,
+                self.settings.clock_leeway_secs,
+                &self.dpop_replays,
+            ),
         };
         let (claims, scopes) = verdict(
             &keys.verified,

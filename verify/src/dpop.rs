@@ -388,6 +388,31 @@ pub enum Presented<'a> {
     },
 }
 
+impl<'a> Presented<'a> {
+    /// A token sent as `DPoP` with `proof` on the request `method url` at
+    /// `now`, proofs judged with `leeway_secs` and remembered in `replays`.
+    pub fn dpop(
+        proof: Option<&'a str>,
+        method: &'a str,
+        url: &'a str,
+        now: u64,
+        leeway_secs: u64,
+        replays: &'a ReplayCache,
+    ) -> Self {
+        Self::Dpop {
+            proof,
+            request: Request {
+                method,
+                url,
+                access_token: None,
+                now,
+                leeway_secs,
+            },
+            replays,
+        }
+    }
+}
+
 /// Either side of a refused presentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PresentationError {

@@ -344,6 +344,17 @@ fn partner(
     }
 }
 
+/// A partner's page again with a refused field's message (422).
+fn invalid(state: &AppState, live: &Live, name: &str, message: &str) -> Response {
+    partner(
+        state,
+        live,
+        name,
+        Some(message),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+}
+
 /// After an action on a partner: back to its page, or the page with the
 /// refusal.
 fn after_action(
@@ -395,13 +406,7 @@ async fn save(state: &AppState, live: &Live, name: &str, form: &Fields) -> Respo
     let patch = match patch {
         Ok(p) => p,
         Err(m) => {
-            return partner(
-                state,
-                live,
-                name,
-                Some(&m),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
+            return invalid(state, live, name, &m);
         }
     };
     if patch.is_empty() {
@@ -417,13 +422,7 @@ async fn set_status(state: &AppState, live: &Live, name: &str, form: &Fields) ->
         "active" => AccountStatus::Active,
         "disabled" => AccountStatus::Disabled,
         _ => {
-            return partner(
-                state,
-                live,
-                name,
-                Some("unknown status"),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            );
+            return invalid(state, live, name, "unknown status");
         }
     };
     let patch = UserPatch {
@@ -452,13 +451,7 @@ async fn rotate(state: &AppState, live: &Live, name: &str, form: &Fields) -> Res
             Ok(g) => g,
             Err(e) => {
                 let m = format!("Grace period: {e}");
-                return partner(
-                    state,
-                    live,
-                    name,
-                    Some(&m),
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                );
+                return invalid(state, live, name, &m);
             }
         },
     };

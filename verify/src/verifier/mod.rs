@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 use ed25519_dalek::VerifyingKey;
 use parking_lot::Mutex;
 
-use crate::dpop::{self, PresentationError, Presented, ReplayCache};
+use crate::dpop::{PresentationError, Presented, ReplayCache};
 use crate::feed::{Refusal, RevocationState};
 use crate::scope::Scopes;
 use crate::token::{Claims, TokenError};
@@ -272,17 +272,14 @@ impl Verifier {
         let now = (self.config.clock)();
         let presented = match dpop {
             None => Presented::Bearer,
-            Some((proof, method, url)) => Presented::Dpop {
+            Some((proof, method, url)) => Presented::dpop(
                 proof,
-                request: dpop::Request {
-                    method,
-                    url,
-                    access_token: None,
-                    now,
-                    leeway_secs: self.config.leeway.as_secs(),
-                },
-                replays: &self.dpop_replays,
-            },
+                method,
+                url,
+                now,
+                self.config.leeway.as_secs(),
+                &self.dpop_replays,
+            ),
         };
         if self.config.when_stale == WhenStale::Refuse && !self.fresh_at(&s, now) {
             return Err(Reason::Stale);
