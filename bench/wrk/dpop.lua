@@ -3,13 +3,16 @@
 -- accepted once: the file must hold more than the run sends).
 -- $MODE "verify": GET /verify with Authorization: DPoP $TOKEN and the
 -- original request in X-Forwarded-*; "oauth": POST /oauth/token with the
--- Basic header $BASIC.
+-- Basic header $BASIC. $START skips that many proofs (used by a run before).
 local reqs = {}
 local i = 0
 function init(args)
   local mode, token, basic = os.getenv("MODE"), os.getenv("TOKEN"), os.getenv("BASIC")
+  local skip = tonumber(os.getenv("START") or "0")
   for line in io.lines(os.getenv("PROOFS_FILE")) do
-    if mode == "verify" then
+    if skip > 0 then
+      skip = skip - 1
+    elseif mode == "verify" then
       reqs[#reqs + 1] = wrk.format("GET", "/verify", {
         ["Authorization"] = "DPoP " .. token,
         ["DPoP"] = line,
@@ -30,4 +33,14 @@ end
 function request()
   i = i + 1
   return reqs[i] or reqs[#reqs]
+end
+
+-- $DELAY_MS: each connection waits this long between its requests, so
+-- the load is an offered rate (64 connections, 10 ms: ~6,400 req/s) and
+-- the latency is the service's, not the queue of a saturated host.
+local pause = tonumber(os.getenv("DELAY_MS") or "")
+if pause then
+  function delay()
+    return pause
+  end
 end
