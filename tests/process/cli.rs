@@ -51,7 +51,8 @@ fn ok(cwd: &Path, args: &[&str]) -> String {
 }
 
 /// Replaces what differs between two equal runs a second apart: times
-/// within a day of now, generated UUIDs and new key ids.
+/// within a day of now, generated UUIDs, new key ids and secret ids
+/// (8 hex digits).
 fn normalize(text: &str) -> String {
     let now = std::time::SystemTime::now();
     let chars: Vec<char> = text.chars().collect();
@@ -87,6 +88,11 @@ fn normalize(text: &str) -> String {
         if starts_word && word.chars().count() == 43 {
             out.push_str("<kid>");
             i += 43;
+            continue;
+        }
+        if starts_word && word.len() == 8 && word.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out.push_str("<secret-id>");
+            i += 8;
             continue;
         }
         out.push(chars[i]);
