@@ -357,6 +357,12 @@ async fn each_change_is_one_log_line_with_its_caller_and_outcome() {
     assert_eq!(again, StatusCode::CONFLICT);
     app.admin_delete("/admin/users/audited").await;
     app.admin_get("/admin/users").await;
+    // The server's stderr reaches the test through a reader thread: wait
+    // (a bounded while) until the last change's line has arrived.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !app.log().contains(r#""action":"user.delete""#) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let lines: Vec<serde_json::Value> = app
         .log()
         .lines()
