@@ -29,9 +29,9 @@ for i in range(n):
             "password": {"sha256-salted": {"salt": b64(salt),
                          "hash": b64(hashlib.sha256(salt + pw.encode()).digest())}}}
     if two_secrets:
-        user.update(secret={"id": 2 * i + 1, "created_at": now, "last_used_at": None},
+        user.update(secret={"id": "%08x" % (2 * i + 1), "created_at": now, "last_used_at": None},
                     previous_secret={"hash": sha("00000000-0000-4000-9000-%012d" % i),
-                                     "info": {"id": 2 * i + 2, "created_at": 1, "last_used_at": None},
+                                     "info": {"id": "%08x" % (2 * i + 2), "created_at": 1, "last_used_at": None},
                                      "expires_at": now + 30 * 86400})
     if i >= n - restricted:
         user.update(status="disabled", updated_at=now, tokens_valid_after=now)

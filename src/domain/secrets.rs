@@ -23,9 +23,33 @@ pub const MAX_GRACE: Duration = Duration::from_secs(30 * 24 * 3600);
 /// A secret's id: 32 random bits shown as 8 hex digits. Opaque and never
 /// derived from the secret; unique among a user's secrets. 0 is the id of
 /// a secret set before secrets had ids (records from before SPEC §15).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(transparent)]
+///
+/// Stored as its number in binary records and as its 8 hex digits in JSON
+/// (exports, PostgreSQL), so an export's size never depends on the draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SecretId(u32);
+
+impl Serialize for SecretId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.to_string())
+        } else {
+            serializer.serialize_u32(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            Self::parse(&text)
+                .ok_or_else(|| serde::de::Error::custom("a secret id is 8 hex digits"))
+        } else {
+            u32::deserialize(deserializer).map(Self)
+        }
+    }
+}
 
 impl SecretId {
     /// A fresh random id, never 0 and never `other`.
@@ -187,6 +211,21 @@ mod tests {
             assert_eq!(SecretId::parse(bad), None, "{bad}");
         }
         assert_eq!(SecretId::parse("000000ff"), Some(SecretId(255)));
+        // JSON: the 8 digits; binary (postcard): the number.
+        assert_eq!(
+            serde_json::to_string(&SecretId(255)).unwrap(),
+            "\"000000ff\""
+        );
+        assert_eq!(
+            serde_json::from_str::<SecretId>("\"000000ff\"").unwrap(),
+            SecretId(255)
+        );
+        assert!(serde_json::from_str::<SecretId>("255").is_err());
+        let bytes = postcard::to_allocvec(&SecretId(255)).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<SecretId>(&bytes).unwrap(),
+            SecretId(255)
+        );
         let mut draws = [0, 7, 0, 9].into_iter();
         let id = SecretId::first_fit(|| draws.next().unwrap(), Some(SecretId(7)));
         assert_eq!(id, SecretId(9), "neither 0 nor the other secret's");
