@@ -3,14 +3,18 @@
 -- accepted once: the file must hold more than the run sends).
 -- $MODE "verify": GET /verify with Authorization: DPoP $TOKEN and the
 -- original request in X-Forwarded-*; "oauth": POST /oauth/token with the
--- Basic header $BASIC. $START skips that many proofs (used by a run before).
+-- Basic header $BASIC. $START skips that many proofs (used by a run
+-- before); $COUNT keeps at most that many after them.
 local reqs = {}
 local i = 0
 function init(args)
   local mode, token, basic = os.getenv("MODE"), os.getenv("TOKEN"), os.getenv("BASIC")
   local skip = tonumber(os.getenv("START") or "0")
+  local count = tonumber(os.getenv("COUNT") or "1e12")
   for line in io.lines(os.getenv("PROOFS_FILE")) do
-    if skip > 0 then
+    if #reqs >= count then
+      break
+    elseif skip > 0 then
       skip = skip - 1
     elseif mode == "verify" then
       reqs[#reqs + 1] = wrk.format("GET", "/verify", {
@@ -35,12 +39,15 @@ function request()
   return reqs[i] or reqs[#reqs]
 end
 
--- $DELAY_MS: each connection waits this long between its requests, so
--- the load is an offered rate (64 connections, 10 ms: ~6,400 req/s) and
--- the latency is the service's, not the queue of a saturated host.
+-- $DELAY_MS: each connection waits on average this long between its
+-- requests, a random wait (exponential, so arrivals are Poisson as from
+-- independent partners, not 64 connections firing in step), so the load is
+-- an offered rate (64 connections, 10 ms: ~6,400 req/s) and the latency is
+-- the service's, not the queue of a saturated host or of a burst.
 local pause = tonumber(os.getenv("DELAY_MS") or "")
 if pause then
+  math.randomseed(os.time())
   function delay()
-    return pause
+    return math.floor(-pause * math.log(1 - math.random()))
   end
 end

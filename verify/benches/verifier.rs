@@ -1,12 +1,15 @@
 //! `Verifier::verify` against raw `verify_strict` on one core: a distinct
 //! token each time (signature checked), and one token repeated (served by
-//! the per-keyring string cache). Run: `cargo bench -p tessera-verify`.
+//! the per-keyring string cache); and a DPoP proof's check (SPEC §17):
+//! the rules alone, and with the replay cache as `/verify` runs it.
+//! Run: `cargo bench -p tessera-verify`.
 
 use std::collections::HashMap;
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use ed25519_dalek::{Signature, SigningKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey};
+use tessera_verify::dpop::{self, Presented, ReplayCache, Request};
 use tessera_verify::feed::RevocationState;
 use tessera_verify::token::{self, Claims};
 use tessera_verify::verifier::{Verifier, VerifierConfig};
@@ -64,5 +67,69 @@ fn verify(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verify);
+const HTU: &str = "https://api.example.com/resource";
+
+/// A fresh EdDSA proof for `GET HTU` with `ath` of `token`, made as a
+/// partner's client makes one (outside the timing).
+fn ed_proof(key: &SigningKey, jti: u64, now: u64, token: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let x = B64.encode(key.verifying_key().as_bytes());
+    let header = format!(
+        r#"{{"typ":"dpop+jwt","alg":"EdDSA","jwk":{{"kty":"OKP","crv":"Ed25519","x":"{x}"}}}}"#
+    );
+    let claims = format!(
+        r#"{{"jti":"{jti:022}","htm":"GET","htu":"{HTU}","iat":{now},"ath":"{}"}}"#,
+        dpop::ath_of(token)
+    );
+    let input = format!("{}.{}", B64.encode(header), B64.encode(claims));
+    let sig = key.sign(input.as_bytes());
+    format!("{input}.{}", B64.encode(sig.to_bytes()))
+}
+
+fn dpop_proofs(c: &mut Criterion) {
+    let key = SigningKey::from_bytes(&[0x15; 32]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJl";
+    let request = Request {
+        method: "GET",
+        url: HTU,
+        access_token: Some(token),
+        now,
+        leeway_secs: 60,
+    };
+    let jkt = dpop::check_proof(&ed_proof(&key, 0, now, token), &request)
+        .unwrap()
+        .jkt;
+    let mut next = 0u64;
+    c.bench_function("dpop check_proof", |b| {
+        b.iter_batched(
+            || {
+                next += 1;
+                ed_proof(&key, next, now, token)
+            },
+            |proof| assert!(dpop::check_proof(&proof, &request).is_ok()),
+            BatchSize::SmallInput,
+        )
+    });
+    let replays = ReplayCache::new(1 << 20);
+    c.bench_function("dpop check_presentation (proof + replay cache)", |b| {
+        b.iter_batched(
+            || {
+                next += 1;
+                ed_proof(&key, next, now, token)
+            },
+            |proof| {
+                let presented = Presented::dpop(Some(&proof), "GET", HTU, now, 60, &replays);
+                assert!(dpop::check_presentation(token, Some(&jkt), presented).is_ok())
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, verify, dpop_proofs);
 criterion_main!(benches);

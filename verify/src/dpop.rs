@@ -13,6 +13,7 @@
 //! within its window.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -133,6 +134,25 @@ enum Key {
     P256(Box<p256::ecdsa::VerifyingKey>),
 }
 
+/// A proof key read from its JWK, with its RFC 7638 thumbprint.
+struct ProofKey {
+    key: Key,
+    jkt: String,
+}
+
+/// How many proof keys [`KNOWN_KEYS`] remembers (each a few hundred bytes).
+const KNOWN_KEYS_CAPACITY: usize = 4096;
+
+/// Proof keys read lately, by their RFC 7638 thumbprint input (the
+/// canonical JSON of their public members). A partner signs every proof
+/// with one key, so reading it once (an Ed25519 point decompression, a
+/// P-256 point check and a SHA-256: ~10% of a proof's check) serves all its
+/// proofs. Only keys that were read whole are kept, and a key is a pure
+/// function of those members, so an entry can never answer differently
+/// than reading it again; past the capacity the least used are forgotten.
+static KNOWN_KEYS: std::sync::LazyLock<quick_cache::sync::Cache<String, Arc<ProofKey>>> =
+    std::sync::LazyLock::new(|| quick_cache::sync::Cache::new(KNOWN_KEYS_CAPACITY));
+
 fn decode_fixed<const N: usize>(text: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
     (B64.decode_slice(text, &mut out).ok()? == N).then_some(out)
@@ -141,39 +161,49 @@ fn decode_fixed<const N: usize>(text: &str) -> Option<[u8; N]> {
 impl Jwk {
     /// The key and its RFC 7638 thumbprint, if this is a public key the
     /// proof's `alg` signs with.
-    fn key_for(&self, alg: &str) -> Result<(Key, String), ProofError> {
+    fn key_for(&self, alg: &str) -> Result<Arc<ProofKey>, ProofError> {
         if self.d.is_some() {
             return Err(ProofError::BadKey);
         }
-        match (alg, self.kty.as_str(), self.crv.as_deref()) {
-            ("EdDSA" | "Ed25519", "OKP", Some("Ed25519")) => {
-                let x = self.x.as_deref().ok_or(ProofError::BadKey)?;
-                let bytes: [u8; 32] = decode_fixed(x).ok_or(ProofError::BadKey)?;
-                let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-                    .map_err(|_| ProofError::BadKey)?;
-                let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-                Ok((Key::Ed25519(key), B64.encode(Sha256::digest(canonical))))
-            }
-            ("ES256", "EC", Some("P-256")) => {
-                let (Some(x), Some(y)) = (self.x.as_deref(), self.y.as_deref()) else {
-                    return Err(ProofError::BadKey);
-                };
-                let xb: [u8; 32] = decode_fixed(x).ok_or(ProofError::BadKey)?;
-                let yb: [u8; 32] = decode_fixed(y).ok_or(ProofError::BadKey)?;
-                let mut sec1 = [0u8; 65];
-                sec1[0] = 4;
-                sec1[1..33].copy_from_slice(&xb);
-                sec1[33..].copy_from_slice(&yb);
-                let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-                    .map_err(|_| ProofError::BadKey)?;
-                let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-                Ok((
-                    Key::P256(Box::new(key)),
-                    B64.encode(Sha256::digest(canonical)),
-                ))
-            }
-            _ => Err(ProofError::BadKey),
+        let ed25519 = match (alg, self.kty.as_str(), self.crv.as_deref()) {
+            ("EdDSA" | "Ed25519", "OKP", Some("Ed25519")) => true,
+            ("ES256", "EC", Some("P-256")) => false,
+            _ => return Err(ProofError::BadKey),
+        };
+        let x = self.x.as_deref().ok_or(ProofError::BadKey)?;
+        let canonical = if ed25519 {
+            format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#)
+        } else {
+            let y = self.y.as_deref().ok_or(ProofError::BadKey)?;
+            format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#)
+        };
+        if let Some(known) = KNOWN_KEYS.get(&canonical) {
+            return Ok(known);
         }
+        let key = if ed25519 {
+            let bytes: [u8; 32] = decode_fixed(x).ok_or(ProofError::BadKey)?;
+            Key::Ed25519(
+                ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| ProofError::BadKey)?,
+            )
+        } else {
+            let y = self.y.as_deref().ok_or(ProofError::BadKey)?;
+            let xb: [u8; 32] = decode_fixed(x).ok_or(ProofError::BadKey)?;
+            let yb: [u8; 32] = decode_fixed(y).ok_or(ProofError::BadKey)?;
+            let mut sec1 = [0u8; 65];
+            sec1[0] = 4;
+            sec1[1..33].copy_from_slice(&xb);
+            sec1[33..].copy_from_slice(&yb);
+            Key::P256(Box::new(
+                p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+                    .map_err(|_| ProofError::BadKey)?,
+            ))
+        };
+        let read = Arc::new(ProofKey {
+            key,
+            jkt: B64.encode(Sha256::digest(&canonical)),
+        });
+        KNOWN_KEYS.insert(canonical, Arc::clone(&read));
+        Ok(read)
     }
 }
 
@@ -252,7 +282,7 @@ pub fn check_proof(proof: &str, request: &Request<'_>) -> Result<Proof, ProofErr
     if header.crit.is_some() {
         return Err(ProofError::Malformed);
     }
-    let (key, jkt) = header
+    let key = header
         .jwk
         .as_ref()
         .ok_or(ProofError::BadKey)?
@@ -261,7 +291,7 @@ pub fn check_proof(proof: &str, request: &Request<'_>) -> Result<Proof, ProofErr
         .decode(signature_b64)
         .map_err(|_| ProofError::Malformed)?;
     let signing_input = &proof[..header_b64.len() + 1 + claims_b64.len()];
-    if !key.verifies(signing_input.as_bytes(), &signature) {
+    if !key.key.verifies(signing_input.as_bytes(), &signature) {
         return Err(ProofError::BadSignature);
     }
     let claims_json = B64.decode(claims_b64).map_err(|_| ProofError::Malformed)?;
@@ -285,7 +315,7 @@ pub fn check_proof(proof: &str, request: &Request<'_>) -> Result<Proof, ProofErr
         return Err(ProofError::WrongAccessToken);
     }
     Ok(Proof {
-        jkt,
+        jkt: key.jkt.clone(),
         jti: claims.jti,
         iat: claims.iat,
     })

@@ -337,3 +337,44 @@ fn bound_tokens_come_as_dpop_by_their_key_and_unbound_ones_as_bearer() {
         Err(ProofError::Replayed.into())
     );
 }
+
+#[test]
+fn a_key_read_once_is_remembered_and_answers_as_reading_it_again() {
+    let key = SigningKey::from_bytes(&[31; 32]);
+    let x = B64.encode(key.verifying_key().as_bytes());
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    assert!(KNOWN_KEYS.get(&canonical).is_none());
+    let header = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": ed_jwk(&key)});
+    let first = check_proof(&sign_ed(&header, &claims(), &key), &request(None)).unwrap();
+    assert!(KNOWN_KEYS.get(&canonical).is_some());
+    let again = check_proof(&sign_ed(&header, &claims(), &key), &request(None)).unwrap();
+    assert_eq!(again.jkt, first.jkt);
+    // A remembered key still refuses what another key signed.
+    let forged = sign_ed(&header, &claims(), &SigningKey::from_bytes(&[32; 32]));
+    assert_eq!(
+        check_proof(&forged, &request(None)),
+        Err(ProofError::BadSignature)
+    );
+    // What is no key is refused every time, and never remembered.
+    let no_point = (0u8..=255)
+        .map(|i| {
+            let mut b = [0u8; 32];
+            b[0] = i;
+            b
+        })
+        .find(|b| ed25519_dalek::VerifyingKey::from_bytes(b).is_err())
+        .unwrap();
+    let bad_x = B64.encode(no_point);
+    let bad = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": {"kty": "OKP", "crv": "Ed25519", "x": bad_x}});
+    for _ in 0..2 {
+        assert_eq!(
+            check_proof(&sign_ed(&bad, &claims(), &key), &request(None)),
+            Err(ProofError::BadKey)
+        );
+    }
+    assert!(
+        KNOWN_KEYS
+            .get(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{bad_x}"}}"#))
+            .is_none()
+    );
+}
