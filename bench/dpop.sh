@@ -97,7 +97,7 @@ diff_line() { # label bearer-label dpop-label [target]
 diff_line "saturated /verify" "verify bearer -c$CONNS" "verify dpop -c$CONNS"
 diff_line "saturated /oauth/token" "oauth token -c$CONNS" "oauth token dpop -c$CONNS"
 for pause in $PAUSES; do
-  diff_line "offered (pause $pause ms) /verify" "paced$pause verify bearer" "paced$pause verify dpop" " (target <= 1 ms)"
+  diff_line "offered (pause $pause ms) /verify" "paced$pause verify bearer -c$CONNS" "paced$pause verify dpop -c$CONNS" " (target <= 1 ms)"
 done
-diff_line "offered (pause 10 ms) /oauth/token" "paced10 oauth token" "paced10 oauth token dpop"
+diff_line "offered (pause 10 ms) /oauth/token" "paced10 oauth token -c$CONNS" "paced10 oauth token dpop -c$CONNS"
 echo "summary: $SUMMARY"

@@ -27,7 +27,7 @@ pub use keys::{JWKS_MAX_AGE_SECS, KeyView};
 pub use last_used::{FLUSH_EVERY, PendingUses};
 pub use revocations::{RevokeTarget, SELF_REVOKE_BURST, SELF_REVOKE_PER_SEC};
 pub use rotation::Rotated;
-pub use running::{DPOP_PROOFS_REMEMBERED, Pruned, Service, Settings};
+pub use running::{Pruned, Service, Settings};
 pub use secrets::SecretUse;
 pub use users::{NewUser, UserPatch};
 pub use verify::VerifiedToken;

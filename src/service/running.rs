@@ -30,13 +30,6 @@ use tessera_verify::dpop::ReplayCache;
 /// (one-off, past this many busier ones) starts again with a full burst.
 pub const TOKEN_RATE_USERS: usize = 100_000;
 
-/// DPoP proofs a node remembers at once (about 15 MB at most): each is
-/// kept for its window (`iat` ± `--clock-leeway`, 2 minutes by default),
-/// so a node refuses every replay up to ~800 proofs a second; past that
-/// the oldest are forgotten first. Per node: a proof replayed to another
-/// cluster node within its window is accepted there once more.
-pub const DPOP_PROOFS_REMEMBERED: usize = 100_000;
-
 /// Settings the use cases need from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -151,7 +144,7 @@ impl Service {
             apply_lock: Mutex::new(()),
             full_feed: Mutex::new(None),
             pending_uses: PendingUses::default(),
-            dpop_replays: ReplayCache::new(DPOP_PROOFS_REMEMBERED),
+            dpop_replays: ReplayCache::new(tessera_verify::dpop::PROOFS_REMEMBERED),
             token_rates: RateLimit::new(1, 1.0, TOKEN_RATE_USERS),
             self_revocations: RateLimit::new(
                 SELF_REVOKE_BURST,

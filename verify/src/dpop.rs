@@ -321,22 +321,52 @@ pub fn check_proof(proof: &str, request: &Request<'_>) -> Result<Proof, ProofErr
     })
 }
 
+/// How many proofs the Tessera server and a [`crate::verifier::Verifier`]
+/// remember ([`ReplayCache::new`]): about 25 MB when full (~110–140 bytes a
+/// proof, taken as proofs come). Each is kept for its window (`iat` ± the
+/// leeway, 2 minutes by default), so every replay is refused up to ~1,600
+/// proofs a second, all partners together; past that the oldest are
+/// forgotten first (a shorter leeway shortens the window). Per process:
+/// a proof replayed to another cluster node or replica within its window
+/// is accepted there once more.
+pub const PROOFS_REMEMBERED: usize = 200_000;
+
 /// The `jti`s of proofs accepted lately, so each is accepted once within
 /// its window (`iat` ± the leeway): bounded in memory ([`ReplayCache::new`]'s
-/// capacity; past it the oldest are forgotten, and with them the proofs
-/// they could refuse, which are then past their window unless the cache
-/// is too small for the traffic — size it for (proofs per second × twice
-/// the leeway)). Per process: each cluster node keeps its own.
+/// capacity, about 60 bytes a proof; past it the least used are forgotten,
+/// and with them the proofs they could refuse, which are then past their
+/// window unless the cache is too small for the traffic — size it for
+/// (proofs per second × twice the leeway)). Per process: each cluster node
+/// keeps its own.
 pub struct ReplayCache {
-    seen: quick_cache::sync::Cache<(String, String), u64>,
+    /// [`ReplayCache::key`] of each proof → the end of its window.
+    seen: quick_cache::sync::Cache<u128, u64>,
 }
 
 impl ReplayCache {
-    /// A cache remembering up to `capacity` proofs.
+    /// A cache remembering up to `capacity` proofs (memory is taken as
+    /// proofs come, not up front).
     pub fn new(capacity: usize) -> Self {
         Self {
             seen: quick_cache::sync::Cache::new(capacity.max(1)),
         }
+    }
+
+    /// A proof's place in the cache: 128 bits of SHA-256 over its key's
+    /// thumbprint and its `jti` (a thumbprint is base64url, so `.` parts
+    /// them unambiguously). A fixed 16 bytes instead of the two strings
+    /// keeps ~2.5× more proofs in the same memory; two proofs sharing a
+    /// place would need a SHA-256 collision on 128 bits, and would only
+    /// refuse the second as a replay.
+    fn key(proof: &Proof) -> u128 {
+        let digest = Sha256::new()
+            .chain_update(proof.jkt.as_bytes())
+            .chain_update(b".")
+            .chain_update(proof.jti.as_bytes())
+            .finalize();
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&digest[..16]);
+        u128::from_le_bytes(first)
     }
 
     /// True the first time the proof `(jkt, jti)` is seen within its
@@ -344,7 +374,7 @@ impl ReplayCache {
     /// requests racing with one proof: one of them wins.
     pub fn first_use(&self, proof: &Proof, until: u64, now: u64) -> bool {
         use quick_cache::sync::GuardResult;
-        let key = (proof.jkt.clone(), proof.jti.clone());
+        let key = Self::key(proof);
         match self.seen.get_value_or_guard(&key, None) {
             GuardResult::Value(expires) if expires > now => false,
             GuardResult::Value(_) => {

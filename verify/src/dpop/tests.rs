@@ -378,3 +378,24 @@ fn a_key_read_once_is_remembered_and_answers_as_reading_it_again() {
             .is_none()
     );
 }
+
+#[test]
+fn a_proof_is_remembered_by_its_key_and_jti_until_its_window_ends() {
+    let replays = ReplayCache::new(16);
+    let proof = |jkt: &str, jti: &str| Proof {
+        jkt: jkt.into(),
+        jti: jti.into(),
+        iat: NOW,
+    };
+    assert!(replays.first_use(&proof("key-a", "1"), NOW + 61, NOW));
+    assert!(!replays.first_use(&proof("key-a", "1"), NOW + 61, NOW + 60));
+    // Another key's proof with the same jti is another proof; so is
+    // another jti, even one that runs the key's text on ("key-a" + "1"
+    // and "key-a1" + "" must not meet).
+    assert!(replays.first_use(&proof("key-b", "1"), NOW + 61, NOW));
+    assert!(replays.first_use(&proof("key-a", "2"), NOW + 61, NOW));
+    assert!(replays.first_use(&proof("key-a1", ""), NOW + 61, NOW));
+    // Once its window has ended, the place is free for a new proof.
+    assert!(replays.first_use(&proof("key-a", "1"), NOW + 200, NOW + 61));
+    assert!(!replays.first_use(&proof("key-a", "1"), NOW + 200, NOW + 199));
+}

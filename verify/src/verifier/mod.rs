@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 use ed25519_dalek::VerifyingKey;
 use parking_lot::Mutex;
 
-use crate::dpop::{PresentationError, Presented, ReplayCache};
+use crate::dpop::{self, PresentationError, Presented, ReplayCache};
 use crate::feed::{Refusal, RevocationState};
 use crate::scope::Scopes;
 use crate::token::{Claims, TokenError};
@@ -111,15 +111,9 @@ pub struct Verifier {
     /// The last refresh's error, cleared by a refresh that succeeds.
     last_error: Mutex<Option<String>>,
     wake: Arc<tokio::sync::Notify>,
-    /// The DPoP proofs this process accepted lately ([`DPOP_PROOFS_REMEMBERED`]).
+    /// The DPoP proofs this process accepted lately ([`dpop::PROOFS_REMEMBERED`]).
     dpop_replays: ReplayCache,
 }
-
-/// DPoP proofs a verifier remembers at once, each for its window (`iat` ±
-/// the leeway): every replay is refused up to ~800 proofs a second with
-/// the default leeway. Per process: another replica of a service keeps
-/// its own.
-pub const DPOP_PROOFS_REMEMBERED: usize = 100_000;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -158,7 +152,7 @@ impl Verifier {
             last_kid_refetch: Mutex::new(None),
             last_error: Mutex::new(None),
             wake: Arc::new(tokio::sync::Notify::new()),
-            dpop_replays: ReplayCache::new(DPOP_PROOFS_REMEMBERED),
+            dpop_replays: ReplayCache::new(dpop::PROOFS_REMEMBERED),
         })
     }
 
