@@ -369,6 +369,16 @@ impl ReplayCache {
         u128::from_le_bytes(first)
     }
 
+    /// How many proofs are remembered now.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// True when no proof is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
     /// True the first time the proof `(jkt, jti)` is seen within its
     /// window ending at `until` (unix seconds); false for a replay. Two
     /// requests racing with one proof: one of them wins.

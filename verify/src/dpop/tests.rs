@@ -399,3 +399,26 @@ fn a_proof_is_remembered_by_its_key_and_jti_until_its_window_ends() {
     assert!(replays.first_use(&proof("key-a", "1"), NOW + 200, NOW + 61));
     assert!(!replays.first_use(&proof("key-a", "1"), NOW + 200, NOW + 199));
 }
+
+#[test]
+fn a_flood_of_proofs_never_grows_the_cache_past_its_size() {
+    let replays = ReplayCache::new(1_000);
+    assert!(replays.is_empty());
+    for i in 0..20_000u64 {
+        let proof = Proof {
+            jkt: "one-busy-partner".into(),
+            jti: i.to_string(),
+            iat: NOW,
+        };
+        assert!(replays.first_use(&proof, NOW + 61, NOW));
+    }
+    assert!(!replays.is_empty());
+    assert!(replays.len() <= 1_000, "{} remembered", replays.len());
+    // The latest proofs are among those remembered: replaying one now is refused.
+    let latest = Proof {
+        jkt: "one-busy-partner".into(),
+        jti: "19999".into(),
+        iat: NOW,
+    };
+    assert!(!replays.first_use(&latest, NOW + 61, NOW));
+}
