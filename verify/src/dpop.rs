@@ -14,7 +14,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -537,11 +536,6 @@ pub fn check_presentation(
             }
         }
     }
-}
-
-/// The proof window a cache must cover: twice the leeway.
-pub fn window(leeway_secs: u64) -> Duration {
-    Duration::from_secs(leeway_secs.saturating_mul(2))
 }
 
 #[cfg(test)]

@@ -327,6 +327,18 @@ fn bound_tokens_come_as_dpop_by_their_key_and_unbound_ones_as_bearer() {
         check(Some("another-keys-thumbprint"), dpop(Some(&proof))),
         Err(BindingError::OtherKey.into())
     );
+    // The proof must carry this token's hash, whatever the request said.
+    let for_another_token = proof_with(
+        |_| {},
+        |c| {
+            c["jti"] = json!("proof-for-another-token");
+            c["ath"] = json!(ath_of("another.access.token"));
+        },
+    );
+    assert_eq!(
+        check(Some(&jkt), dpop(Some(&for_another_token))),
+        Err(ProofError::WrongAccessToken.into())
+    );
     assert_eq!(
         check(Some(&jkt), dpop(Some(&proof))),
         Ok(()),
