@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera::domain::keys::{self, Keyring};
 use tessera::domain::user::{User, Username};
-use tessera::login::password;
+use tessera::login::{login_check, password};
 use tessera::service::new_jti;
 use tessera::store::{Audit, RedbStore, Store};
 use tessera::token::{self, Claims};
@@ -62,7 +62,8 @@ fn passwords(c: &mut Criterion) {
         "login check, generated, user mid-rotation (two SHA-256)",
         |b| {
             b.iter(|| {
-                let check = password::LoginCheck::plan(Some(&fast), Some(&other), black_box(&pw));
+                let check =
+                    login_check::LoginCheck::plan(Some(&fast), Some(&other), black_box(&pw));
                 black_box(check.run(pw.as_bytes()))
             })
         },

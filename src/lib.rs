@@ -44,12 +44,12 @@
 //!   expired *account* gets the seed's `token expired` at login:
 //!   [`domain::user::User::may_get_tokens`] decides, only after the password
 //!   matched (`service::issue`), and `http::errors` (`LoginError`) words it.
-//! - **How a password is checked.** [`login::password::LoginCheck::plan`]
+//! - **How a password is checked.** [`login::login_check::LoginCheck::plan`]
 //!   plans two checks, one per secret a user may hold (the current one and,
 //!   during a rotation's grace, the previous one), each against the user's
-//!   hash or a dummy of the guess's scheme ([`login::password::Attempt::plan`]),
+//!   hash or a dummy of the guess's scheme ([`login::login_check::Attempt::plan`]),
 //!   so an unknown user, one secret and two all cost the same;
-//!   [`login::password::check`] does the work in constant time, on
+//!   [`login::login_check::check`] does the work in constant time, on
 //!   [`login::hash_pool`] for Argon2id (`service::issue`).
 //! - **A secret's life** (rotation with a grace, never more than two,
 //!   ending one early, the grace running out, recording its last use):

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::login::login_check::Which;
 use crate::login::password::PasswordHash;
-pub use crate::login::password::Which;
 use crate::runtime::time;
 
 /// The grace a rotation gives the previous secret when none is asked for.

@@ -14,7 +14,7 @@ use super::{IssueError, Service, crypto};
 use crate::domain::user::{User, Username};
 use crate::login::client::{Client, ClientKey};
 use crate::login::hash_pool::PoolError;
-use crate::login::password::{LoginCheck, OwnedLoginCheck, Which};
+use crate::login::login_check::{LoginCheck, OwnedLoginCheck, Which};
 use crate::token::{self, Claims};
 use tessera_verify::dpop;
 use tessera_verify::scope::Scopes;

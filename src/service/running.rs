@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::domain::keys::Keyring;
 use crate::login::hash_pool::HashPool;
-use crate::login::password;
+use crate::login::login_check;
 use crate::login::throttle::ThrottleConfig;
 use crate::login::throttle::{self, Throttle};
 use crate::runtime::metrics::Metrics;
@@ -130,7 +130,7 @@ impl Service {
             .map(|kid| (kid.to_owned(), tokio::time::Instant::now()));
         let hash_pool = HashPool::new(HashPool::default_threads(), settings.hash_queue);
         // Build the Argon2id dummy hash on the thread that will reuse its memory.
-        hash_pool.spawn(password::warm_up);
+        hash_pool.spawn(login_check::warm_up);
         Ok(Self {
             store,
             throttle: Throttle::new(settings.throttle, throttle::DEFAULT_CAPACITY),

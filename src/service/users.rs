@@ -9,6 +9,7 @@ use crate::domain::networks::AllowedNetworks;
 use crate::domain::token_rate::TokenRate;
 use crate::domain::user::{AccountStatus, User, Username, check_password_rule};
 use crate::domain::values::TokenTtl;
+use crate::login::login_check;
 use crate::login::password::{self, PasswordHash};
 use crate::runtime::time;
 use crate::store::{Action, Page, UserChange};
@@ -154,20 +155,22 @@ impl Service {
 
     /// Whether `stored` accepts `given` (an operator's password in a
     /// declarative file, compared to decide whether anything changes):
-    /// [`password::check`], off the async threads when the hash is slow.
+    /// [`login_check::check`], off the async threads when the hash is slow.
     pub(super) async fn password_matches(
         &self,
         stored: &PasswordHash,
         given: &str,
     ) -> Result<bool, AdminError> {
         if !stored.is_slow() {
-            return Ok(password::check(stored, true, given.as_bytes()));
+            return Ok(login_check::check(stored, true, given.as_bytes()));
         }
         let (stored, given) = (stored.clone(), Zeroizing::new(given.to_owned()));
         Ok(
-            tokio::task::spawn_blocking(move || password::check(&stored, true, given.as_bytes()))
-                .await
-                .map_err(InternalError::from)?,
+            tokio::task::spawn_blocking(move || {
+                login_check::check(&stored, true, given.as_bytes())
+            })
+            .await
+            .map_err(InternalError::from)?,
         )
     }
 
