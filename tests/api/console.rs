@@ -344,6 +344,66 @@ async fn a_post_without_the_sessions_token_or_from_elsewhere_changes_nothing() {
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
 }
 
+/// Every form the console serves, as its page would post it (the fields
+/// a person fills in), without the session's CSRF token.
+const EVERY_FORM: [(&str, &[(&str, &str)]); 8] = [
+    ("/console/users", &[("username", "forged")]),
+    ("/console/users/acme", &[("note", "forged"), ("scopes", "")]),
+    ("/console/users/acme/status", &[("status", "disabled")]),
+    ("/console/users/acme/revoke", &[]),
+    ("/console/users/acme/rotate", &[("grace", "0s")]),
+    ("/console/users/acme/delete", &[]),
+    ("/console/keys/rotate", &[]),
+    ("/console/sign-out", &[]),
+];
+
+#[tokio::test]
+async fn every_form_without_the_sessions_token_or_with_a_wrong_one_changes_nothing() {
+    let app = spawn_app().await;
+    app.create_user("acme").await;
+    let mut c = Console::new(&app);
+    c.sign_in().await;
+    let csrf = c.csrf().await;
+    let before = audit(&app).await;
+    let user_before: Value = app
+        .admin_get("/admin/users/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let jwks_before = app.admin_get("/admin/keys").await.text().await.unwrap();
+    for (path, fields) in EVERY_FORM {
+        for token in [None, Some("wrong"), Some(&csrf[..csrf.len() - 1])] {
+            let mut form = fields.to_vec();
+            if let Some(t) = token {
+                form.push(("csrf", t));
+            }
+            let page = c.post(path, &form).await;
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{path} {token:?}");
+        }
+    }
+    assert_eq!(audit(&app).await, before, "no audit event");
+    let user_after: Value = app
+        .admin_get("/admin/users/acme")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user_after, user_before, "the partner unchanged");
+    assert_eq!(
+        app.admin_get("/admin/keys").await.text().await.unwrap(),
+        jwks_before,
+        "the keys unchanged"
+    );
+    // The session still stands (sign-out without the token did not end
+    // it), and the same forms with the token do go through.
+    assert_eq!(c.get("/console/users").await.status, StatusCode::OK);
+    let page = c
+        .post("/console/users/acme/revoke", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+}
+
 #[tokio::test]
 async fn a_partner_is_created_with_a_password_shown_once_and_the_apis_audit_event() {
     let app = spawn_app().await;
