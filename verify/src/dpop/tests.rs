@@ -475,3 +475,20 @@ fn a_proof_may_be_2048_bytes_long_and_its_jti_256() {
         }
     }
 }
+
+#[test]
+fn a_flood_of_new_keys_never_grows_the_known_keys_past_their_size() {
+    for i in 0..(KNOWN_KEYS_CAPACITY as u32 + 1_000) {
+        let mut seed = [0u8; 32];
+        seed[..4].copy_from_slice(&i.to_le_bytes());
+        seed[31] = 0xee;
+        let key = SigningKey::from_bytes(&seed);
+        let header = json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": ed_jwk(&key)});
+        assert!(check_proof(&sign_ed(&header, &claims(), &key), &request(None)).is_ok());
+    }
+    assert!(
+        KNOWN_KEYS.len() <= KNOWN_KEYS_CAPACITY,
+        "{} keys",
+        KNOWN_KEYS.len()
+    );
+}
